@@ -1,0 +1,47 @@
+# Lineage — make targets. `make run` serves on embedded defaults; `make test` runs every test.
+SHELL := /bin/bash
+GO ?= go
+BIN := bin
+export CGO_ENABLED := 1
+
+.PHONY: all build run test test-short lint fuzz bench clean deps
+
+all: build
+
+## deps: the toolchain pieces a fresh Debian machine needs (gcc for the SQLite driver's cgo).
+deps:
+	@scripts/deps.sh
+
+build: deps
+	$(GO) build -o $(BIN)/lineaged ./cmd/lineaged
+	$(GO) build -o $(BIN)/lineagectl ./cmd/lineagectl
+	$(GO) build -o $(BIN)/lineagebench ./cmd/lineagebench
+
+## run: the service on embedded defaults (NATS :4222, API :8080 on 127.0.0.1, state in ./data).
+run: build
+	$(BIN)/lineaged serve
+
+## lint: gofmt and go vet must be clean.
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+## test: lint, then every test (unit, conformance, end-to-end) with the race detector.
+test: deps lint
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+## fuzz: run each decoder fuzzer for FUZZTIME (the corpus under testdata/fuzz is kept in git).
+FUZZTIME ?= 60s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRecord$$' -fuzztime $(FUZZTIME) .
+	$(GO) test -run '^$$' -fuzz '^FuzzCanonicalize$$' -fuzztime $(FUZZTIME) .
+
+## bench: Go benchmarks, then the end-to-end load test (BENCH_N records through a real lineaged).
+BENCH_N ?= 100000
+bench: build
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s . ./ledger/... ./query/...
+	scripts/bench.sh $(BENCH_N)
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,344 @@
+package ingest
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	lineage "github.com/lineage-audit/lineage"
+	"github.com/lineage-audit/lineage/ledger"
+	"github.com/lineage-audit/lineage/query/index"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Lookup finds a record already in the log by tenant and id; it returns index.ErrNotFound when
+// there is none. The index store satisfies it.
+type Lookup interface {
+	Lookup(ctx context.Context, tenant, id string) (index.Ref, error)
+}
+
+// Config wires an Ingester.
+type Config struct {
+	JS  jetstream.JetStream
+	Log ledger.Log
+	// Seen answers "is this id already in the log?" for everything the indexer has applied.
+	Seen Lookup
+	// Indexed returns the indexer's position (log entries applied to Seen). Records appended
+	// by this process are remembered until Indexed passes them.
+	Indexed func() uint64
+	// WaitIndexed blocks until the indexer has applied at least n entries.
+	WaitIndexed func(ctx context.Context, n uint64) error
+	// BatchSize bounds the messages handled per batch (and per group commit). Default 1000.
+	BatchSize int
+	// Linger is how long a batch waits for more messages once it has one. Default 5 ms.
+	Linger time.Duration
+	// MaxPending bounds records appended but not yet indexed; above it the ingester pauses so
+	// memory stays bounded if the indexer falls behind. Default 200,000.
+	MaxPending int
+	Metrics    *Metrics
+	Logger     *slog.Logger
+	// Now is the clock for received_at (tests may fix it).
+	Now func() time.Time
+}
+
+// Ingester is the durable JetStream consumer that feeds the log. One runs per log.
+type Ingester struct {
+	cfg     Config
+	pending map[string]pendingRec // tenant\x00id → appended, not yet indexed
+	order   []pendingKey          // pending keys in log order, for pruning
+}
+
+type pendingRec struct {
+	index uint64
+	hash  [32]byte
+}
+
+type pendingKey struct {
+	index uint64
+	key   string
+}
+
+// New checks the config and returns an Ingester.
+func New(cfg Config) (*Ingester, error) {
+	if cfg.JS == nil || cfg.Log == nil || cfg.Seen == nil || cfg.Indexed == nil || cfg.WaitIndexed == nil {
+		return nil, errors.New("ingest: JS, Log, Seen, Indexed and WaitIndexed are required")
+	}
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = 1000
+	}
+	if cfg.Linger <= 0 {
+		cfg.Linger = 5 * time.Millisecond
+	}
+	if cfg.MaxPending <= 0 {
+		cfg.MaxPending = 200_000
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics(nil)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Ingester{cfg: cfg, pending: map[string]pendingRec{}}, nil
+}
+
+// Run consumes until ctx is cancelled. Before the first fetch it waits for the indexer to
+// apply every entry already sequenced in the log: only then is the id lookup complete, so a
+// message redelivered after a crash (appended, never acked) is recognised as a duplicate.
+func (in *Ingester) Run(ctx context.Context) error {
+	size, err := in.cfg.Log.Size(ctx)
+	if err != nil {
+		return fmt.Errorf("ingest: log size: %w", err)
+	}
+	in.cfg.Logger.Info("ingest: waiting for the index to catch up with the log", "log_size", size)
+	if err := in.cfg.WaitIndexed(ctx, size); err != nil {
+		return fmt.Errorf("ingest: wait for index to reach %d: %w", size, err)
+	}
+	cons, err := ensureConsumer(ctx, in.cfg.JS, 4*in.cfg.BatchSize)
+	if err != nil {
+		return err
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(2 * in.cfg.BatchSize))
+	if err != nil {
+		return fmt.Errorf("ingest: subscribe: %w", err)
+	}
+	// Stop the iterator when ctx ends so a blocked Next returns.
+	stop := context.AfterFunc(ctx, it.Stop)
+	defer stop()
+	defer it.Stop()
+	in.cfg.Logger.Info("ingest: consuming", "stream", RecordsStream, "consumer", ConsumerName)
+
+	batch := make([]jetstream.Msg, 0, in.cfg.BatchSize)
+	for ctx.Err() == nil {
+		if err := in.throttle(ctx); err != nil {
+			return nil
+		}
+		batch = batch[:0]
+		msg, err := it.Next()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				return nil
+			}
+			in.cfg.Logger.Warn("ingest: next message", "err", err)
+			continue
+		}
+		batch = append(batch, msg)
+		for len(batch) < in.cfg.BatchSize {
+			m, err := it.Next(jetstream.NextMaxWait(in.cfg.Linger))
+			if err != nil {
+				break
+			}
+			batch = append(batch, m)
+		}
+		in.handle(ctx, batch)
+	}
+	return nil
+}
+
+// throttle prunes the pending set and, while it is over MaxPending, waits for the indexer.
+func (in *Ingester) throttle(ctx context.Context) error {
+	in.prune()
+	for len(in.pending) > in.cfg.MaxPending {
+		if err := in.cfg.WaitIndexed(ctx, in.order[len(in.order)-in.cfg.MaxPending/2].index+1); err != nil {
+			return err
+		}
+		in.prune()
+	}
+	return nil
+}
+
+// prune forgets appended records the indexer has applied: from now on Seen answers for them.
+func (in *Ingester) prune() {
+	pos := in.cfg.Indexed()
+	n := 0
+	for n < len(in.order) && in.order[n].index < pos {
+		if p, ok := in.pending[in.order[n].key]; ok && p.index == in.order[n].index {
+			delete(in.pending, in.order[n].key)
+		}
+		n++
+	}
+	if n > 0 {
+		in.order = append(in.order[:0], in.order[n:]...)
+	}
+}
+
+// item is one message on its way through a batch.
+type item struct {
+	msg     jetstream.Msg
+	tenant  string
+	rec     *lineage.Record
+	canon   []byte
+	hash    [32]byte
+	key     string
+	future  ledger.IndexFuture
+	reject  *Rejection
+	dupOf   int // index in the batch of an earlier item with the same key, or -1
+	settled bool
+}
+
+// handle runs one batch: decode all, add all, then resolve all futures and ack. Adding every
+// record before resolving any future lets the log put the whole batch in one group commit.
+func (in *Ingester) handle(ctx context.Context, msgs []jetstream.Msg) {
+	start := time.Now()
+	m := in.cfg.Metrics
+	m.Received.Add(float64(len(msgs)))
+	m.BatchSize.Observe(float64(len(msgs)))
+	if md, err := msgs[len(msgs)-1].Metadata(); err == nil {
+		m.Lag.Set(float64(md.NumPending))
+	}
+
+	items := make([]item, len(msgs))
+	inBatch := make(map[string]int, len(msgs))
+	now := in.cfg.Now().UTC()
+	for i, msg := range msgs {
+		it := &items[i]
+		it.msg, it.dupOf = msg, -1
+		it.tenant, it.rec, it.canon, it.reject = decodeMsg(msg)
+		if it.reject != nil {
+			continue
+		}
+		it.hash = sha256.Sum256(it.canon)
+		it.key = it.tenant + "\x00" + it.rec.ID
+		if j, ok := inBatch[it.key]; ok {
+			it.dupOf = j
+			continue
+		}
+		prior, found, err := in.lookup(ctx, it.tenant, it.rec.ID, it.key)
+		if err != nil {
+			in.cfg.Logger.Error("ingest: id lookup", "tenant", it.tenant, "id", it.rec.ID, "err", err)
+			in.retry(it)
+			continue
+		}
+		if found {
+			if prior.hash == it.hash {
+				m.Duplicates.Inc()
+				in.ack(it)
+			} else {
+				it.reject = conflict(prior.index)
+			}
+			continue
+		}
+		inBatch[it.key] = i
+		it.future = in.cfg.Log.Add(ctx, lineage.NewEnvelope(it.canon, now, false))
+	}
+
+	for i := range items {
+		it := &items[i]
+		if it.settled || it.reject != nil || it.dupOf >= 0 {
+			continue
+		}
+		idx, err := it.future()
+		if err != nil {
+			in.cfg.Logger.Error("ingest: append", "tenant", it.tenant, "id", it.rec.ID, "err", err)
+			delete(inBatch, it.key)
+			in.retry(it)
+			continue
+		}
+		in.pending[it.key] = pendingRec{index: idx, hash: it.hash}
+		in.order = append(in.order, pendingKey{index: idx, key: it.key})
+		m.Appended.Inc()
+		in.ack(it)
+	}
+	m.AppendTime.Observe(time.Since(start).Seconds())
+
+	// Same id twice in one batch: settle each copy against the first one's outcome.
+	for i := range items {
+		it := &items[i]
+		if it.settled || it.dupOf < 0 {
+			continue
+		}
+		first := &items[it.dupOf]
+		p, appended := in.pending[it.key]
+		switch {
+		case !appended || first.reject != nil:
+			in.retry(it) // the first copy failed; this one gets its own chance on redelivery
+		case p.hash == it.hash:
+			m.Duplicates.Inc()
+			in.ack(it)
+		default:
+			it.reject = conflict(p.index)
+		}
+	}
+
+	for i := range items {
+		if it := &items[i]; !it.settled && it.reject != nil {
+			in.quarantine(ctx, it)
+		}
+	}
+}
+
+// lookup answers whether tenant/id is already in the log, from this process's pending set or
+// from the index.
+func (in *Ingester) lookup(ctx context.Context, tenant, id, key string) (pendingRec, bool, error) {
+	if p, ok := in.pending[key]; ok {
+		return p, true, nil
+	}
+	ref, err := in.cfg.Seen.Lookup(ctx, tenant, id)
+	if errors.Is(err, index.ErrNotFound) {
+		return pendingRec{}, false, nil
+	}
+	if err != nil {
+		return pendingRec{}, false, err
+	}
+	return pendingRec{index: ref.Index, hash: ref.RecordHash}, true, nil
+}
+
+func (in *Ingester) ack(it *item) {
+	it.settled = true
+	// A lost ack only causes a redelivery, which the id lookup turns into a duplicate.
+	if err := it.msg.Ack(); err != nil {
+		in.cfg.Logger.Warn("ingest: ack", "subject", it.msg.Subject(), "err", err)
+	}
+}
+
+func (in *Ingester) retry(it *item) {
+	it.settled = true
+	in.cfg.Metrics.Retries.Inc()
+	if err := it.msg.NakWithDelay(time.Second); err != nil {
+		in.cfg.Logger.Warn("ingest: nak", "subject", it.msg.Subject(), "err", err)
+	}
+}
+
+// decodeMsg validates one message: subject, record, tenant agreement, canonical form.
+func decodeMsg(msg jetstream.Msg) (tenant string, rec *lineage.Record, canon []byte, rej *Rejection) {
+	tenant, ok := strings.CutPrefix(msg.Subject(), RecordsPrefix)
+	if !ok || !validTenant(tenant) {
+		return "", nil, nil, &Rejection{Code: ReasonBadSubject, Detail: fmt.Sprintf("subject %q is not %s<tenant>", msg.Subject(), RecordsPrefix)}
+	}
+	rec, err := lineage.DecodeRecord(msg.Data())
+	if err != nil {
+		return tenant, nil, nil, rejectDecode(err)
+	}
+	if rec.Tenant != tenant {
+		return tenant, nil, nil, &Rejection{Code: ReasonTenantMismatch, Field: "tenant",
+			Detail: fmt.Sprintf("record tenant %q published on the subject of tenant %q", rec.Tenant, tenant)}
+	}
+	canon, err = rec.Canonical()
+	if err != nil {
+		return tenant, nil, nil, &Rejection{Code: ReasonInvalid, Detail: err.Error()}
+	}
+	return tenant, rec, canon, nil
+}
+
+// validTenant mirrors the record's tenant rule, so a quarantine subject is always valid.
+func validTenant(t string) bool {
+	if len(t) == 0 || len(t) > 63 {
+		return false
+	}
+	for i := 0; i < len(t); i++ {
+		c := t[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
+		case (c == '-' || c == '_') && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,96 @@
+// Package ingest takes decision records from enforcement points and appends them to the ledger.
+//
+// Records arrive on NATS JetStream subjects lineage.records.<tenant>. The Ingester is a durable
+// pull consumer: it fetches a batch, decodes and validates every record strictly, canonicalizes
+// it (RFC 8785), drops redeliveries of ids already in the log, appends the rest as canonical
+// envelopes, and acks each message only once its record is durably sequenced in the log (or
+// durably quarantined). Anything it cannot accept goes to lineage.quarantine.<tenant> with a
+// machine-readable reason; nothing is dropped silently.
+package ingest
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Subject layout and stream names. The tenant is the last subject token, so NATS permissions
+// can confine a publisher to its own tenant's subject.
+const (
+	RecordsStream     = "LINEAGE_RECORDS"
+	RecordsSubjects   = "lineage.records.>"
+	RecordsPrefix     = "lineage.records."
+	QuarantineStream  = "LINEAGE_QUARANTINE"
+	QuarantinePrefix  = "lineage.quarantine."
+	QuarantineSubject = "lineage.quarantine.>"
+	ConsumerName      = "lineage-ingester"
+
+	// DuplicateWindow is JetStream's Nats-Msg-Id dedupe window: publisher retries within it are
+	// dropped by the server; later redeliveries are caught by the record-id lookup.
+	DuplicateWindow = 10 * time.Minute
+	// HeaderAllowance is the room left for NATS headers on top of the 64 KiB record limit.
+	HeaderAllowance = 4 << 10
+)
+
+// StreamOptions sizes the streams.
+type StreamOptions struct {
+	// MaxMsgSize is the largest record message (payload plus headers) the stream accepts.
+	MaxMsgSize int32
+	// Replicas is the stream replication factor (1 embedded, 3 in a cluster).
+	Replicas int
+}
+
+// EnsureStreams creates or updates the records and quarantine streams. Both use file storage:
+// a record acked by JetStream to its publisher must survive a restart of the server before
+// the ingester has appended it.
+func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions) error {
+	if o.Replicas == 0 {
+		o.Replicas = 1
+	}
+	_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        RecordsStream,
+		Description: "Lineage decision records from enforcement points (work queue for the ingester).",
+		Subjects:    []string{RecordsSubjects},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.WorkQueuePolicy,
+		Duplicates:  DuplicateWindow,
+		MaxMsgSize:  o.MaxMsgSize,
+		Replicas:    o.Replicas,
+		Discard:     jetstream.DiscardNew,
+	})
+	if err != nil {
+		return fmt.Errorf("ingest: stream %s: %w", RecordsStream, err)
+	}
+	_, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        QuarantineStream,
+		Description: "Lineage records rejected at ingest, with the reason. Kept for review; never read by the ingester.",
+		Subjects:    []string{QuarantineSubject},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		Duplicates:  DuplicateWindow,
+		Replicas:    o.Replicas,
+	})
+	if err != nil {
+		return fmt.Errorf("ingest: stream %s: %w", QuarantineStream, err)
+	}
+	return nil
+}
+
+// ensureConsumer creates the durable consumer the ingester reads from.
+func ensureConsumer(ctx context.Context, js jetstream.JetStream, maxAckPending int) (jetstream.Consumer, error) {
+	c, err := js.CreateOrUpdateConsumer(ctx, RecordsStream, jetstream.ConsumerConfig{
+		Durable:       ConsumerName,
+		Description:   "Lineage ingester: acks only after the record is durably in the log.",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       2 * time.Minute,
+		MaxAckPending: maxAckPending,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		FilterSubject: RecordsSubjects,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ingest: consumer %s: %w", ConsumerName, err)
+	}
+	return c, nil
+}

@@ -1,0 +1,169 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// bins holds the binaries built once for the whole package.
+var bins struct{ lineaged, lineagectl string }
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "lineage-e2e-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	bins.lineaged = filepath.Join(dir, "lineaged")
+	bins.lineagectl = filepath.Join(dir, "lineagectl")
+	for out, pkg := range map[string]string{bins.lineaged: "../../cmd/lineaged", bins.lineagectl: "../../cmd/lineagectl"} {
+		cmd := exec.Command("go", "build", "-o", out, pkg)
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "build", pkg, err)
+			os.Exit(1)
+		}
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// freeAddr returns a loopback address with a port that was free a moment ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// daemon is a lineaged child process.
+type daemon struct {
+	t        *testing.T
+	dataDir  string
+	natsAddr string
+	httpAddr string
+	cmd      *exec.Cmd
+	logs     *bytes.Buffer
+	done     chan error
+}
+
+func startDaemon(t *testing.T, dataDir, natsAddr, httpAddr string) *daemon {
+	t.Helper()
+	d := &daemon{t: t, dataDir: dataDir, natsAddr: natsAddr, httpAddr: httpAddr, logs: &bytes.Buffer{}, done: make(chan error, 1)}
+	d.cmd = exec.Command(bins.lineaged, "serve", "--data-dir", dataDir, "--nats-addr", natsAddr,
+		"--http-addr", httpAddr, "--checkpoint-interval", "100ms", "--log-origin", "lineage.test/e2e")
+	d.cmd.Stdout, d.cmd.Stderr = d.logs, d.logs
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { d.done <- d.cmd.Wait() }()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-d.done:
+			t.Fatalf("lineaged exited early: %v\n%s", err, d.logs)
+		default:
+		}
+		if resp, err := http.Get(d.url("/healthz")); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return d
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	d.cmd.Process.Kill()
+	t.Fatalf("lineaged not healthy after 30s\n%s", d.logs)
+	return nil
+}
+
+func (d *daemon) url(path string) string { return "http://" + d.httpAddr + path }
+
+// stop sends SIGTERM and waits for a clean exit.
+func (d *daemon) stop() {
+	d.t.Helper()
+	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-d.done:
+		if err != nil {
+			d.t.Fatalf("lineaged exited with %v\n%s", err, d.logs)
+		}
+	case <-time.After(60 * time.Second):
+		d.cmd.Process.Kill()
+		d.t.Fatalf("lineaged did not stop within 60s\n%s", d.logs)
+	}
+}
+
+func (d *daemon) getJSON(t *testing.T, path string, v any) int {
+	t.Helper()
+	resp, err := http.Get(d.url(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if v != nil && resp.StatusCode == http.StatusOK {
+		if err := json.Unmarshal(b, v); err != nil {
+			t.Fatalf("GET %s: %v\n%s", path, err, b)
+		}
+	}
+	return resp.StatusCode
+}
+
+func (d *daemon) getText(t *testing.T, path string) []byte {
+	t.Helper()
+	resp, err := http.Get(d.url(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s\n%s", path, resp.Status, b)
+	}
+	return b
+}
+
+// waitIndexed waits until the index holds n log entries.
+func (d *daemon) waitIndexed(t *testing.T, n uint64) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	var h struct {
+		IndexPosition  uint64 `json:"index_position"`
+		CheckpointSize uint64 `json:"checkpoint_size"`
+	}
+	for time.Now().Before(deadline) {
+		if d.getJSON(t, "/healthz", &h) == http.StatusOK && h.IndexPosition >= n {
+			if h.IndexPosition > n {
+				t.Fatalf("index holds %d entries, want exactly %d", h.IndexPosition, n)
+			}
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("index reached %d of %d entries in 60s\n%s", h.IndexPosition, n, d.logs)
+}
+
+// ctl runs lineagectl and returns its combined output and error.
+func ctl(args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, bins.lineagectl, args...).CombinedOutput()
+	return strings.TrimSpace(string(out)), err
+}

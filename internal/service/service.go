@@ -1,0 +1,291 @@
+// Package service wires Lineage's parts into the running daemon: NATS (embedded or external),
+// the ledger, the index, the indexer, the ingester and the HTTP API. cmd/lineaged parses flags
+// into a Config and calls Run; tests call Run in-process with the same Config.
+package service
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/lineage-audit/lineage/ingest"
+	"github.com/lineage-audit/lineage/ledger"
+	"github.com/lineage-audit/lineage/ledger/tessera"
+	"github.com/lineage-audit/lineage/query"
+	"github.com/lineage-audit/lineage/query/index/sqlite"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"k8s.io/klog/v2"
+)
+
+// Config is everything `lineaged serve` can be told.
+type Config struct {
+	DataDir string
+	// Ledger and Index name the drivers; only "tessera" and "sqlite" exist so far.
+	Ledger string
+	Index  string
+	// LogOrigin names a new log (used only when the signing key is created).
+	LogOrigin string
+	// KeyFile is the checkpoint signing key (default <data-dir>/keys/log.key).
+	KeyFile string
+
+	NATSAddr  string // embedded server listen address
+	NATSURL   string // external server; disables the embedded one
+	NATSToken string // token the embedded server requires / the client presents
+
+	HTTPAddr string
+
+	CheckpointInterval time.Duration
+	BatchSize          int
+	// Ready, if set, is called once the service accepts records and queries.
+	Ready  func(Info)
+	Logger *slog.Logger
+}
+
+// Info describes a started service.
+type Info struct {
+	HTTPAddr string // actual address (useful with port 0)
+	NATSURL  string
+	Verifier string
+}
+
+// Defaults fills unset fields with the embedded defaults.
+func (c *Config) Defaults() {
+	if c.DataDir == "" {
+		c.DataDir = "./data"
+	}
+	if c.Ledger == "" {
+		c.Ledger = "tessera"
+	}
+	if c.Index == "" {
+		c.Index = "sqlite"
+	}
+	if c.KeyFile == "" {
+		c.KeyFile = filepath.Join(c.DataDir, "keys", "log.key")
+	}
+	if c.LogOrigin == "" {
+		host, _ := os.Hostname()
+		if host == "" {
+			host = "localhost"
+		}
+		c.LogOrigin = "lineage.local/" + host
+	}
+	if c.NATSAddr == "" {
+		c.NATSAddr = "127.0.0.1:4222"
+	}
+	if c.HTTPAddr == "" {
+		c.HTTPAddr = "127.0.0.1:8080"
+	}
+	if c.CheckpointInterval == 0 {
+		c.CheckpointInterval = 250 * time.Millisecond
+	}
+	if c.BatchSize == 0 {
+		c.BatchSize = 1000
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// MaxRecordMsg is the largest NATS message the embedded server and the stream accept: a 64 KiB
+// record plus room for headers. Larger ones are refused to the publisher by the server.
+const MaxRecordMsg = 64<<10 + ingest.HeaderAllowance
+
+// LogDir and IndexPath locate the embedded stores in the data dir.
+func LogDir(dataDir string) string    { return filepath.Join(dataDir, "log") }
+func IndexPath(dataDir string) string { return filepath.Join(dataDir, "index.sqlite") }
+
+// Run starts everything and blocks until ctx ends, then shuts down in dependency order: stop
+// taking records, flush the log, stop indexing, close the index, stop NATS.
+func Run(ctx context.Context, c Config) error {
+	c.Defaults()
+	log := c.Logger
+	if c.Ledger != "tessera" {
+		return fmt.Errorf("service: --ledger %q is not available (tessera)", c.Ledger)
+	}
+	if c.Index != "sqlite" {
+		return fmt.Errorf("service: --index %q is not available (sqlite)", c.Index)
+	}
+	// No authentication exists on the HTTP API yet, so it may only listen on loopback.
+	if err := requireLoopback("--http-addr", c.HTTPAddr); err != nil {
+		return err
+	}
+	if c.NATSURL == "" && c.NATSToken == "" {
+		if err := requireLoopback("--nats-addr (without --nats-token)", c.NATSAddr); err != nil {
+			return err
+		}
+	}
+	klog.SetSlogLogger(log.With("component", "tessera"))
+	unlock, err := LockDataDir(c.DataDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+
+	signer, vkey, err := ledger.LoadOrCreateSigner(c.KeyFile, c.LogOrigin)
+	if err != nil {
+		return err
+	}
+	verifier, err := ledger.NewVerifier(vkey)
+	if err != nil {
+		return err
+	}
+	log.Info("ledger key", "origin", signer.Name(), "verifier", vkey)
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	topts := tessera.DefaultOptions(LogDir(c.DataDir), signer, verifier)
+	topts.CheckpointInterval = c.CheckpointInterval
+	lg, err := tessera.Open(ctx, topts)
+	if err != nil {
+		return err
+	}
+	logOpen := true
+	closeLog := func() {
+		if !logOpen {
+			return
+		}
+		logOpen = false
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		if err := lg.Close(sctx); err != nil {
+			log.Error("ledger close", "err", err)
+		}
+	}
+	defer closeLog()
+
+	store, err := sqlite.Open(ctx, IndexPath(c.DataDir))
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	ix, err := query.NewIndexer(ctx, lg, store, reg, log.With("component", "indexer"))
+	if err != nil {
+		return err
+	}
+	ixCtx, stopIndexer := context.WithCancel(context.WithoutCancel(ctx))
+	ixDone := make(chan struct{})
+	go func() { defer close(ixDone); _ = ix.Run(ixCtx) }()
+	defer func() { stopIndexer(); <-ixDone }()
+
+	nc, natsURL, stopNATS, err := connectNATS(c, log)
+	if err != nil {
+		return err
+	}
+	defer stopNATS()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("service: jetstream: %w", err)
+	}
+	if err := ingest.EnsureStreams(ctx, js, ingest.StreamOptions{MaxMsgSize: MaxRecordMsg}); err != nil {
+		return err
+	}
+	in, err := ingest.New(ingest.Config{
+		JS: js, Log: lg, Seen: store, Indexed: ix.Position, WaitIndexed: ix.WaitFor,
+		BatchSize: c.BatchSize, Metrics: ingest.NewMetrics(reg), Logger: log.With("component", "ingest"),
+	})
+	if err != nil {
+		return err
+	}
+	inCtx, stopIngest := context.WithCancel(ctx)
+	defer stopIngest()
+	inDone := make(chan error, 1)
+	go func() { inDone <- in.Run(inCtx) }()
+
+	api := &query.API{Log: lg, Store: store, Verifier: vkey, LogDir: LogDir(c.DataDir), Gatherer: reg,
+		Logger: log.With("component", "api")}
+	ln, err := net.Listen("tcp", c.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("service: listen %s: %w", c.HTTPAddr, err)
+	}
+	srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10}
+	httpDone := make(chan error, 1)
+	go func() { httpDone <- srv.Serve(ln) }()
+	log.Info("lineaged serving", "http", ln.Addr().String(), "nats", natsURL, "data_dir", c.DataDir)
+	if c.Ready != nil {
+		c.Ready(Info{HTTPAddr: ln.Addr().String(), NATSURL: natsURL, Verifier: vkey})
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case err := <-inDone:
+		runErr = fmt.Errorf("service: ingester stopped: %w", err)
+		inDone <- nil
+	case err := <-httpDone:
+		runErr = fmt.Errorf("service: http: %w", err)
+	}
+	log.Info("lineaged shutting down")
+	shCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(shCtx)
+	stopIngest()
+	<-inDone
+	closeLog() // every appended entry is integrated and checkpointed before the index stops
+	return runErr
+}
+
+// connectNATS starts the embedded server (unless an external URL is given) and connects.
+func connectNATS(c Config, log *slog.Logger) (*nats.Conn, string, func(), error) {
+	opts := []nats.Option{nats.Name("lineaged"), nats.MaxReconnects(-1), nats.ReconnectWait(500 * time.Millisecond)}
+	if c.NATSToken != "" {
+		opts = append(opts, nats.Token(c.NATSToken))
+	}
+	if c.NATSURL != "" {
+		nc, err := nats.Connect(c.NATSURL, opts...)
+		if err != nil {
+			return nil, "", nil, fmt.Errorf("service: connect %s: %w", redactURL(c.NATSURL), err)
+		}
+		return nc, redactURL(c.NATSURL), nc.Close, nil
+	}
+	ns, err := ingest.StartEmbedded(ingest.EmbeddedOptions{
+		Addr: c.NATSAddr, StoreDir: filepath.Join(c.DataDir, "nats"), MaxPayload: MaxRecordMsg, Token: c.NATSToken,
+	})
+	if err != nil {
+		return nil, "", nil, err
+	}
+	clientURL := ns.ClientURL()
+	nc, err := nats.Connect(clientURL, opts...)
+	if err != nil {
+		ns.Shutdown()
+		return nil, "", nil, fmt.Errorf("service: connect embedded nats: %w", err)
+	}
+	return nc, clientURL, func() {
+		nc.Close()
+		ns.Shutdown()
+		ns.WaitForShutdown()
+	}, nil
+}
+
+func requireLoopback(flag, addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("service: %s %q: %w", flag, addr, err)
+	}
+	if host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("service: %s %q is not a loopback address; listening beyond this host needs authentication, which is not configured (refusing to start)", flag, addr)
+}
+
+// redactURL drops credentials from a URL before it is logged.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(unparseable url)"
+	}
+	return u.Redacted()
+}

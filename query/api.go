@@ -1,0 +1,389 @@
+package query
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	lineage "github.com/lineage-audit/lineage"
+	"github.com/lineage-audit/lineage/ledger"
+	"github.com/lineage-audit/lineage/query/index"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// API is the HTTP query API. Every answer that contains records names the signed checkpoint it
+// was proven against, so a client can verify it with the log's public key alone.
+type API struct {
+	Log   ledger.Log
+	Store index.Store
+	// Verifier is the log's public key in note verifier format.
+	Verifier string
+	// LogDir, when set, is served read-only under /log/ as C2SP tlog-tiles.
+	LogDir string
+	// Gatherer serves /metrics.
+	Gatherer prometheus.Gatherer
+	Logger   *slog.Logger
+}
+
+// OpenAPI is the OpenAPI 3.1 document of this API, served at /v1/openapi.json.
+//
+//go:embed openapi.json
+var OpenAPI []byte
+
+// MaxLineageLimit caps the actions one lineage answer returns.
+const MaxLineageLimit = 100_000
+
+// Handler builds the HTTP handler.
+func (a *API) Handler() http.Handler { return a.Engine() }
+
+// Engine builds the gin engine (exposed so tests can list its routes).
+func (a *API) Engine() *gin.Engine {
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	// Ids (SPIFFE ids, emails) may contain '/', sent as %2F; match on the raw path and unescape.
+	r.UseRawPath = true
+	r.UnescapePathValues = true
+	r.Use(gin.Recovery(), a.logRequests)
+
+	r.GET("/healthz", a.health)
+	if a.Gatherer != nil {
+		r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(a.Gatherer, promhttp.HandlerOpts{})))
+	}
+	v1 := r.Group("/v1")
+	v1.GET("/checkpoint", a.checkpoint)
+	v1.GET("/verifier", func(c *gin.Context) { c.String(http.StatusOK, "%s\n", a.Verifier) })
+	v1.GET("/schema", func(c *gin.Context) { c.Data(http.StatusOK, "application/schema+json", lineage.SchemaJSON) })
+	v1.GET("/openapi.json", func(c *gin.Context) { c.Data(http.StatusOK, "application/json", OpenAPI) })
+	v1.GET("/records/:id", a.record)
+	v1.GET("/proofs/inclusion", a.inclusion)
+	v1.GET("/proofs/consistency", a.consistency)
+	v1.GET("/lineage/users/:user_id", a.userLineage)
+	if a.LogDir != "" {
+		r.GET("/log/*path", a.tiles)
+	}
+	return r
+}
+
+func (a *API) logRequests(c *gin.Context) {
+	start := time.Now()
+	c.Next()
+	if a.Logger != nil && a.Logger.Enabled(c, slog.LevelDebug) {
+		a.Logger.Debug("http", "method", c.Request.Method, "path", c.FullPath(), "status", c.Writer.Status(), "dur", time.Since(start))
+	}
+}
+
+// apiError is the JSON body of every error answer.
+type apiError struct {
+	Error string `json:"error"`
+}
+
+func fail(c *gin.Context, status int, format string, args ...any) {
+	c.AbortWithStatusJSON(status, apiError{Error: fmt.Sprintf(format, args...)})
+}
+
+func (a *API) internal(c *gin.Context, what string, err error) {
+	a.Logger.Error("api: "+what, "path", c.Request.URL.Path, "err", err)
+	fail(c, http.StatusInternalServerError, "%s failed", what)
+}
+
+func (a *API) health(c *gin.Context) {
+	pos, err := a.Store.Position(c)
+	if err != nil {
+		fail(c, http.StatusServiceUnavailable, "index unavailable")
+		return
+	}
+	out := gin.H{"status": "ok", "index_position": pos}
+	if cp, err := a.Log.Checkpoint(c); err == nil {
+		out["checkpoint_size"] = cp.Size
+	} else if !errors.Is(err, ledger.ErrNotFound) {
+		fail(c, http.StatusServiceUnavailable, "log checkpoint unreadable")
+		return
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+func (a *API) latest(c *gin.Context) (ledger.Checkpoint, bool) {
+	cp, err := a.Log.Checkpoint(c)
+	if errors.Is(err, ledger.ErrNotFound) {
+		fail(c, http.StatusServiceUnavailable, "the log has no checkpoint yet")
+		return cp, false
+	}
+	if err != nil {
+		a.internal(c, "read checkpoint", err)
+		return cp, false
+	}
+	return cp, true
+}
+
+func (a *API) checkpoint(c *gin.Context) {
+	cp, ok := a.latest(c)
+	if !ok {
+		return
+	}
+	c.Data(http.StatusOK, "text/plain; charset=utf-8", cp.Note)
+}
+
+// RecordProof is the answer of GET /v1/records/{id}: the record, the exact ledger entry that
+// holds it, and its inclusion proof against the signed checkpoint.
+type RecordProof struct {
+	Record         *lineage.Record `json:"record"`
+	Tenant         string          `json:"tenant"`
+	Index          uint64          `json:"index"`
+	Leaf           []byte          `json:"leaf"`
+	Checkpoint     string          `json:"checkpoint"`
+	InclusionProof [][]byte        `json:"inclusion_proof"`
+}
+
+func (a *API) record(c *gin.Context) {
+	id, tenant := c.Param("id"), c.Query("tenant")
+	var ref index.Ref
+	if tenant != "" {
+		r, err := a.Store.Lookup(c, tenant, id)
+		if errors.Is(err, index.ErrNotFound) {
+			fail(c, http.StatusNotFound, "no record %q in tenant %q", id, tenant)
+			return
+		} else if err != nil {
+			a.internal(c, "lookup", err)
+			return
+		}
+		ref = r
+	} else {
+		refs, err := a.Store.FindID(c, id)
+		if err != nil {
+			a.internal(c, "lookup", err)
+			return
+		}
+		switch len(refs) {
+		case 0:
+			fail(c, http.StatusNotFound, "no record %q", id)
+			return
+		case 1:
+			ref = refs[0]
+		default:
+			fail(c, http.StatusConflict, "record id %q exists in %d tenants; add ?tenant=", id, len(refs))
+			return
+		}
+	}
+	cp, ok := a.latest(c)
+	if !ok {
+		return
+	}
+	rp, err := a.proveRecord(c, ref, cp)
+	if err != nil {
+		a.internal(c, "prove record", err)
+		return
+	}
+	c.JSON(http.StatusOK, rp)
+}
+
+// proveRecord reads the record's ledger entry and proves it against cp. The record returned is
+// decoded from the ledger entry itself, not from the index, so what the client verifies is
+// exactly what it reads.
+func (a *API) proveRecord(ctx context.Context, ref index.Ref, cp ledger.Checkpoint) (*RecordProof, error) {
+	leaves, err := a.Log.Entries(ctx, ref.Index, 1, cp.Size)
+	if err != nil {
+		return nil, err
+	}
+	p, err := a.Log.InclusionProof(ctx, ref.Index, cp.Size)
+	if err != nil {
+		return nil, err
+	}
+	rp := &RecordProof{Tenant: ref.Tenant, Index: ref.Index, Leaf: leaves[0], Checkpoint: string(cp.Note), InclusionProof: p}
+	if env, err := lineage.DecodeEnvelope(leaves[0]); err == nil {
+		rp.Record = env.Record
+	}
+	return rp, nil
+}
+
+func queryUint(c *gin.Context, name string) (uint64, bool) {
+	v, err := strconv.ParseUint(c.Query(name), 10, 64)
+	if err != nil {
+		fail(c, http.StatusBadRequest, "query parameter %q must be a non-negative integer", name)
+		return 0, false
+	}
+	return v, true
+}
+
+func (a *API) inclusion(c *gin.Context) {
+	i, ok := queryUint(c, "index")
+	if !ok {
+		return
+	}
+	size, ok := queryUint(c, "size")
+	if !ok {
+		return
+	}
+	cp, ok := a.latest(c)
+	if !ok {
+		return
+	}
+	if i >= size || size > cp.Size {
+		fail(c, http.StatusBadRequest, "need index < size <= %d (the latest checkpoint)", cp.Size)
+		return
+	}
+	leaves, err := a.Log.Entries(c, i, 1, size)
+	if err != nil {
+		a.internal(c, "read entry", err)
+		return
+	}
+	p, err := a.Log.InclusionProof(c, i, size)
+	if err != nil {
+		a.internal(c, "inclusion proof", err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"leaf": leaves[0], "proof": p})
+}
+
+func (a *API) consistency(c *gin.Context) {
+	from, ok := queryUint(c, "from")
+	if !ok {
+		return
+	}
+	to, ok := queryUint(c, "to")
+	if !ok {
+		return
+	}
+	cp, ok := a.latest(c)
+	if !ok {
+		return
+	}
+	if from > to || to > cp.Size {
+		fail(c, http.StatusBadRequest, "need from <= to <= %d (the latest checkpoint)", cp.Size)
+		return
+	}
+	p, err := a.Log.ConsistencyProof(c, from, to)
+	if err != nil {
+		a.internal(c, "consistency proof", err)
+		return
+	}
+	if p == nil {
+		p = [][]byte{}
+	}
+	c.JSON(http.StatusOK, gin.H{"proof": p})
+}
+
+// UserLineage is the answer of GET /v1/lineage/users/{user_id}.
+type UserLineage struct {
+	*UserTree
+	// CheckpointSize is the log size the answer was read at; every log_index is below it.
+	CheckpointSize uint64 `json:"checkpoint_size"`
+	From           string `json:"from,omitempty"`
+	To             string `json:"to,omitempty"`
+}
+
+func parseWindow(c *gin.Context) (from, to time.Time, ok bool) {
+	for _, p := range []struct {
+		name string
+		dst  *time.Time
+	}{{"from", &from}, {"to", &to}} {
+		if v := c.Query(p.name); v != "" {
+			t, err := time.Parse(time.RFC3339Nano, v)
+			if err != nil {
+				fail(c, http.StatusBadRequest, "query parameter %q must be an RFC 3339 time", p.name)
+				return from, to, false
+			}
+			*p.dst = t
+		}
+	}
+	if !from.IsZero() && !to.IsZero() && !from.Before(to) {
+		fail(c, http.StatusBadRequest, "from must be before to")
+		return from, to, false
+	}
+	return from, to, true
+}
+
+var tenantRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+
+func (a *API) userLineage(c *gin.Context) {
+	tenant, user := c.Query("tenant"), c.Param("user_id")
+	if !tenantRE.MatchString(tenant) {
+		fail(c, http.StatusBadRequest, "query parameter \"tenant\" is required")
+		return
+	}
+	from, to, ok := parseWindow(c)
+	if !ok {
+		return
+	}
+	limit := 10_000
+	if v := c.Query("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > MaxLineageLimit {
+			fail(c, http.StatusBadRequest, "limit must be 1..%d", MaxLineageLimit)
+			return
+		}
+		limit = n
+	}
+	cp, ok := a.latest(c)
+	if !ok {
+		return
+	}
+	rows, err := a.Store.UserActions(c, index.UserQuery{Tenant: tenant, UserID: user, From: from, To: to, Limit: limit + 1})
+	if err != nil {
+		a.internal(c, "user actions", err)
+		return
+	}
+	truncated := len(rows) > limit
+	if truncated {
+		rows = rows[:limit]
+	}
+	// Rows indexed after the checkpoint was read are left out, so every index is provable
+	// against the checkpoint the answer names.
+	kept := rows[:0]
+	for _, r := range rows {
+		if r.Index < cp.Size {
+			kept = append(kept, r)
+		}
+	}
+	person := lineage.Person{ID: user}
+	if len(kept) > 0 {
+		person = kept[0].Record.User
+	}
+	out := UserLineage{UserTree: BuildUserTree(tenant, person, kept, truncated), CheckpointSize: cp.Size}
+	if !from.IsZero() {
+		out.From = from.Format(time.RFC3339Nano)
+	}
+	if !to.IsZero() {
+		out.To = to.Format(time.RFC3339Nano)
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+// tiles serves the log directory read-only as C2SP tlog-tiles: only "checkpoint" and paths
+// under "tile/" are reachable; Tessera's private state directory is not.
+func (a *API) tiles(c *gin.Context) {
+	p := path.Clean("/" + c.Param("path"))[1:]
+	if p != "checkpoint" && !strings.HasPrefix(p, "tile/") {
+		fail(c, http.StatusNotFound, "not a tlog-tiles path")
+		return
+	}
+	f := filepath.Join(a.LogDir, filepath.FromSlash(p))
+	b, err := os.ReadFile(f)
+	if errors.Is(err, os.ErrNotExist) {
+		fail(c, http.StatusNotFound, "not found")
+		return
+	} else if err != nil {
+		a.internal(c, "read log file", err)
+		return
+	}
+	ct := "application/octet-stream"
+	if p == "checkpoint" {
+		ct = "text/plain; charset=utf-8"
+		c.Header("Cache-Control", "no-cache")
+	} else if !strings.Contains(p, ".p/") {
+		// Full tiles and bundles never change once written.
+		c.Header("Cache-Control", "public, max-age=31536000, immutable")
+	}
+	c.Data(http.StatusOK, ct, b)
+}

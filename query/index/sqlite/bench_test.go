@@ -1,0 +1,162 @@
+package sqlite
+
+import (
+	"context"
+	"flag"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lineage-audit/lineage/query/index"
+	"github.com/lineage-audit/lineage/query/index/indextest"
+)
+
+// benchRecords is the size of the index BenchmarkUserActions and BenchmarkLookup query. The
+// default keeps the one-off build around ten seconds on a 2-core machine; pass
+// -bench-records=1000000 for the production-sized figure.
+var benchRecords = flag.Int("bench-records", 200_000, "records in the index built for the query benchmarks")
+
+// TestMain removes the query benchmarks' shared index after all tests and benchmarks ran.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if benchDB.dir != "" {
+		benchDB.store.Close()
+		os.RemoveAll(benchDB.dir)
+	}
+	os.Exit(code)
+}
+
+// BenchmarkApply measures the indexer's write path: batches of 1,000 generated records, each
+// applied in one transaction, into an index that grows as the benchmark runs.
+func BenchmarkApply(b *testing.B) {
+	s := openTest(b, b.TempDir())
+	defer s.Close()
+	entries := indextest.GenerateRecords(1, b.N*1000)
+	batches := indextest.Batches(entries, 1000)
+	ctx := context.Background()
+	b.ResetTimer()
+	for _, batch := range batches {
+		if err := s.Apply(ctx, batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(len(entries))/b.Elapsed().Seconds(), "records/s")
+	b.ReportMetric(float64(dbBytes(b, s))/float64(len(entries)), "disk-B/record")
+}
+
+// benchDB is the index shared by the query benchmarks, built once per process because building
+// it takes far longer than any one benchmark.
+var benchDB struct {
+	once    sync.Once
+	dir     string
+	store   *Store
+	entries []index.Entry
+	err     error
+}
+
+// sharedIndex returns the query benchmarks' index, building it on first use.
+func sharedIndex(b *testing.B) (*Store, []index.Entry) {
+	benchDB.once.Do(func() {
+		start := time.Now()
+		benchDB.dir, benchDB.err = os.MkdirTemp("", "lineage-sqlite-bench-")
+		if benchDB.err != nil {
+			return
+		}
+		benchDB.store, benchDB.err = Open(context.Background(), filepath.Join(benchDB.dir, "index.db"))
+		if benchDB.err != nil {
+			return
+		}
+		benchDB.entries = indextest.GenerateRecords(1, *benchRecords)
+		for _, batch := range indextest.Batches(benchDB.entries, 1000) {
+			if benchDB.err = benchDB.store.Apply(context.Background(), batch); benchDB.err != nil {
+				return
+			}
+		}
+		b.Logf("built a %d-record index (%.0f MB) in %v", len(benchDB.entries),
+			float64(dbBytes(b, benchDB.store))/1e6, time.Since(start).Round(time.Millisecond))
+	})
+	if benchDB.err != nil {
+		b.Fatalf("building the benchmark index: %v", benchDB.err)
+	}
+	return benchDB.store, benchDB.entries
+}
+
+// BenchmarkUserActions measures the auditor's main query, "everything done on behalf of this
+// user", on the busiest user of a shared index of -bench-records records: the whole history up to
+// the default limit, one day of it, and one hour.
+func BenchmarkUserActions(b *testing.B) {
+	s, entries := sharedIndex(b)
+	tenant, user, count := busiestUser(entries)
+	b.Logf("index of %d records; user %s/%s has %d actions", len(entries), tenant, user, count)
+	day := time.Date(2026, 3, 15, 0, 0, 0, 0, time.UTC)
+	windows := []struct {
+		name     string
+		from, to time.Time
+	}{
+		{"all", time.Time{}, time.Time{}},
+		{"day", day, day.Add(24 * time.Hour)},
+		{"hour", day.Add(12 * time.Hour), day.Add(13 * time.Hour)},
+	}
+	for _, w := range windows {
+		b.Run(w.name, func(b *testing.B) {
+			q := index.UserQuery{Tenant: tenant, UserID: user, From: w.from, To: w.to}
+			var rows int
+			for b.Loop() {
+				got, err := s.UserActions(context.Background(), q)
+				if err != nil {
+					b.Fatal(err)
+				}
+				rows = len(got)
+			}
+			b.ReportMetric(float64(rows), "rows/op")
+			if rows > 0 {
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*rows), "ns/row")
+			}
+		})
+	}
+}
+
+// BenchmarkLookup measures the id → log index lookup that ingest's deduplication runs at start-up,
+// on random records of the shared index.
+func BenchmarkLookup(b *testing.B) {
+	s, entries := sharedIndex(b)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for b.Loop() {
+		e := entries[rng.IntN(len(entries))]
+		if _, err := s.Lookup(context.Background(), e.Record.Tenant, e.Record.ID); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// busiestUser returns the (tenant, user) with the most entries and that count.
+func busiestUser(entries []index.Entry) (tenant, user string, count int) {
+	counts := map[[2]string]int{}
+	for _, e := range entries {
+		k := [2]string{e.Record.Tenant, e.Record.User.ID}
+		counts[k]++
+		if counts[k] > count {
+			tenant, user, count = k[0], k[1], counts[k]
+		}
+	}
+	return tenant, user, count
+}
+
+// dbBytes is the size of the database file and its write-ahead log.
+func dbBytes(tb testing.TB, s *Store) int64 {
+	var path string
+	if err := s.db.QueryRow(`SELECT file FROM pragma_database_list WHERE name = 'main'`).Scan(&path); err != nil {
+		tb.Fatal(err)
+	}
+	var total int64
+	for _, p := range []string{path, path + "-wal"} {
+		if fi, err := os.Stat(p); err == nil {
+			total += fi.Size()
+		}
+	}
+	return total
+}

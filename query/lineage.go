@@ -1,0 +1,132 @@
+package query
+
+import (
+	"slices"
+
+	lineage "github.com/lineage-audit/lineage"
+	"github.com/lineage-audit/lineage/query/index"
+)
+
+// UserTree is everything one user authorized in a window: the agents acting for them, nested
+// by delegation (agent → sub-agent), each with the actions it took.
+type UserTree struct {
+	Tenant string         `json:"tenant"`
+	User   lineage.Person `json:"user"`
+	// Agents are the top-level agents: those the user delegated to directly.
+	Agents []*AgentNode `json:"agents"`
+	// Actions is the number of actions in the tree.
+	Actions int `json:"actions"`
+	// Truncated is set when the window held more actions than the limit.
+	Truncated bool `json:"truncated"`
+}
+
+// AgentNode is one agent in the tree with its actions and the sub-agents it delegated to.
+type AgentNode struct {
+	ID          string       `json:"id"`
+	Roles       []string     `json:"roles,omitempty"`
+	Models      []string     `json:"models,omitempty"`
+	Delegations []string     `json:"delegations,omitempty"`
+	Actions     []ActionNode `json:"actions"`
+	Agents      []*AgentNode `json:"agents,omitempty"`
+}
+
+// ActionNode is one decision record in the tree.
+type ActionNode struct {
+	ID             string                  `json:"id"`
+	LogIndex       uint64                  `json:"log_index"`
+	Time           string                  `json:"time"`
+	Action         lineage.Action          `json:"action"`
+	Decision       lineage.Decision        `json:"decision"`
+	ParentID       string                  `json:"parent_id,omitempty"`
+	Role           string                  `json:"role,omitempty"`
+	HumanOversight *lineage.HumanOversight `json:"human_oversight,omitempty"`
+}
+
+// BuildUserTree nests the user's rows (ordered by time) into the agent tree.
+//
+// An action's place in the tree is its agent path from the user down:
+//   - with a delegation act chain, the chain reversed (RFC 8693 lists the current actor
+//     outermost, so the first delegate is last), ending in the record's own agent;
+//   - otherwise, if its parent action is in the answer, the parent's path, extended by this
+//     agent when it differs from the parent's (a planner spawning an executor);
+//   - otherwise the agent alone, directly under the user.
+func BuildUserTree(tenant string, user lineage.Person, rows []index.Row, truncated bool) *UserTree {
+	t := &UserTree{Tenant: tenant, User: user, Agents: []*AgentNode{}, Truncated: truncated}
+	byID := make(map[string]*lineage.Record, len(rows))
+	for i := range rows {
+		byID[rows[i].Record.ID] = &rows[i].Record
+	}
+	paths := make(map[string][]string, len(rows))
+	var pathOf func(r *lineage.Record, depth int) []string
+	pathOf = func(r *lineage.Record, depth int) []string {
+		if p, ok := paths[r.ID]; ok {
+			return p
+		}
+		var p []string
+		switch {
+		case r.Delegation != nil && len(r.Delegation.Actors) > 0:
+			p = slices.Clone(r.Delegation.Actors)
+			slices.Reverse(p)
+			if p[len(p)-1] != r.Agent.ID {
+				p = append(p, r.Agent.ID)
+			}
+		case r.ParentID != "" && byID[r.ParentID] != nil && depth < 64: // depth guards parent cycles
+			p = slices.Clone(pathOf(byID[r.ParentID], depth+1))
+			if len(p) == 0 || p[len(p)-1] != r.Agent.ID {
+				p = append(p, r.Agent.ID)
+			}
+		default:
+			p = []string{r.Agent.ID}
+		}
+		paths[r.ID] = p
+		return p
+	}
+	for i := range rows {
+		r := &rows[i].Record
+		node := t.node(pathOf(r, 0))
+		node.addFacts(r)
+		node.Actions = append(node.Actions, ActionNode{
+			ID: r.ID, LogIndex: rows[i].Index, Time: r.Time, Action: r.Action, Decision: r.Decision,
+			ParentID: r.ParentID, Role: r.Role, HumanOversight: r.HumanOversight,
+		})
+		t.Actions++
+	}
+	return t
+}
+
+// node finds or creates the node at path.
+func (t *UserTree) node(path []string) *AgentNode {
+	level := &t.Agents
+	var n *AgentNode
+	for _, id := range path {
+		n = nil
+		for _, c := range *level {
+			if c.ID == id {
+				n = c
+				break
+			}
+		}
+		if n == nil {
+			n = &AgentNode{ID: id, Actions: []ActionNode{}}
+			*level = append(*level, n)
+		}
+		level = &n.Agents
+	}
+	return n
+}
+
+func (n *AgentNode) addFacts(r *lineage.Record) {
+	addUnique(&n.Roles, r.Role)
+	if m := r.Agent.Model; m != nil {
+		addUnique(&n.Models, m.Provider+"/"+m.Name+"@"+m.Version)
+	}
+	if d := r.Delegation; d != nil {
+		addUnique(&n.Delegations, d.TokenID)
+	}
+}
+
+func addUnique(s *[]string, v string) {
+	if v != "" && !slices.Contains(*s, v) {
+		*s = append(*s, v)
+	}
+}

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# End-to-end load test: starts bin/lineaged on a fresh data dir (embedded NATS, Tessera POSIX,
+# SQLite), publishes N records with bin/lineagebench and prints throughput and latency.
+set -euo pipefail
+N=${1:-100000}
+dir=$(mktemp -d)
+nats=127.0.0.1:${BENCH_NATS_PORT:-14222}
+http=127.0.0.1:${BENCH_HTTP_PORT:-18080}
+bin/lineaged serve --data-dir "$dir" --nats-addr "$nats" --http-addr "$http" --log-level warn >"$dir/lineaged.log" 2>&1 &
+pid=$!
+trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT
+for _ in $(seq 1 100); do
+  (exec 3<>"/dev/tcp/${http%:*}/${http#*:}") 2>/dev/null && break
+  sleep 0.1
+done
+echo "== end-to-end: $N records through lineaged (embedded NATS → Tessera POSIX → SQLite)"
+bin/lineagebench --nats-url "nats://$nats" --api "http://$http" --n "$N"
+echo "data dir size: $(du -sh "$dir" | cut -f1)"
