@@ -99,9 +99,12 @@ func parseEnvelope(entry []byte) (*Envelope, error) {
 		if l.next() != '"' {
 			return nil, l.unexpected("a member name")
 		}
-		raw, _, err := l.scanString()
+		raw, escaped, err := l.scanString()
 		if err != nil {
 			return nil, err
+		}
+		if escaped { // NewEnvelope never escapes a member name
+			return nil, fmt.Errorf("member name %q: %w", raw, ErrNotCanonical)
 		}
 		i := 0
 		for i < len(names) && string(raw) != names[i] {

@@ -2,10 +2,10 @@ package ingest
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	lineage "github.com/lineage-audit/lineage"
@@ -22,9 +22,18 @@ const (
 	ReasonInvalid        = "invalid_record"
 )
 
-// HeaderReason carries the reason code on quarantine messages, so consumers can filter without
-// decoding the body.
-const HeaderReason = "Lineage-Reason"
+// A quarantine message carries the rejected message's bytes unchanged as its body, so nothing
+// about the original is lost or re-encoded; the reason travels in headers.
+const (
+	HeaderReason     = "Lineage-Reason"
+	HeaderField      = "Lineage-Reason-Field"
+	HeaderDetail     = "Lineage-Reason-Detail"
+	HeaderSubject    = "Lineage-Subject"
+	HeaderStreamSeq  = "Lineage-Stream-Seq"
+	HeaderReceivedAt = "Lineage-Received-At"
+	HeaderOrigPrefix = "Lineage-Orig-"
+	maxDetailHeader  = 1024
+)
 
 // Rejection says why a message was not appended.
 type Rejection struct {
@@ -33,16 +42,34 @@ type Rejection struct {
 	Detail string `json:"detail"`
 }
 
-// Quarantined is the body of a message on lineage.quarantine.<tenant>.
+// Quarantined is a quarantine message decoded (see ParseQuarantined).
 type Quarantined struct {
-	Reason     Rejection `json:"reason"`
-	Subject    string    `json:"subject"`
-	StreamSeq  uint64    `json:"stream_seq"`
-	ReceivedAt time.Time `json:"received_at"`
-	// Payload is the message exactly as published (base64 in JSON).
-	Payload []byte `json:"payload"`
-	// Headers are the message headers as published.
-	Headers map[string][]string `json:"headers,omitempty"`
+	Reason     Rejection           `json:"reason"`
+	Subject    string              `json:"subject"`
+	StreamSeq  uint64              `json:"stream_seq"`
+	ReceivedAt time.Time           `json:"received_at"`
+	Payload    []byte              `json:"payload"`
+	Headers    map[string][]string `json:"headers,omitempty"`
+}
+
+// ParseQuarantined reads a message of the quarantine stream.
+func ParseQuarantined(h nats.Header, body []byte) Quarantined {
+	q := Quarantined{
+		Reason:  Rejection{Code: h.Get(HeaderReason), Field: h.Get(HeaderField), Detail: h.Get(HeaderDetail)},
+		Subject: h.Get(HeaderSubject),
+		Payload: body,
+	}
+	q.StreamSeq, _ = strconv.ParseUint(h.Get(HeaderStreamSeq), 10, 64)
+	q.ReceivedAt, _ = time.Parse(time.RFC3339Nano, h.Get(HeaderReceivedAt))
+	for k, v := range h {
+		if orig, ok := strings.CutPrefix(k, HeaderOrigPrefix); ok {
+			if q.Headers == nil {
+				q.Headers = map[string][]string{}
+			}
+			q.Headers[orig] = v
+		}
+	}
+	return q
 }
 
 func rejectDecode(err error) *Rejection {
@@ -66,25 +93,30 @@ func (in *Ingester) quarantine(ctx context.Context, it *item) {
 	if tenant == "" {
 		tenant = "_unknown"
 	}
-	q := Quarantined{Reason: *it.reject, Subject: it.msg.Subject(), ReceivedAt: in.cfg.Now().UTC(), Payload: it.msg.Data()}
-	if h := it.msg.Headers(); len(h) > 0 {
-		q.Headers = h
-	}
-	md, err := it.msg.Metadata()
-	if err == nil {
-		q.StreamSeq = md.Sequence.Stream
-	}
-	body, err := json.Marshal(q)
-	if err != nil {
-		in.cfg.Logger.Error("ingest: quarantine encode", "err", err)
-		in.retry(it)
-		return
-	}
 	out := nats.NewMsg(QuarantinePrefix + tenant)
-	out.Data = body
+	out.Data = it.msg.Data()
+	for k, v := range it.msg.Headers() {
+		if k == jetstream.MsgIDHeader {
+			k = "Msg-Id" // the original id must not trigger dedupe in the quarantine stream
+		}
+		out.Header[HeaderOrigPrefix+k] = v
+	}
+	seq := uint64(0)
+	if md, err := it.msg.Metadata(); err == nil {
+		seq = md.Sequence.Stream
+	}
+	detail := it.reject.Detail
+	if len(detail) > maxDetailHeader {
+		detail = detail[:maxDetailHeader]
+	}
 	out.Header.Set(HeaderReason, it.reject.Code)
+	out.Header.Set(HeaderField, it.reject.Field)
+	out.Header.Set(HeaderDetail, strings.ToValidUTF8(strings.NewReplacer("\r", " ", "\n", " ").Replace(detail), "?"))
+	out.Header.Set(HeaderSubject, it.msg.Subject())
+	out.Header.Set(HeaderStreamSeq, strconv.FormatUint(seq, 10))
+	out.Header.Set(HeaderReceivedAt, in.cfg.Now().UTC().Format(time.RFC3339Nano))
 	// One quarantine entry per original message, however often it is redelivered.
-	out.Header.Set(jetstream.MsgIDHeader, "q-"+strconv.FormatUint(q.StreamSeq, 10))
+	out.Header.Set(jetstream.MsgIDHeader, "q-"+strconv.FormatUint(seq, 10))
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if _, err := in.cfg.JS.PublishMsg(pctx, out); err != nil {
@@ -93,6 +125,6 @@ func (in *Ingester) quarantine(ctx context.Context, it *item) {
 		return
 	}
 	in.cfg.Metrics.Quarantined.WithLabelValues(it.reject.Code).Inc()
-	in.cfg.Logger.Info("ingest: quarantined", "subject", it.msg.Subject(), "seq", q.StreamSeq, "reason", it.reject.Code, "field", it.reject.Field)
+	in.cfg.Logger.Info("ingest: quarantined", "subject", it.msg.Subject(), "seq", seq, "reason", it.reject.Code, "field", it.reject.Field)
 	in.ack(it)
 }

@@ -36,7 +36,9 @@ const (
 
 // StreamOptions sizes the streams.
 type StreamOptions struct {
-	// MaxMsgSize is the largest record message (payload plus headers) the stream accepts.
+	// MaxMsgSize is the largest record message (payload plus headers) the records stream
+	// accepts. The quarantine stream takes twice that, so a rejected record always fits with
+	// the reason headers added.
 	MaxMsgSize int32
 	// Replicas is the stream replication factor (1 embedded, 3 in a cluster).
 	Replicas int
@@ -70,6 +72,7 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions)
 		Storage:     jetstream.FileStorage,
 		Retention:   jetstream.LimitsPolicy,
 		Duplicates:  DuplicateWindow,
+		MaxMsgSize:  2 * o.MaxMsgSize,
 		Replicas:    o.Replicas,
 	})
 	if err != nil {

@@ -237,10 +237,7 @@ func readQuarantine(t *testing.T, js jetstream.JetStream, n int) map[string]int 
 		if err != nil {
 			t.Fatalf("quarantine message %d of %d: %v (reasons so far %v)", i+1, n, err, reasons)
 		}
-		var q ingest.Quarantined
-		if err := json.Unmarshal(m.Data(), &q); err != nil {
-			t.Fatal(err)
-		}
+		q := ingest.ParseQuarantined(m.Headers(), m.Data())
 		if q.Reason.Detail == "" || len(q.Payload) == 0 {
 			t.Fatalf("quarantine entry without detail or payload: %+v", q)
 		}

@@ -95,9 +95,14 @@ func (c *Config) Defaults() {
 	}
 }
 
-// MaxRecordMsg is the largest NATS message the embedded server and the stream accept: a 64 KiB
-// record plus room for headers. Larger ones are refused to the publisher by the server.
-const MaxRecordMsg = 64<<10 + ingest.HeaderAllowance
+// MaxRecordMsg is the largest message the records stream accepts: a 64 KiB record plus room for
+// headers; JetStream refuses larger ones to the publisher. The embedded server's own limit
+// (MaxNATSPayload) is twice that, so a rejected record still fits in the quarantine stream with
+// its reason headers, and no client can make the server buffer more.
+const (
+	MaxRecordMsg   = 64<<10 + ingest.HeaderAllowance
+	MaxNATSPayload = 2 * MaxRecordMsg
+)
 
 // LogDir and IndexPath locate the embedded stores in the data dir.
 func LogDir(dataDir string) string    { return filepath.Join(dataDir, "log") }
@@ -249,7 +254,7 @@ func connectNATS(c Config, log *slog.Logger) (*nats.Conn, string, func(), error)
 		return nc, redactURL(c.NATSURL), nc.Close, nil
 	}
 	ns, err := ingest.StartEmbedded(ingest.EmbeddedOptions{
-		Addr: c.NATSAddr, StoreDir: filepath.Join(c.DataDir, "nats"), MaxPayload: MaxRecordMsg, Token: c.NATSToken,
+		Addr: c.NATSAddr, StoreDir: filepath.Join(c.DataDir, "nats"), MaxPayload: MaxNATSPayload, Token: c.NATSToken,
 	})
 	if err != nil {
 		return nil, "", nil, err

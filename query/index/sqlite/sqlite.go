@@ -149,7 +149,8 @@ func (s *Store) checkWAL(ctx context.Context) error {
 	return nil
 }
 
-// Close closes the database. Callers must not call Close while other calls are in flight.
+// Close closes the database: calls already running finish first, later calls fail. Closing the
+// last connection checkpoints the WAL into the database file.
 func (s *Store) Close() error {
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("sqlite: close: %w", err)

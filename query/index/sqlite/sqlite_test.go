@@ -179,6 +179,37 @@ func TestSchemaVersion(t *testing.T) {
 	}
 }
 
+// TestConnSettings pins the settings the durability and concurrency reasoning in Open relies on,
+// as every pooled connection sees them.
+func TestConnSettings(t *testing.T) {
+	s := fresh(t)
+	want := map[string]string{
+		"journal_mode":       "wal",
+		"synchronous":        "1", // NORMAL
+		"busy_timeout":       fmt.Sprint(busyTimeoutMS),
+		"wal_autocheckpoint": fmt.Sprint(walAutocheckpointPages),
+		"cache_size":         fmt.Sprint(-cacheKiB),
+		"foreign_keys":       "0",
+	}
+	// Hold several connections at once so the check covers more than one pooled connection.
+	for range 3 {
+		conn, err := s.db.Conn(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		for pragma, w := range want {
+			var got string
+			if err := conn.QueryRowContext(t.Context(), "PRAGMA "+pragma).Scan(&got); err != nil {
+				t.Fatalf("PRAGMA %s: %v", pragma, err)
+			}
+			if got != w {
+				t.Errorf("PRAGMA %s = %s, want %s", pragma, got, w)
+			}
+		}
+	}
+}
+
 // TestUserActionsPlan pins the query plan: UserActions must walk records_user in order, never
 // sort, whatever the window, or large histories would be read and sorted in full.
 func TestUserActionsPlan(t *testing.T) {
