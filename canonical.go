@@ -93,7 +93,7 @@ func (w *recordWriter) raw(n string, v json.RawMessage) {
 	w.name(n)
 	c := canonicalizer{lexer: lexer{data: v}}
 	out, err := c.value(w.buf, 1)
-	if err == nil && c.next() != 0 {
+	if err == nil && c.more() {
 		err = c.errorf("unexpected data after the JSON value")
 	}
 	w.buf = out

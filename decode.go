@@ -160,12 +160,13 @@ func (d *decoder) null(field string) error {
 	return nil
 }
 
-// str decodes the string under the cursor without copying when it has no escapes.
-func (d *decoder) str(field string) (string, error) {
+// str decodes the string under the cursor without copying when it has no escapes. The member's
+// path is passed in parts and only joined on error, so that success does not allocate.
+func (d *decoder) str(prefix, name string) (string, error) {
 	start := d.pos + 1
 	raw, escaped, err := d.scanString()
 	if err != nil {
-		return "", d.bad(field, "a string")
+		return "", d.bad(join(prefix, name), "a string")
 	}
 	if !escaped {
 		return d.text[start : start+len(raw)], nil
@@ -188,7 +189,7 @@ func (d *decoder) reqString(dst *string, prefix, name string) error {
 func (d *decoder) optString(dst *string, prefix, name string) error {
 	switch d.next() {
 	case '"':
-		s, err := d.str(join(prefix, name))
+		s, err := d.str(prefix, name)
 		if err != nil {
 			return err
 		}
@@ -218,12 +219,12 @@ func (d *decoder) strings(dst *[]string, prefix, name string) error {
 		d.pos++
 		return nil
 	}
-	var out []string
+	out := make([]string, 0, 4)
 	for {
 		if d.next() != '"' {
 			return d.wrongType(join(prefix, name)+"["+strconv.Itoa(len(out))+"]", "string")
 		}
-		s, err := d.str(join(prefix, name))
+		s, err := d.str(prefix, name)
 		if err != nil {
 			return err
 		}
@@ -252,6 +253,11 @@ func (d *decoder) freeForm(dst *json.RawMessage, field, kinds string) error {
 		return d.wrongType(field, kindNames(kinds))
 	}
 	start := d.pos
+	if d.canon.members == nil { // size the scratch space once, for both free-form members
+		d.canon.members = make([]member, 0, 16)
+		d.canon.keys = make([]byte, 0, 256)
+		d.buf = make([]byte, 0, 1024)
+	}
 	d.canon.lexer = d.lexer
 	out, err := d.canon.value(d.buf[:0], 1)
 	d.buf = out[:0]

@@ -38,7 +38,9 @@ func strs(s string, n int) string {
 }
 
 // nums returns a JSON array of n copies of the number literal lit.
-func nums(lit string, n int) string { return "[" + strings.TrimSuffix(strings.Repeat(lit+",", n), ",") + "]" }
+func nums(lit string, n int) string {
+	return "[" + strings.TrimSuffix(strings.Repeat(lit+",", n), ",") + "]"
+}
 
 // nest returns n nested arrays.
 func nest(n int) string { return strings.Repeat("[", n) + strings.Repeat("]", n) }
@@ -81,6 +83,8 @@ func TestDecodeRecordErrors(t *testing.T) {
 		{"truncated", minimal[:len(minimal)-1], CodeInvalidJSON, "decision"},
 		{"trailing data", minimal + ` {}`, CodeInvalidJSON, ""},
 		{"trailing garbage", minimal + `x`, CodeInvalidJSON, ""},
+		{"trailing NUL", minimal + "\x00", CodeInvalidJSON, ""}, // found by FuzzCanonicalize
+		{"only NUL", "\x00", CodeInvalidJSON, ""},
 		{"byte order mark", "\xef\xbb\xbf" + minimal, CodeInvalidJSON, ""},
 		{"missing colon", edit(`"tenant":`, `"tenant" `), CodeInvalidJSON, "tenant"},
 		{"trailing comma", with(`"role":"x",`), CodeInvalidJSON, ""},
@@ -407,6 +411,7 @@ func TestValidateGoRecords(t *testing.T) {
 		{"policy_context duplicate", func(r *Record) { r.PolicyContext = json.RawMessage(`{"a":{"b":1,"b":2}}`) }, CodeDuplicateKey, "policy_context.a.b"},
 		{"policy_context broken", func(r *Record) { r.PolicyContext = json.RawMessage(`{"a":`) }, CodeInvalidJSON, "policy_context.a"},
 		{"policy_context trailing", func(r *Record) { r.PolicyContext = json.RawMessage(`{} {}`) }, CodeInvalidJSON, "policy_context"},
+		{"policy_context trailing NUL", func(r *Record) { r.PolicyContext = json.RawMessage("{}\x00") }, CodeInvalidJSON, "policy_context"},
 		{"policy_context too deep", func(r *Record) { r.PolicyContext = json.RawMessage(`{"a":` + nest(31) + `}`) }, CodeTooDeep, "policy_context.a" + indexPath(30)},
 		{"policy_context imprecise", func(r *Record) { r.PolicyContext = json.RawMessage(`{"n":0.1000000000000000000001}`) }, CodeInvalidValue, "policy_context.n"},
 		{"identity_object number", func(r *Record) { r.IdentityObject = json.RawMessage(`42`) }, CodeWrongType, "identity_object"},

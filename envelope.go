@@ -135,7 +135,7 @@ func parseEnvelope(entry []byte) (*Envelope, error) {
 		}
 		break
 	}
-	if l.next() != 0 {
+	if l.more() {
 		return nil, l.errorf("unexpected data after the envelope")
 	}
 	for i, ok := range seen {

@@ -100,6 +100,7 @@ func TestDecodeEnvelopeRejects(t *testing.T) {
 		{"not an object", `[]`, false, false},
 		{"whitespace", replace(`"v":1`, `"v": 1`), true, false},
 		{"trailing newline", good + "\n", true, false},
+		{"trailing NUL", good + "\x00", false, false},
 		{"member order", `{"record":` + rec + `,"received_at":"2026-03-02T09:14:07Z","source_verified":false,"v":1}`, true, false},
 		{"non-canonical record", replace(rec, reordered), true, false},
 		{"escaped name", replace(`"v":1`, `"\u0076":1`), true, false},

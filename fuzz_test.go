@@ -75,12 +75,11 @@ func FuzzCanonicalize(f *testing.F) {
 		if !json.Valid(out) {
 			t.Fatalf("output is not JSON: %q", out)
 		}
+		// encoding/json is the oracle: it accepts a superset of what Canonicalize does (duplicate
+		// names, invalid UTF-8 and deeper nesting), so whatever Canonicalize accepts, it must too.
 		var a, b any
 		if err := json.Unmarshal(data, &a); err != nil {
-			if len(data) < 1<<16 { // encoding/json's nesting limit is 10000, ours 1000: only depth can differ
-				t.Fatalf("Canonicalize accepted what encoding/json rejects (%v): %q", err, data)
-			}
-			return
+			t.Fatalf("Canonicalize accepted what encoding/json rejects (%v): %q", err, data)
 		}
 		if err := json.Unmarshal(out, &b); err != nil || !reflect.DeepEqual(a, b) {
 			t.Fatalf("meaning changed (%v):\n%q\n%q", err, data, out)

@@ -31,7 +31,7 @@ func Canonicalize(data []byte) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lineage: canonicalize: %w", err)
 	}
-	if c.next() != 0 {
+	if c.more() {
 		return nil, fmt.Errorf("lineage: canonicalize: %w", c.errorf("unexpected data after the JSON value"))
 	}
 	return out, nil

@@ -3,6 +3,7 @@ package lineage
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -171,7 +172,7 @@ func TestCanonicalizeRejects(t *testing.T) {
 		`tru`, `nul`, `"abc`, `"\x"`, `"\u12"`, `"\u12G4"`, "\"\x01\"", "\"\xff\"", "\"\xc3\"",
 		`"\ud800"`, `"\udc00"`, `"\ud800\u0041"`, `"\ud800x"`, `{"a":1,"a":2}`, `{"a":1,"\u0061":2}`,
 		`[{"b":{"c":1,"c":1}}]`, strings.Repeat("[", maxCanonicalDepth+1) + strings.Repeat("]", maxCanonicalDepth+1),
-		"\xef\xbb\xbf{}",
+		"\xef\xbb\xbf{}", "0\x00", "{}\x00", "\x00", "[\x00]", // NUL is not end of input (found by FuzzCanonicalize)
 	} {
 		if out, err := Canonicalize([]byte(in)); err == nil {
 			t.Errorf("Canonicalize(%q) = %s, want an error", in, out)
@@ -355,5 +356,37 @@ func TestCheckNumber(t *testing.T) {
 		if msg := checkNumber([]byte(bad)); msg == "" {
 			t.Errorf("checkNumber(%s) accepted a number canonicalization would change", bad)
 		}
+	}
+}
+
+// TestDecodeRecordFreeFormProperties embeds random JSON objects, with random whitespace, order,
+// escapes and number spellings, in the free-form members of a valid record. Byte-level fuzzing
+// rarely produces a valid record; this drives the canonical-form invariants through the decoder.
+func TestDecodeRecordFreeFormProperties(t *testing.T) {
+	g := jsonGen{r: rand.New(rand.NewPCG(3, 4))}
+	accepted := 0
+	for i := 0; i < 2000; i++ {
+		obj := g.value(0)
+		if !strings.HasPrefix(obj, "{") {
+			continue
+		}
+		in := with(`"policy_context":` + obj + `,"identity_object":` + g.value(4))
+		r, err := DecodeRecord([]byte(in))
+		if err != nil {
+			var de *DecodeError
+			if !errors.As(err, &de) {
+				t.Fatalf("%v is not a *DecodeError", err)
+			}
+			continue
+		}
+		accepted++
+		assertStable(t, r)
+		want, err := Canonicalize([]byte(obj))
+		if err != nil || !bytes.Equal(r.PolicyContext, want) {
+			t.Fatalf("policy_context not stored canonically (%v):\n%s\n%s", err, r.PolicyContext, want)
+		}
+	}
+	if accepted < 100 {
+		t.Errorf("only %d of the generated records were accepted", accepted)
 	}
 }

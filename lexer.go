@@ -28,7 +28,9 @@ func (l *lexer) errorf(format string, args ...any) *syntaxError {
 }
 
 // next skips insignificant whitespace and returns the byte at the cursor, or 0 at the end of the
-// input (0 never starts a JSON value, so callers treat it as "unexpected end").
+// input. A NUL byte in the input also reads as 0; since it never starts a JSON token, callers
+// that only compare with expected bytes need not care, but a test for the end of the input must
+// use more.
 func (l *lexer) next() byte {
 	for l.pos < len(l.data) {
 		switch c := l.data[l.pos]; c {
@@ -39,6 +41,12 @@ func (l *lexer) next() byte {
 		}
 	}
 	return 0
+}
+
+// more skips whitespace and reports whether any input is left.
+func (l *lexer) more() bool {
+	l.next()
+	return l.pos < len(l.data)
 }
 
 // unexpected describes the byte at the cursor for an error message.

@@ -44,11 +44,16 @@ const smallObject = 16
 // checkIJSON runs the pre-scan over data, which must hold exactly one value whose first byte is
 // one of kinds ("{" for a record or policy_context, "{\"" for identity_object).
 func checkIJSON(data []byte, root string, baseDepth int, kinds string) *DecodeError {
-	s := prescan{lexer: lexer{data: data}, root: root, baseDepth: baseDepth}
-	c := s.next()
-	if c == 0 {
+	// Stack-allocated starting buffers: a typical record needs no heap allocation here.
+	var keys [512]byte
+	var spans [32]span
+	var frames [8]frame
+	s := prescan{lexer: lexer{data: data}, root: root, baseDepth: baseDepth,
+		keys: keys[:0], spans: spans[:0], frames: frames[:0]}
+	if !s.more() {
 		return s.fail(CodeInvalidJSON, "empty input")
 	}
+	c := s.next()
 	if strings.IndexByte(kinds, c) < 0 {
 		if root == "" {
 			return s.fail(CodeInvalidJSON, "a record must be a JSON object")
@@ -58,7 +63,7 @@ func checkIJSON(data []byte, root string, baseDepth int, kinds string) *DecodeEr
 	if err := s.value(baseDepth); err != nil {
 		return err
 	}
-	if s.next() != 0 {
+	if s.more() {
 		return s.fail(CodeInvalidJSON, "unexpected data after the JSON value at offset "+strconv.Itoa(s.pos))
 	}
 	return nil

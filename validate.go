@@ -14,7 +14,8 @@ import (
 // DecodeRecord already applies these rules; Validate exists for records built in Go (a publisher
 // library, a test, a migration) so that they are held to the same contract before they are
 // published or canonicalized. Because a Go struct cannot tell an absent string from an empty one,
-// an empty required string is reported as CodeMissingField. For such records Validate also
+// an empty required string is reported as CodeMissingField and an empty optional one is absent
+// (Canonical omits it, like omitempty). For such records Validate also
 // checks what decoding guarantees by construction: strings are valid UTF-8, policy_context and
 // identity_object are I-JSON of the right type, and the canonical record fits MaxRecordSize.
 //

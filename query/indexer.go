@@ -38,9 +38,10 @@ type Indexer struct {
 }
 
 type indexerMetrics struct {
-	applied  prometheus.Counter
-	position prometheus.Gauge
-	invalid  prometheus.Counter
+	applyTime prometheus.Histogram
+	applied   prometheus.Counter
+	position  prometheus.Gauge
+	invalid   prometheus.Counter
 }
 
 // NewIndexer returns an indexer positioned at the store's current position.
@@ -58,10 +59,12 @@ func NewIndexer(ctx context.Context, l ledger.Log, s index.Store, reg prometheus
 		applied:  prometheus.NewCounter(prometheus.CounterOpts{Name: "lineage_index_applied_total", Help: "Log entries applied to the index."}),
 		position: prometheus.NewGauge(prometheus.GaugeOpts{Name: "lineage_index_position", Help: "Log entries applied to the index (its position)."}),
 		invalid:  prometheus.NewCounter(prometheus.CounterOpts{Name: "lineage_index_invalid_entries_total", Help: "Log entries that are not valid Lineage envelopes (never expected; investigate)."}),
+		applyTime: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "lineage_index_batch_seconds", Help: "Time to read, decode and apply one batch of log entries.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
 	}
 	ix.metrics.position.Set(float64(pos))
 	if reg != nil {
-		reg.MustRegister(ix.metrics.applied, ix.metrics.position, ix.metrics.invalid)
+		reg.MustRegister(ix.metrics.applied, ix.metrics.position, ix.metrics.invalid, ix.metrics.applyTime)
 	}
 	return ix, nil
 }
@@ -119,6 +122,7 @@ func (ix *Indexer) Step(ctx context.Context) (bool, error) {
 		return false, nil
 	}
 	n := min(cp.Size-from, ix.BatchSize)
+	start := time.Now()
 	raw, err := ix.Log.Entries(ctx, from, n, cp.Size)
 	if err != nil {
 		return false, fmt.Errorf("indexer: entries [%d,+%d): %w", from, n, err)
@@ -144,6 +148,7 @@ func (ix *Indexer) Step(ctx context.Context) (bool, error) {
 		}
 		return false, fmt.Errorf("indexer: apply [%d,%d): %w", b.From, b.To, err)
 	}
+	ix.metrics.applyTime.Observe(time.Since(start).Seconds())
 	ix.metrics.applied.Add(float64(n))
 	ix.setPosition(b.To)
 	return true, nil

@@ -6,7 +6,7 @@ N=${1:-100000}
 dir=$(mktemp -d)
 nats=127.0.0.1:${BENCH_NATS_PORT:-14222}
 http=127.0.0.1:${BENCH_HTTP_PORT:-18080}
-bin/lineaged serve --data-dir "$dir" --nats-addr "$nats" --http-addr "$http" --log-level warn >"$dir/lineaged.log" 2>&1 &
+bin/lineaged serve --data-dir "$dir" --nats-addr "$nats" --http-addr "$http" --log-level warn ${BENCH_FLAGS:-} >"$dir/lineaged.log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT
 for _ in $(seq 1 100); do
@@ -15,4 +15,5 @@ for _ in $(seq 1 100); do
 done
 echo "== end-to-end: $N records through lineaged (embedded NATS → Tessera POSIX → SQLite)"
 bin/lineagebench --nats-url "nats://$nats" --api "http://$http" --n "$N"
+exec 3<>"/dev/tcp/${http%:*}/${http#*:}"; printf "GET /metrics HTTP/1.0\r\n\r\n" >&3; grep -E "^lineage_(ingest_append_seconds|index_batch_seconds)_(sum|count)" <&3 || true
 echo "data dir size: $(du -sh "$dir" | cut -f1)"

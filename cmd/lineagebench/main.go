@@ -9,6 +9,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -112,10 +113,7 @@ func run() error {
 		if err != nil {
 			return err
 		}
-		msg := nats.NewMsg(ingest.RecordsPrefix + r.Tenant)
-		msg.Data = b
-		msg.Header.Set(jetstream.MsgIDHeader, r.Tenant+"/"+r.ID)
-		if _, err := js.PublishMsgAsync(msg); err != nil {
+		if err := ingest.PublishAsync(context.Background(), js, ingest.RecordMsg(r.Tenant, r.ID, b)); err != nil {
 			return err
 		}
 		if i%*every == 0 {

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -96,11 +97,8 @@ type publisher struct {
 // publish sends one record with Nats-Msg-Id tenant/id, so a retried publish is dropped by the
 // JetStream dedupe window instead of reaching the ingester twice.
 func (p *publisher) publish(tenant, id string, data []byte) error {
-	msg := nats.NewMsg(ingest.RecordsPrefix + tenant)
-	msg.Data = data
-	msg.Header.Set(jetstream.MsgIDHeader, tenant+"/"+id)
-	if _, err := p.js.PublishMsgAsync(msg); err != nil {
-		return fmt.Errorf("publish %s/%s: %w", tenant, id, err)
+	if err := ingest.PublishAsync(context.Background(), p.js, ingest.RecordMsg(tenant, id, data)); err != nil {
+		return err
 	}
 	p.sent++
 	if time.Since(p.last) > time.Second {

@@ -8,6 +8,9 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
@@ -43,6 +46,7 @@ func serve(args []string) error {
 	fs.StringVar(&c.HTTPAddr, "http-addr", "127.0.0.1:8080", "listen address of the query API")
 	fs.DurationVar(&c.CheckpointInterval, "checkpoint-interval", 0, "how often a signed checkpoint is published while the log grows (default 250ms, min 100ms)")
 	fs.IntVar(&c.BatchSize, "batch-size", 1000, "records per ingest batch (one group commit)")
+	pprofAddr := fs.String("pprof-addr", "", "serve Go pprof profiles on this loopback address (debugging only)")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	format := fs.String("log-format", "text", "text or json")
 	fs.Usage = cliflag.Usage(fs, envPrefix, "usage: lineaged serve [flags]")
@@ -54,9 +58,35 @@ func serve(args []string) error {
 		return err
 	}
 	c.Logger = logger
+	if *pprofAddr != "" {
+		if err := servePprof(*pprofAddr); err != nil {
+			return err
+		}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return service.Run(ctx, c)
+}
+
+// servePprof exposes net/http/pprof on a loopback address, never beside the API.
+func servePprof(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("--pprof-addr: %w", err)
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return fmt.Errorf("--pprof-addr %q must be a loopback address", addr)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("--pprof-addr: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	go func() { _ = http.Serve(ln, mux) }()
+	return nil
 }
 
 func newLogger(level, format string) (*slog.Logger, error) {

@@ -150,6 +150,8 @@ func Run(ctx context.Context, c Config) error {
 
 	topts := tessera.DefaultOptions(LogDir(c.DataDir), signer, verifier)
 	topts.CheckpointInterval = c.CheckpointInterval
+	// One ingest batch becomes one Tessera sequencing batch: one group of fsyncs.
+	topts.BatchMaxSize = uint(c.BatchSize)
 	lg, err := tessera.Open(ctx, topts)
 	if err != nil {
 		return err

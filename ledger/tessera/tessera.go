@@ -54,7 +54,7 @@ func DefaultOptions(dir string, s note.Signer, v note.Verifier) Options {
 		Signer:             s,
 		Verifier:           v,
 		BatchMaxSize:       1024,
-		BatchMaxAge:        50 * time.Millisecond,
+		BatchMaxAge:        5 * time.Millisecond,
 		CheckpointInterval: 250 * time.Millisecond,
 		MaxOutstanding:     1 << 16,
 	}

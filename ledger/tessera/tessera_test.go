@@ -2,6 +2,7 @@ package tessera_test
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"testing"
 
@@ -87,4 +88,43 @@ func TestKeyRoundTrip(t *testing.T) {
 	if err != nil || pv.KeyHash() != s1.KeyHash() {
 		t.Fatalf("pub file verifier: %v", err)
 	}
+}
+
+// BenchmarkAppend measures durable appends of 1.5 KB entries (a typical canonical envelope) in
+// batches: each batch is added, then every future resolved, as the ingester does. On a disk
+// where fsync costs milliseconds, the batch size sets the throughput (docs/PERFORMANCE.md).
+func BenchmarkAppend(b *testing.B) {
+	for _, batch := range []int{1000, 4000} {
+		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) { benchAppend(b, batch) })
+	}
+}
+
+func benchAppend(b *testing.B, batch int) {
+	signer, vkey, err := ledger.LoadOrCreateSigner(filepath.Join(b.TempDir(), "log.key"), "lineage.bench/tessera")
+	if err != nil {
+		b.Fatal(err)
+	}
+	v, _ := ledger.NewVerifier(vkey)
+	o := tessera.DefaultOptions(b.TempDir(), signer, v)
+	o.BatchMaxSize = uint(batch)
+	l, err := tessera.Open(context.Background(), o)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close(context.Background())
+	entries := make([][]byte, batch)
+	for i := range entries {
+		entries[i] = make([]byte, 1500)
+	}
+	b.SetBytes(int64(1500 * batch))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		for j := range entries {
+			entries[j][0], entries[j][1], entries[j][2], entries[j][3] = byte(i), byte(i>>8), byte(j), byte(j>>8)
+		}
+		if _, err := ledgertest.AddAll(context.Background(), l, entries); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "entries/s")
 }

@@ -16,12 +16,16 @@ import (
 //
 // open must return a store kept in dir, an empty directory the suite made with t.TempDir, and
 // calling it again with the same dir after Close must return a store holding everything applied
-// before (the durability subtest does that). A driver without local files (ClickHouse) derives
-// its database name from dir. open reports its own failures with t.Fatal; the suite closes every
+// before (the durability subtest does that). A driver without local files (ClickHouse) can derive
+// a database name from dir. open reports its own failures with t.Fatal; the suite closes every
 // store it opens.
 //
-// The suite expects the UserQuery window to be half-open, From <= time < To, with a zero From or
-// To leaving that side open, and a driver default Limit of at least a few rows.
+// Beyond what the index.Store comments say, the suite expects: the UserQuery window is half-open,
+// From <= time < To, compared as instants with nanosecond precision, and a zero From or To leaves
+// that side open (an empty or inverted window returns no rows, not an error); Limit keeps the
+// first rows in (time, log index) order and the default Limit (0) is at least a few rows;
+// FindID returns ErrNotFound when no tenant has the id, like Lookup and Get; tenant, user and
+// record ids compare exactly (case-sensitive, no pattern matching).
 func Run(t *testing.T, open func(t *testing.T, dir string) index.Store) {
 	s := suite{open: open}
 	t.Run("EmptyPosition", s.testEmptyPosition)

@@ -27,6 +27,7 @@ type memData struct {
 	mu      sync.RWMutex
 	pos     uint64
 	entries []index.Entry
+	byKey   map[[2]string]index.Entry // (tenant, id)
 }
 
 // memStore is the reference index.Store: brute force over every entry applied.
@@ -37,6 +38,12 @@ func (m *memStore) Apply(_ context.Context, b index.Batch) error {
 	defer m.data.mu.Unlock()
 	if b.From != m.data.pos {
 		return fmt.Errorf("mem: apply [%d,%d) at %d: %w", b.From, b.To, m.data.pos, index.ErrPosition)
+	}
+	if m.data.byKey == nil {
+		m.data.byKey = map[[2]string]index.Entry{}
+	}
+	for _, e := range b.Entries {
+		m.data.byKey[[2]string{e.Record.Tenant, e.Record.ID}] = e
 	}
 	m.data.entries = append(m.data.entries, b.Entries...)
 	m.data.pos = b.To
@@ -52,12 +59,11 @@ func (m *memStore) Position(context.Context) (uint64, error) {
 func (m *memStore) Lookup(_ context.Context, tenant, id string) (index.Ref, error) {
 	m.data.mu.RLock()
 	defer m.data.mu.RUnlock()
-	for _, e := range m.data.entries {
-		if e.Record.Tenant == tenant && e.Record.ID == id {
-			return index.Ref{Tenant: tenant, ID: id, Index: e.Index, RecordHash: e.RecordHash}, nil
-		}
+	e, ok := m.data.byKey[[2]string{tenant, id}]
+	if !ok {
+		return index.Ref{}, index.ErrNotFound
 	}
-	return index.Ref{}, index.ErrNotFound
+	return index.Ref{Tenant: tenant, ID: id, Index: e.Index, RecordHash: e.RecordHash}, nil
 }
 
 func (m *memStore) FindID(_ context.Context, id string) ([]index.Ref, error) {
@@ -78,12 +84,11 @@ func (m *memStore) FindID(_ context.Context, id string) ([]index.Ref, error) {
 func (m *memStore) Get(_ context.Context, tenant, id string) (index.Row, error) {
 	m.data.mu.RLock()
 	defer m.data.mu.RUnlock()
-	for _, e := range m.data.entries {
-		if e.Record.Tenant == tenant && e.Record.ID == id {
-			return row(e)
-		}
+	e, ok := m.data.byKey[[2]string{tenant, id}]
+	if !ok {
+		return index.Row{}, index.ErrNotFound
 	}
-	return index.Row{}, index.ErrNotFound
+	return row(e)
 }
 
 func (m *memStore) UserActions(_ context.Context, q index.UserQuery) ([]index.Row, error) {

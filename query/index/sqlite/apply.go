@@ -15,7 +15,9 @@ import (
 
 // insertRecord stores one entry. A plain INSERT, not INSERT OR IGNORE / REPLACE: the log holds each
 // (tenant, id) once (ingest deduplicates before sequencing), so a conflict here is a bug upstream
-// or a corrupt index, and hiding it would make the projection disagree with the log.
+// or a corrupt index, and hiding it would make the projection disagree with the log. There is no
+// benign conflict to tolerate: re-applying the same log index cannot get this far, because Apply
+// rejects every batch that does not start at the position.
 const insertRecord = `INSERT INTO records (
 	log_index, tenant, id, time_ns, user_id, user_issuer, agent_id, role, parent_id,
 	action_type, action_target, effect, policy_id, policy_version, delegation_token,
