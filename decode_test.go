@@ -481,3 +481,16 @@ func TestDecodeRecordDoesNotAliasInput(t *testing.T) {
 		t.Fatal("record changed when the caller reused its buffer")
 	}
 }
+
+func TestDecodeRejectsTimesOutsideTheIndexableWindow(t *testing.T) {
+	for _, ts := range []string{"0001-01-01T00:00:00Z", "1969-12-31T23:59:59Z", "2200-01-01T00:00:00Z", "9999-12-31T23:59:59Z"} {
+		raw := []byte(`{"schema":"lineage.decision/v1","id":"t1","time":"` + ts + `","tenant":"acme",` +
+			`"source":{"id":"s","type":"t"},"user":{"id":"u","issuer":"i"},"agent":{"id":"a"},` +
+			`"action":{"type":"x","target":"y"},"decision":{"effect":"allow","policy":{"id":"p","version":"1"}}}`)
+		_, err := DecodeRecord(raw)
+		var de *DecodeError
+		if !errors.As(err, &de) || de.Code != CodeInvalidValue || de.Field != "time" {
+			t.Errorf("time %s: err = %v, want invalid_value on time", ts, err)
+		}
+	}
+}

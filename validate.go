@@ -87,10 +87,23 @@ func (c *checker) timestamp(field, s string, required bool) {
 	if c.err != nil || s == "" {
 		return
 	}
-	if _, err := time.Parse(time.RFC3339Nano, s); err != nil {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
 		c.fail(invalid(field, "not an RFC 3339 timestamp: "+err.Error()))
+		return
+	}
+	// Indexes store times as Unix nanoseconds (int64: 1677–2262); a record outside a sane
+	// window would be logged but could never be indexed, so refuse it at the door.
+	if t.Before(MinTime) || !t.Before(MaxTime) {
+		c.fail(invalid(field, "must be between "+MinTime.Format(time.RFC3339)+" and "+MaxTime.Format(time.RFC3339)))
 	}
 }
+
+// MinTime and MaxTime bound every timestamp in a record.
+var (
+	MinTime = time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC)
+	MaxTime = time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)
+)
 
 func (c *checker) tenant(s string) {
 	c.str("tenant", s, true, 63)

@@ -161,6 +161,9 @@ func (a *API) record(c *gin.Context) {
 		ref = r
 	} else {
 		refs, err := a.Store.FindID(c, id)
+		if errors.Is(err, index.ErrNotFound) {
+			refs, err = nil, nil
+		}
 		if err != nil {
 			a.internal(c, "lookup", err)
 			return

@@ -13,7 +13,10 @@ for _ in $(seq 1 100); do
   (exec 3<>"/dev/tcp/${http%:*}/${http#*:}") 2>/dev/null && break
   sleep 0.1
 done
-echo "== end-to-end: $N records through lineaged (embedded NATS → Tessera POSIX → SQLite)"
+echo "== end-to-end: $N records through lineaged (embedded NATS → Tessera POSIX → SQLite), as fast as possible"
 bin/lineagebench --nats-url "nats://$nats" --api "http://$http" --n "$N"
+RATE=${BENCH_RATE:-2000}
+echo "== latency at a steady $RATE records/s (below capacity): $((N / 5)) records"
+bin/lineagebench --nats-url "nats://$nats" --api "http://$http" --n "$((N / 5))" --rate "$RATE"
 exec 3<>"/dev/tcp/${http%:*}/${http#*:}"; printf "GET /metrics HTTP/1.0\r\n\r\n" >&3; grep -E "^lineage_(ingest_append_seconds|index_batch_seconds)_(sum|count)" <&3 || true
 echo "data dir size: $(du -sh "$dir" | cut -f1)"

@@ -55,6 +55,7 @@ func run() error {
 	n := fs.Int("n", 100_000, "records to publish")
 	every := fs.Int("sample-every", 10, "measure latency for every k-th record")
 	seed := fs.Int64("seed", 42, "generator seed")
+	rate := fs.Int("rate", 0, "publish at this many records/s (0: as fast as JetStream acks); latency is only meaningful below the service's capacity")
 	prefix := fs.String("id-prefix", "", "prefix for record ids (default: a unique per-run prefix)")
 	fs.Usage = cliflag.Usage(fs, "LINEAGEBENCH_", "usage: lineagebench [flags]")
 	if err := cliflag.Parse(fs, "LINEAGEBENCH_", os.Args[1:]); err != nil {
@@ -104,6 +105,11 @@ func run() error {
 	samples := make([]sample, 0, *n / *every + 1)
 	start := time.Now()
 	for i := 0; i < *n; i++ {
+		if *rate > 0 {
+			if due := start.Add(time.Duration(float64(i) / float64(*rate) * float64(time.Second))); time.Until(due) > 0 {
+				time.Sleep(time.Until(due))
+			}
+		}
 		r := g.Next()
 		r.ID = *prefix + r.ID
 		if r.ParentID != "" {
@@ -151,7 +157,11 @@ func run() error {
 	slices.Sort(lat)
 	pct := func(p float64) time.Duration { return lat[min(len(lat)-1, int(p*float64(len(lat))))] }
 	rss := metric(*api, "process_resident_memory_bytes")
-	fmt.Printf("records:            %d (latency sampled for %d)\n", *n, len(lat))
+	mode := "as fast as possible"
+	if *rate > 0 {
+		mode = fmt.Sprintf("at %d records/s", *rate)
+	}
+	fmt.Printf("records:            %d published %s (latency sampled for %d)\n", *n, mode, len(lat))
 	fmt.Printf("publish:            %s (%.0f records/s accepted by JetStream)\n", pubDur.Round(time.Millisecond), float64(*n)/pubDur.Seconds())
 	fmt.Printf("end-to-end:         %s (%.0f records/s published, logged, signed, indexed)\n", total.Round(time.Millisecond), float64(*n)/total.Seconds())
 	fmt.Printf("publish→queryable:  p50 %s  p90 %s  p99 %s  max %s\n", pct(0.50).Round(time.Millisecond), pct(0.90).Round(time.Millisecond), pct(0.99).Round(time.Millisecond), lat[len(lat)-1].Round(time.Millisecond))

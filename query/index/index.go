@@ -65,8 +65,11 @@ type Row struct {
 	RecordHash [32]byte
 }
 
-// UserQuery selects the records authorized by one user of one tenant in a time window. A zero
-// From or To leaves that side open. Limit caps the rows returned (0 means the driver default).
+// UserQuery selects the records authorized by one user of one tenant in a time window:
+// From <= time < To, compared as instants to the nanosecond. A zero From or To leaves that side
+// open; an empty or inverted window returns no rows (not an error). Tenant and user ids compare
+// exactly. Rows come ordered by time, then log index, and Limit keeps the first ones in that
+// order (0 means the driver default, 10,000; drivers cap it at 100,000).
 type UserQuery struct {
 	Tenant string
 	UserID string
@@ -84,7 +87,8 @@ type Store interface {
 	Position(ctx context.Context) (uint64, error)
 	// Lookup finds a record by tenant and id.
 	Lookup(ctx context.Context, tenant, id string) (Ref, error)
-	// FindID finds records with this id in any tenant (ids are unique per tenant only).
+	// FindID finds records with this id in any tenant (ids are unique per tenant only); it
+	// returns ErrNotFound when no tenant has it.
 	FindID(ctx context.Context, id string) ([]Ref, error)
 	// Get returns the stored record by tenant and id.
 	Get(ctx context.Context, tenant, id string) (Row, error)
