@@ -90,7 +90,8 @@ type apiError struct {
 }
 
 func fail(c *gin.Context, status int, format string, args ...any) {
-	c.AbortWithStatusJSON(status, apiError{Error: fmt.Sprintf(format, args...)})
+	c.Abort()
+	c.PureJSON(status, apiError{Error: fmt.Sprintf(format, args...)}) // no HTML escaping of "<"
 }
 
 func (a *API) internal(c *gin.Context, what string, err error) {
