@@ -39,8 +39,10 @@ type Config struct {
 	// MaxPending bounds records appended but not yet indexed; above it the ingester pauses so
 	// memory stays bounded if the indexer falls behind. Default 200,000.
 	MaxPending int
-	Metrics    *Metrics
-	Logger     *slog.Logger
+	// AckWait is JetStream's redelivery timeout for unacked messages (default 30 s).
+	AckWait time.Duration
+	Metrics *Metrics
+	Logger  *slog.Logger
 	// Now is the clock for received_at (tests may fix it).
 	Now func() time.Time
 }
@@ -73,6 +75,9 @@ func New(cfg Config) (*Ingester, error) {
 	if cfg.Linger <= 0 {
 		cfg.Linger = 5 * time.Millisecond
 	}
+	if cfg.AckWait <= 0 {
+		cfg.AckWait = 30 * time.Second
+	}
 	if cfg.MaxPending <= 0 {
 		cfg.MaxPending = 200_000
 	}
@@ -100,7 +105,7 @@ func (in *Ingester) Run(ctx context.Context) error {
 	if err := in.cfg.WaitIndexed(ctx, size); err != nil {
 		return fmt.Errorf("ingest: wait for index to reach %d: %w", size, err)
 	}
-	cons, err := ensureConsumer(ctx, in.cfg.JS, 4*in.cfg.BatchSize)
+	cons, err := ensureConsumer(ctx, in.cfg.JS, 4*in.cfg.BatchSize, in.cfg.AckWait)
 	if err != nil {
 		return err
 	}

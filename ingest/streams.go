@@ -81,13 +81,16 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions)
 	return nil
 }
 
-// ensureConsumer creates the durable consumer the ingester reads from.
-func ensureConsumer(ctx context.Context, js jetstream.JetStream, maxAckPending int) (jetstream.Consumer, error) {
+// ensureConsumer creates the durable consumer the ingester reads from. ackWait is how long a
+// delivered message may stay unacked before JetStream redelivers it: after a crash, the
+// messages the dead ingester held come back after ackWait. It must comfortably exceed one
+// batch's append time.
+func ensureConsumer(ctx context.Context, js jetstream.JetStream, maxAckPending int, ackWait time.Duration) (jetstream.Consumer, error) {
 	c, err := js.CreateOrUpdateConsumer(ctx, RecordsStream, jetstream.ConsumerConfig{
 		Durable:       ConsumerName,
 		Description:   "Lineage ingester: acks only after the record is durably in the log.",
 		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       2 * time.Minute,
+		AckWait:       ackWait,
 		MaxAckPending: maxAckPending,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		FilterSubject: RecordsSubjects,

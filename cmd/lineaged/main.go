@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/lineage-audit/lineage/internal/cliflag"
 	"github.com/lineage-audit/lineage/internal/service"
@@ -47,6 +48,7 @@ func serve(args []string) error {
 	fs.DurationVar(&c.CheckpointInterval, "checkpoint-interval", 0, "how often a signed checkpoint is published while the log grows (default 250ms, min 100ms)")
 	fs.IntVar(&c.BatchSize, "batch-size", 1000, "records per ingest batch (one group commit)")
 	pprofAddr := fs.String("pprof-addr", "", "serve Go pprof profiles on this loopback address (debugging only)")
+	fs.DurationVar(&c.AckWait, "ack-wait", 30*time.Second, "JetStream redelivery timeout for records the ingester received but did not ack (after a crash they come back after this)")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	format := fs.String("log-format", "text", "text or json")
 	fs.Usage = cliflag.Usage(fs, envPrefix, "usage: lineaged serve [flags]")

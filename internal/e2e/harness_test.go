@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -52,6 +53,24 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
+// syncBuffer collects a child's output; the test may read it while the child still writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
 // daemon is a lineaged child process.
 type daemon struct {
 	t        *testing.T
@@ -59,15 +78,16 @@ type daemon struct {
 	natsAddr string
 	httpAddr string
 	cmd      *exec.Cmd
-	logs     *bytes.Buffer
+	logs     *syncBuffer
 	done     chan error
 }
 
-func startDaemon(t *testing.T, dataDir, natsAddr, httpAddr string) *daemon {
+func startDaemon(t *testing.T, dataDir, natsAddr, httpAddr string, extra ...string) *daemon {
 	t.Helper()
-	d := &daemon{t: t, dataDir: dataDir, natsAddr: natsAddr, httpAddr: httpAddr, logs: &bytes.Buffer{}, done: make(chan error, 1)}
-	d.cmd = exec.Command(bins.lineaged, "serve", "--data-dir", dataDir, "--nats-addr", natsAddr,
-		"--http-addr", httpAddr, "--checkpoint-interval", "100ms", "--log-origin", "lineage.test/e2e")
+	d := &daemon{t: t, dataDir: dataDir, natsAddr: natsAddr, httpAddr: httpAddr, logs: &syncBuffer{}, done: make(chan error, 1)}
+	args := append([]string{"serve", "--data-dir", dataDir, "--nats-addr", natsAddr,
+		"--http-addr", httpAddr, "--checkpoint-interval", "100ms", "--log-origin", "lineage.test/e2e"}, extra...)
+	d.cmd = exec.Command(bins.lineaged, args...)
 	d.cmd.Stdout, d.cmd.Stderr = d.logs, d.logs
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -94,6 +114,13 @@ func startDaemon(t *testing.T, dataDir, natsAddr, httpAddr string) *daemon {
 }
 
 func (d *daemon) url(path string) string { return "http://" + d.httpAddr + path }
+
+// kill sends SIGKILL: no shutdown code runs, as in a crash or an OOM kill.
+func (d *daemon) kill() {
+	d.t.Helper()
+	_ = d.cmd.Process.Kill()
+	<-d.done
+}
 
 // stop sends SIGTERM and waits for a clean exit.
 func (d *daemon) stop() {
@@ -141,9 +168,15 @@ func (d *daemon) getText(t *testing.T, path string) []byte {
 }
 
 // waitIndexed waits until the index holds n log entries.
-func (d *daemon) waitIndexed(t *testing.T, n uint64) {
+func (d *daemon) waitIndexed(t *testing.T, n uint64) { t.Helper(); d.waitIndexedFor(t, n, time.Minute) }
+
+// waitIndexedFor waits up to timeout until the index holds n log entries, and fails if it holds
+// more (a duplicate), or if it stops growing for 30 s short of n (records lost: redeliveries
+// after a crash arrive within the daemon's --ack-wait).
+func (d *daemon) waitIndexedFor(t *testing.T, n uint64, timeout time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(timeout)
+	lastPos, lastMove := uint64(0), time.Now()
 	var h struct {
 		IndexPosition  uint64 `json:"index_position"`
 		CheckpointSize uint64 `json:"checkpoint_size"`
@@ -155,9 +188,31 @@ func (d *daemon) waitIndexed(t *testing.T, n uint64) {
 			}
 			return
 		}
+		if h.IndexPosition != lastPos {
+			lastPos, lastMove = h.IndexPosition, time.Now()
+		} else if time.Since(lastMove) > 30*time.Second {
+			t.Fatalf("index stalled at %d of %d entries for 30s: %d records lost\n%s", h.IndexPosition, n, n-h.IndexPosition, d.logs)
+		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Fatalf("index reached %d of %d entries in 60s\n%s", h.IndexPosition, n, d.logs)
+	t.Fatalf("index reached %d of %d entries in %s\n%s", h.IndexPosition, n, timeout, d.logs)
+}
+
+// getQuiet fetches a URL and returns the body of a 200 answer.
+func getQuiet(u string) ([]byte, error) {
+	resp, err := http.Get(u)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %s: %s", u, resp.Status, b)
+	}
+	return b, nil
 }
 
 // ctl runs lineagectl and returns its combined output and error.

@@ -45,6 +45,7 @@ type Config struct {
 
 	CheckpointInterval time.Duration
 	BatchSize          int
+	AckWait            time.Duration
 	// Ready, if set, is called once the service accepts records and queries.
 	Ready  func(Info)
 	Logger *slog.Logger
@@ -199,7 +200,7 @@ func Run(ctx context.Context, c Config) error {
 	}
 	in, err := ingest.New(ingest.Config{
 		JS: js, Log: lg, Seen: store, Indexed: ix.Position, WaitIndexed: ix.WaitFor,
-		BatchSize: c.BatchSize, Metrics: ingest.NewMetrics(reg), Logger: log.With("component", "ingest"),
+		BatchSize: c.BatchSize, AckWait: c.AckWait, Metrics: ingest.NewMetrics(reg), Logger: log.With("component", "ingest"),
 	})
 	if err != nil {
 		return err

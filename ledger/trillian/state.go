@@ -1,0 +1,139 @@
+package trillian
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"syscall"
+
+	"github.com/lineage-audit/lineage/ledger"
+	"golang.org/x/mod/sumdb/note"
+)
+
+// stateDir is the driver's small local state: the latest signed checkpoint ("checkpoint", the
+// signed note exactly as published, so it can be served or inspected as is) and, only until the
+// tree's first leaf is integrated, a copy of the entry sent for index 0 ("tree-<id>.leaf0").
+type stateDir struct {
+	dir  string
+	v    note.Verifier
+	lock *os.File // flock held while a writer has the dir open; nil for readers
+}
+
+const checkpointFile = "checkpoint"
+
+// openStateDir creates dir if needed and, for a writer, takes an exclusive lock on it: two
+// drivers signing from one state dir could each sign a root the other never checked.
+func openStateDir(dir string, v note.Verifier, writer bool) (*stateDir, error) {
+	s := &stateDir{dir: dir, v: v}
+	if !writer {
+		return s, nil
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("trillian: state dir %s: %w", dir, err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("trillian: state dir lock: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("trillian: state dir %s is in use by another driver: %w", dir, err)
+	}
+	s.lock = f
+	return s, nil
+}
+
+func (s *stateDir) close() {
+	if s.lock != nil {
+		s.lock.Close() // closing the descriptor releases the flock
+		s.lock = nil
+	}
+}
+
+// readCheckpoint returns the persisted checkpoint, verified with the log's key: a file changed
+// on disk, or signed by another key, is an error, never a silent reset of what was committed.
+func (s *stateDir) readCheckpoint() (ledger.Checkpoint, bool, error) {
+	raw, err := os.ReadFile(filepath.Join(s.dir, checkpointFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return ledger.Checkpoint{}, false, nil
+	}
+	if err != nil {
+		return ledger.Checkpoint{}, false, fmt.Errorf("trillian: read checkpoint: %w", err)
+	}
+	cp, err := ledger.OpenCheckpoint(raw, s.v)
+	if err != nil {
+		return ledger.Checkpoint{}, false, fmt.Errorf("trillian: persisted checkpoint in %s: %w", s.dir, err)
+	}
+	return cp, true, nil
+}
+
+// writeCheckpoint persists a signed checkpoint before it is published.
+func (s *stateDir) writeCheckpoint(n []byte) error {
+	return writeFileAtomic(filepath.Join(s.dir, checkpointFile), n)
+}
+
+func (s *stateDir) leaf0Path(treeID int64) string {
+	return filepath.Join(s.dir, fmt.Sprintf("tree-%d.leaf0", treeID))
+}
+
+// readLeaf0 returns the saved index-0 entry for the tree, if any.
+func (s *stateDir) readLeaf0(treeID int64) ([]byte, bool, error) {
+	b, err := os.ReadFile(s.leaf0Path(treeID))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("trillian: read index-0 copy: %w", err)
+	}
+	return b, true, nil
+}
+
+// writeLeaf0 saves the entry about to be sent for index 0 (see recoverSize for why).
+func (s *stateDir) writeLeaf0(treeID int64, entry []byte) error {
+	return writeFileAtomic(s.leaf0Path(treeID), entry)
+}
+
+func (s *stateDir) removeLeaf0(treeID int64) error {
+	if err := os.Remove(s.leaf0Path(treeID)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("trillian: remove index-0 copy: %w", err)
+	}
+	return nil
+}
+
+// writeFileAtomic replaces path with data so that after a crash the file holds either the old
+// or the new content, never a torn mix, and the new content survives once this returns: the
+// data is written to a temporary file and fsynced, renamed over path, and the directory is
+// fsynced so the rename itself is durable.
+func writeFileAtomic(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("trillian: write %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name()) // no-op after a successful rename
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("trillian: write %s: %w", path, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("trillian: sync %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("trillian: close %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("trillian: rename %s: %w", path, err)
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("trillian: open dir %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("trillian: sync dir %s: %w", dir, err)
+	}
+	return nil
+}
