@@ -51,6 +51,11 @@ func runRebuild(args []string) error {
 	fs := flag.NewFlagSet("rebuild-index", flag.ContinueOnError)
 	dataDir := fs.String("data-dir", "./data", "lineaged data directory")
 	vfile := fs.String("verifier-file", "", "log public key file (default <data-dir>/keys/log.key.pub)")
+	var c service.Config
+	fs.StringVar(&c.Ledger, "ledger", "tessera", "ledger driver of the data dir: tessera or trillian")
+	fs.StringVar(&c.TrillianAddr, "trillian-addr", "", "Trillian log server (with --ledger trillian)")
+	fs.Int64Var(&c.TrillianTreeID, "trillian-tree-id", 0, "Trillian tree id (with --ledger trillian)")
+	fs.StringVar(&c.TrillianTLSCA, "trillian-tls-ca", "", "CA file for TLS to Trillian")
 	fs.Usage = cliflag.Usage(fs, envPrefix, "usage: lineagectl rebuild-index [--data-dir DIR]")
 	if err := cliflag.Parse(fs, envPrefix, args); err != nil {
 		return err
@@ -64,7 +69,8 @@ func runRebuild(args []string) error {
 	}
 	start := time.Now()
 	last := time.Now()
-	n, err := service.RebuildIndex(context.Background(), *dataDir, v, func(done, total uint64) {
+	c.DataDir = *dataDir
+	n, err := service.RebuildIndex(context.Background(), c, v, func(done, total uint64) {
 		if time.Since(last) > time.Second || done == total {
 			last = time.Now()
 			fmt.Fprintf(os.Stderr, "rebuild-index: %d/%d entries (%.0f%%)\n", done, total, 100*float64(done)/float64(max(total, 1)))

@@ -21,6 +21,7 @@ var commands = map[string]command{
 	"checkpoint":    {"fetch the latest checkpoint, verify its signature, and its consistency with an older one", runCheckpoint},
 	"lineage":       {"print the user → agent → sub-agent → action tree for a user", runLineage},
 	"keygen":        {"create a checkpoint signing key pair", runKeygen},
+	"trillian":      {"trillian create-tree: create a PREORDERED_LOG tree for --ledger trillian", runTrillian},
 	"rebuild-index": {"rebuild the index from the log alone (lineaged must be stopped)", runRebuild},
 }
 

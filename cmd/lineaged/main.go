@@ -37,7 +37,11 @@ func serve(args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	var c service.Config
 	fs.StringVar(&c.DataDir, "data-dir", "./data", "directory for the log, the index, NATS storage and the signing key")
-	fs.StringVar(&c.Ledger, "ledger", "tessera", "ledger driver: tessera")
+	fs.StringVar(&c.Ledger, "ledger", "tessera", "ledger driver: tessera (embedded) or trillian")
+	fs.StringVar(&c.TrillianAddr, "trillian-addr", "", "Trillian log server gRPC address (with --ledger trillian)")
+	fs.Int64Var(&c.TrillianTreeID, "trillian-tree-id", 0, "Trillian PREORDERED_LOG tree id (lineagectl trillian create-tree makes one)")
+	fs.StringVar(&c.TrillianTLSCA, "trillian-tls-ca", "", "CA file: connect to Trillian over TLS, trusting this CA")
+	fs.BoolVar(&c.TrillianInsecure, "trillian-insecure", false, "allow plaintext gRPC to a non-loopback Trillian (not recommended)")
 	fs.StringVar(&c.Index, "index", "sqlite", "index driver: sqlite")
 	fs.StringVar(&c.LogOrigin, "log-origin", "", "origin (key name) for a new log; default lineage.local/<hostname>")
 	fs.StringVar(&c.KeyFile, "key-file", "", "checkpoint signing key; default <data-dir>/keys/log.key (created if missing)")

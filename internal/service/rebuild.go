@@ -8,26 +8,29 @@ import (
 	"os"
 
 	"github.com/lineage-audit/lineage/ledger"
-	"github.com/lineage-audit/lineage/ledger/tessera"
 	"github.com/lineage-audit/lineage/query"
 	"github.com/lineage-audit/lineage/query/index/sqlite"
 	"golang.org/x/mod/sumdb/note"
 )
 
-// RebuildIndex recreates the SQLite index of dataDir from the log alone. It builds the new index
-// beside the old one and swaps it in only once it has caught up with the latest checkpoint, so
-// an interrupted rebuild leaves the old index untouched. The daemon must not be running (the
-// data dir lock enforces it). progress is called after every batch.
-func RebuildIndex(ctx context.Context, dataDir string, v note.Verifier, progress func(done, total uint64)) (uint64, error) {
+// RebuildIndex recreates the SQLite index of c.DataDir from the log alone (c.Ledger and its
+// settings say which log). It builds the new index beside the old one and swaps it in only once
+// it has caught up with the latest checkpoint, so an interrupted rebuild leaves the old index
+// untouched. The daemon must not be running (the data dir lock enforces it). progress is called
+// after every batch.
+func RebuildIndex(ctx context.Context, c Config, v note.Verifier, progress func(done, total uint64)) (uint64, error) {
+	c.Defaults()
+	dataDir := c.DataDir
 	unlock, err := LockDataDir(dataDir)
 	if err != nil {
 		return 0, err
 	}
 	defer unlock()
-	lg, err := tessera.OpenReadOnly(LogDir(dataDir), v)
+	lg, _, err := openLedger(ctx, c, nil, v, true)
 	if err != nil {
 		return 0, err
 	}
+	defer lg.Close(ctx)
 	cp, err := lg.Checkpoint(ctx)
 	if errors.Is(err, ledger.ErrNotFound) {
 		cp = ledger.Checkpoint{}

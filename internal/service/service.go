@@ -5,6 +5,7 @@ package service
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -17,21 +18,31 @@ import (
 	"github.com/lineage-audit/lineage/ingest"
 	"github.com/lineage-audit/lineage/ledger"
 	"github.com/lineage-audit/lineage/ledger/tessera"
+	"github.com/lineage-audit/lineage/ledger/trillian"
 	"github.com/lineage-audit/lineage/query"
 	"github.com/lineage-audit/lineage/query/index/sqlite"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/mod/sumdb/note"
 	"k8s.io/klog/v2"
 )
 
 // Config is everything `lineaged serve` can be told.
 type Config struct {
 	DataDir string
-	// Ledger and Index name the drivers; only "tessera" and "sqlite" exist so far.
+	// Ledger and Index name the drivers: ledger "tessera" (embedded) or "trillian"; index
+	// "sqlite" (embedded).
 	Ledger string
 	Index  string
+	// TrillianAddr and TrillianTreeID locate the Trillian log (a PREORDERED_LOG tree, see
+	// `lineagectl trillian create-tree`). TrillianTLS* enable TLS to it; plaintext is only
+	// allowed to loopback addresses.
+	TrillianAddr     string
+	TrillianTreeID   int64
+	TrillianTLSCA    string
+	TrillianInsecure bool
 	// LogOrigin names a new log (used only when the signing key is created).
 	LogOrigin string
 	// KeyFile is the checkpoint signing key (default <data-dir>/keys/log.key).
@@ -114,8 +125,11 @@ func IndexPath(dataDir string) string { return filepath.Join(dataDir, "index.sql
 func Run(ctx context.Context, c Config) error {
 	c.Defaults()
 	log := c.Logger
-	if c.Ledger != "tessera" {
-		return fmt.Errorf("service: --ledger %q is not available (tessera)", c.Ledger)
+	if c.Ledger != "tessera" && c.Ledger != "trillian" {
+		return fmt.Errorf("service: --ledger %q is not available (tessera, trillian)", c.Ledger)
+	}
+	if c.Ledger == "trillian" && (c.TrillianAddr == "" || c.TrillianTreeID == 0) {
+		return errors.New("service: --ledger trillian needs --trillian-addr and --trillian-tree-id")
 	}
 	if c.Index != "sqlite" {
 		return fmt.Errorf("service: --index %q is not available (sqlite)", c.Index)
@@ -149,11 +163,7 @@ func Run(ctx context.Context, c Config) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	topts := tessera.DefaultOptions(LogDir(c.DataDir), signer, verifier)
-	topts.CheckpointInterval = c.CheckpointInterval
-	// One ingest batch becomes one Tessera sequencing batch: one group of fsyncs.
-	topts.BatchMaxSize = uint(c.BatchSize)
-	lg, err := tessera.Open(ctx, topts)
+	lg, logDir, err := openLedger(ctx, c, signer, verifier, false)
 	if err != nil {
 		return err
 	}
@@ -210,7 +220,7 @@ func Run(ctx context.Context, c Config) error {
 	inDone := make(chan error, 1)
 	go func() { inDone <- in.Run(inCtx) }()
 
-	api := &query.API{Log: lg, Store: store, Verifier: vkey, LogDir: LogDir(c.DataDir), Gatherer: reg,
+	api := &query.API{Log: lg, Store: store, Verifier: vkey, LogDir: logDir, Gatherer: reg,
 		Logger: log.With("component", "api")}
 	ln, err := net.Listen("tcp", c.HTTPAddr)
 	if err != nil {
@@ -241,6 +251,45 @@ func Run(ctx context.Context, c Config) error {
 	<-inDone
 	closeLog() // every appended entry is integrated and checkpointed before the index stops
 	return runErr
+}
+
+// openLedger opens the configured ledger driver. It returns the directory to serve as
+// tlog-tiles under /log/ ("" when the driver has none).
+func openLedger(ctx context.Context, c Config, s note.Signer, v note.Verifier, readOnly bool) (ledger.Log, string, error) {
+	switch c.Ledger {
+	case "trillian":
+		o := trillian.DefaultOptions(c.TrillianAddr, c.TrillianTreeID, filepath.Join(c.DataDir, "trillian-state"), s, v)
+		o.CheckpointInterval = c.CheckpointInterval
+		o.BatchMaxSize = c.BatchSize
+		o.Insecure = c.TrillianInsecure
+		if c.TrillianTLSCA != "" {
+			tc, err := trillian.TLSFromCA(c.TrillianTLSCA)
+			if err != nil {
+				return nil, "", err
+			}
+			o.TLS = tc
+		}
+		o.Logger = c.Logger.With("component", "trillian")
+		var l *trillian.Log
+		var err error
+		if readOnly {
+			l, err = trillian.OpenReadOnly(ctx, o)
+		} else {
+			l, err = trillian.Open(ctx, o)
+		}
+		return l, "", err
+	default:
+		if readOnly {
+			l, err := tessera.OpenReadOnly(LogDir(c.DataDir), v)
+			return l, LogDir(c.DataDir), err
+		}
+		o := tessera.DefaultOptions(LogDir(c.DataDir), s, v)
+		o.CheckpointInterval = c.CheckpointInterval
+		// One ingest batch becomes one Tessera sequencing batch: one group of fsyncs.
+		o.BatchMaxSize = uint(c.BatchSize)
+		l, err := tessera.Open(ctx, o)
+		return l, LogDir(c.DataDir), err
+	}
 }
 
 // connectNATS starts the embedded server (unless an external URL is given) and connects.
