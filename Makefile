@@ -4,7 +4,7 @@ GO ?= go
 BIN := bin
 export CGO_ENABLED := 1
 
-.PHONY: all build run test test-short lint fuzz bench clean deps
+.PHONY: all build run test lint fuzz bench soak clean deps
 
 all: build
 
@@ -37,11 +37,22 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRecord$$' -fuzztime $(FUZZTIME) .
 	$(GO) test -run '^$$' -fuzz '^FuzzCanonicalize$$' -fuzztime $(FUZZTIME) .
 
-## bench: Go benchmarks, then the end-to-end load test (BENCH_N records through a real lineaged).
+## bench: Go benchmarks of the parts, the same ingest load through lineaged on each ledger
+## driver side by side, then BENCH_N records end to end through the embedded defaults.
 BENCH_N ?= 100000
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s . ./ledger/... ./query/...
+	$(GO) test -run '^$$' -bench EndToEnd -benchtime 1x -timeout 30m ./internal/e2e/
 	scripts/bench.sh $(BENCH_N)
+
+## soak: the crash test at scale: 1,000,000 records while lineaged is SIGKILLed every 5-15 s and
+## NATS restarts under it; prints records published, in log, duplicates, lost, quarantined and
+## restarts survived.
+SOAK_N ?= 1000000
+soak: deps
+	LINEAGE_CRASH_RECORDS=$(SOAK_N) LINEAGE_CRASH_RATE=0 LINEAGE_CRASH_KILLS=20 LINEAGE_CRASH_NATS_RESTARTS=5 \
+	LINEAGE_CRASH_KILL_MIN_MS=5000 LINEAGE_CRASH_KILL_SPREAD_MS=10000 \
+	$(GO) test -count=1 -v -run '^TestCrashSafety$$' -timeout 120m ./internal/e2e/
 
 clean:
 	rm -rf $(BIN)

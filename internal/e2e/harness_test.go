@@ -43,7 +43,7 @@ func TestMain(m *testing.M) {
 }
 
 // freeAddr returns a loopback address with a port that was free a moment ago.
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -73,7 +73,7 @@ func (s *syncBuffer) String() string {
 
 // daemon is a lineaged child process.
 type daemon struct {
-	t        *testing.T
+	t        testing.TB
 	dataDir  string
 	natsAddr string
 	httpAddr string
@@ -82,7 +82,7 @@ type daemon struct {
 	done     chan error
 }
 
-func startDaemon(t *testing.T, dataDir, natsAddr, httpAddr string, extra ...string) *daemon {
+func startDaemon(t testing.TB, dataDir, natsAddr, httpAddr string, extra ...string) *daemon {
 	t.Helper()
 	d := &daemon{t: t, dataDir: dataDir, natsAddr: natsAddr, httpAddr: httpAddr, logs: &syncBuffer{}, done: make(chan error, 1)}
 	args := append([]string{"serve", "--data-dir", dataDir, "--nats-addr", natsAddr,
@@ -137,7 +137,7 @@ func (d *daemon) stop() {
 	}
 }
 
-func (d *daemon) getJSON(t *testing.T, path string, v any) int {
+func (d *daemon) getJSON(t testing.TB, path string, v any) int {
 	t.Helper()
 	resp, err := http.Get(d.url(path))
 	if err != nil {
@@ -153,7 +153,7 @@ func (d *daemon) getJSON(t *testing.T, path string, v any) int {
 	return resp.StatusCode
 }
 
-func (d *daemon) getText(t *testing.T, path string) []byte {
+func (d *daemon) getText(t testing.TB, path string) []byte {
 	t.Helper()
 	resp, err := http.Get(d.url(path))
 	if err != nil {

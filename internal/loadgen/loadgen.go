@@ -1,0 +1,232 @@
+// Package loadgen publishes generated decision records to a running lineaged over NATS and
+// measures ingest throughput and publish→queryable latency. It backs cmd/lineagebench and the
+// driver benchmarks in internal/e2e.
+//
+// Latency is measured without loading the service: one goroutine samples the index position
+// (GET /healthz) every few milliseconds while records flow; afterwards the log index of every
+// sampled record is looked up, and its queryable time is the first sample at which the index
+// position had passed it.
+package loadgen
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"regexp"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/lineage-audit/lineage/ingest"
+	"github.com/lineage-audit/lineage/internal/demo"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Options configures one load run.
+type Options struct {
+	NATSURL string
+	API     string
+	// N records are published; every SampleEvery-th one has its latency measured.
+	N           int
+	SampleEvery int
+	Seed        int64
+	// Rate is records/s (0: as fast as JetStream acks).
+	Rate int
+	// IDPrefix makes ids unique per run ("" picks one).
+	IDPrefix string
+}
+
+// Result is what a run measured.
+type Result struct {
+	N, Sampled     int
+	Publish, Total time.Duration
+	P50, P90, P99  time.Duration
+	Max            time.Duration
+	RSS            float64 // lineaged resident memory at the end, bytes (0 if unknown)
+}
+
+// PublishRate is records/s accepted by JetStream.
+func (r Result) PublishRate() float64 { return float64(r.N) / r.Publish.Seconds() }
+
+// Throughput is records/s published, logged, signed and indexed.
+func (r Result) Throughput() float64 { return float64(r.N) / r.Total.Seconds() }
+
+// String prints the figures the way `make bench` reports them.
+func (r Result) String() string {
+	return fmt.Sprintf("records %d (latency sampled %d): JetStream accepted %.0f/s; end-to-end %s = %.0f records/s; publish→queryable p50 %s p90 %s p99 %s max %s; lineaged RSS %.0f MiB",
+		r.N, r.Sampled, r.PublishRate(), r.Total.Round(time.Millisecond), r.Throughput(),
+		r.P50.Round(time.Millisecond), r.P90.Round(time.Millisecond), r.P99.Round(time.Millisecond), r.Max.Round(time.Millisecond), r.RSS/(1<<20))
+}
+
+type sample struct {
+	tenant, id string
+	published  time.Time
+	index      uint64
+}
+
+type observation struct {
+	at       time.Time
+	position uint64
+}
+
+// Run publishes o.N records and waits until all are indexed.
+func Run(ctx context.Context, o Options) (Result, error) {
+	if o.SampleEvery <= 0 {
+		o.SampleEvery = 10
+	}
+	if o.IDPrefix == "" {
+		o.IDPrefix = "b" + strconv.FormatInt(time.Now().UnixNano()%1e9, 36) + "-"
+	}
+	start0, err := position(o.API)
+	if err != nil {
+		return Result{}, fmt.Errorf("loadgen: is lineaged running at %s? %w", o.API, err)
+	}
+	nc, err := nats.Connect(o.NATSURL)
+	if err != nil {
+		return Result{}, err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(8192))
+	if err != nil {
+		return Result{}, err
+	}
+
+	// Observe the index position until it has taken every record.
+	var obs []observation
+	var obsMu sync.Mutex
+	target := start0 + uint64(o.N)
+	watchDone := make(chan error, 1)
+	go func() {
+		for {
+			p, err := position(o.API)
+			if err != nil {
+				watchDone <- err
+				return
+			}
+			obsMu.Lock()
+			obs = append(obs, observation{time.Now(), p})
+			obsMu.Unlock()
+			if p >= target {
+				watchDone <- nil
+				return
+			}
+			if ctx.Err() != nil {
+				watchDone <- ctx.Err()
+				return
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
+
+	g := demo.New(demo.Options{Seed: o.Seed, Tenants: 3})
+	samples := make([]sample, 0, o.N/o.SampleEvery+1)
+	start := time.Now()
+	for i := 0; i < o.N; i++ {
+		if o.Rate > 0 {
+			if due := start.Add(time.Duration(float64(i) / float64(o.Rate) * float64(time.Second))); time.Until(due) > 0 {
+				time.Sleep(time.Until(due))
+			}
+		}
+		r := g.Next()
+		r.ID = o.IDPrefix + r.ID
+		if r.ParentID != "" {
+			r.ParentID = o.IDPrefix + r.ParentID
+		}
+		b, err := json.Marshal(r)
+		if err != nil {
+			return Result{}, err
+		}
+		if err := ingest.PublishAsync(ctx, js, ingest.RecordMsg(r.Tenant, r.ID, b)); err != nil {
+			return Result{}, err
+		}
+		if i%o.SampleEvery == 0 {
+			samples = append(samples, sample{tenant: r.Tenant, id: r.ID, published: time.Now()})
+		}
+	}
+	<-js.PublishAsyncComplete()
+	res := Result{N: o.N, Publish: time.Since(start)}
+	if err := <-watchDone; err != nil {
+		return res, err
+	}
+	res.Total = time.Since(start)
+
+	// Which log index did each sampled record get?
+	for i := range samples {
+		idx, err := logIndex(o.API, samples[i].tenant, samples[i].id)
+		if err != nil {
+			return res, err
+		}
+		samples[i].index = idx
+	}
+	lat := make([]time.Duration, 0, len(samples))
+	for _, s := range samples {
+		j, _ := slices.BinarySearchFunc(obs, s.index+1, func(o observation, want uint64) int {
+			if o.position < want {
+				return -1
+			}
+			return 1
+		})
+		if j == len(obs) {
+			return res, fmt.Errorf("loadgen: record %s (index %d) never observed as indexed", s.id, s.index)
+		}
+		lat = append(lat, obs[j].at.Sub(s.published))
+	}
+	slices.Sort(lat)
+	pct := func(p float64) time.Duration { return lat[min(len(lat)-1, int(p*float64(len(lat))))] }
+	res.Sampled = len(lat)
+	res.P50, res.P90, res.P99, res.Max = pct(0.50), pct(0.90), pct(0.99), lat[len(lat)-1]
+	res.RSS = metric(o.API, "process_resident_memory_bytes")
+	return res, nil
+}
+
+var client = &http.Client{Timeout: 10 * time.Second}
+
+func position(api string) (uint64, error) {
+	resp, err := client.Get(api + "/healthz")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	var h struct {
+		IndexPosition uint64 `json:"index_position"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&h); err != nil {
+		return 0, err
+	}
+	return h.IndexPosition, nil
+}
+
+func logIndex(api, tenant, id string) (uint64, error) {
+	resp, err := client.Get(api + "/v1/records/" + url.PathEscape(id) + "?tenant=" + url.QueryEscape(tenant))
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("record %s/%s: %s", tenant, id, resp.Status)
+	}
+	var rp struct {
+		Index uint64 `json:"index"`
+	}
+	return rp.Index, json.NewDecoder(resp.Body).Decode(&rp)
+}
+
+func metric(api, name string) float64 {
+	resp, err := client.Get(api + "/metrics")
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	m := regexp.MustCompile(`(?m)^` + name + ` ([0-9.e+]+)$`).FindSubmatch(b)
+	if m == nil {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(string(m[1]), 64)
+	return v
+}
