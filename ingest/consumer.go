@@ -45,6 +45,8 @@ type Config struct {
 	Logger  *slog.Logger
 	// Now is the clock for received_at (tests may fix it).
 	Now func() time.Time
+	// SourceKeys verifies source signatures; nil accepts unsigned records only.
+	SourceKeys *SourceKeys
 }
 
 // Ingester is the durable JetStream consumer that feeds the log. One runs per log.
@@ -183,7 +185,8 @@ type item struct {
 	key     string
 	future  ledger.IndexFuture
 	reject  *Rejection
-	dupOf   int // index in the batch of an earlier item with the same key, or -1
+	signed  bool // carried a valid source signature
+	dupOf   int  // index in the batch of an earlier item with the same key, or -1
 	settled bool
 }
 
@@ -208,6 +211,9 @@ func (in *Ingester) handle(ctx context.Context, msgs []jetstream.Msg) {
 		if it.reject != nil {
 			continue
 		}
+		if it.signed, it.reject = in.cfg.SourceKeys.Check(it.tenant, it.rec, msg.Data(), msg.Headers().Get(HeaderSignature)); it.reject != nil {
+			continue
+		}
 		it.hash = sha256.Sum256(it.canon)
 		it.key = it.tenant + "\x00" + it.rec.ID
 		if j, ok := inBatch[it.key]; ok {
@@ -230,7 +236,7 @@ func (in *Ingester) handle(ctx context.Context, msgs []jetstream.Msg) {
 			continue
 		}
 		inBatch[it.key] = i
-		it.future = in.cfg.Log.Add(ctx, lineage.NewEnvelope(it.canon, now, false))
+		it.future = in.cfg.Log.Add(ctx, lineage.NewEnvelope(it.canon, now, it.signed))
 	}
 
 	for i := range items {

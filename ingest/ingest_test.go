@@ -36,7 +36,9 @@ type rig struct {
 
 const maxMsg = 64<<10 + ingest.HeaderAllowance
 
-func newRig(t *testing.T) *rig {
+func newRig(t *testing.T) *rig { return newRigWith(t, nil) }
+
+func newRigWith(t *testing.T, keys *ingest.SourceKeys) *rig {
 	t.Helper()
 	dir := t.TempDir()
 	ns, err := ingest.StartEmbedded(ingest.EmbeddedOptions{Addr: "127.0.0.1:0", StoreDir: filepath.Join(dir, "nats"), MaxPayload: 2 * maxMsg})
@@ -77,7 +79,7 @@ func newRig(t *testing.T) *rig {
 	rctx, cancel := context.WithCancel(ctx)
 	r.cancel = cancel
 	go func() { _ = ix.Run(rctx) }()
-	in, err := ingest.New(ingest.Config{JS: js, Log: lg, Seen: store, Indexed: ix.Position, WaitIndexed: ix.WaitFor, Metrics: r.metrics, BatchSize: 64})
+	in, err := ingest.New(ingest.Config{JS: js, Log: lg, Seen: store, Indexed: ix.Position, WaitIndexed: ix.WaitFor, Metrics: r.metrics, BatchSize: 64, SourceKeys: keys})
 	if err != nil {
 		t.Fatal(err)
 	}

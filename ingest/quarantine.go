@@ -89,42 +89,54 @@ func conflict(idx uint64) *Rejection {
 // JetStream to store it, and only then acks the original. If the quarantine publish fails the
 // original is handed back for redelivery, so a rejected record is never lost either.
 func (in *Ingester) quarantine(ctx context.Context, it *item) {
-	tenant := it.tenant
-	if tenant == "" {
-		tenant = "_unknown"
-	}
-	out := nats.NewMsg(QuarantinePrefix + tenant)
-	out.Data = it.msg.Data()
-	for k, v := range it.msg.Headers() {
-		if k == jetstream.MsgIDHeader {
-			k = "Msg-Id" // the original id must not trigger dedupe in the quarantine stream
-		}
-		out.Header[HeaderOrigPrefix+k] = v
-	}
 	seq := uint64(0)
 	if md, err := it.msg.Metadata(); err == nil {
 		seq = md.Sequence.Stream
 	}
-	detail := it.reject.Detail
-	if len(detail) > maxDetailHeader {
-		detail = detail[:maxDetailHeader]
-	}
-	out.Header.Set(HeaderReason, it.reject.Code)
-	out.Header.Set(HeaderField, it.reject.Field)
-	out.Header.Set(HeaderDetail, strings.ToValidUTF8(strings.NewReplacer("\r", " ", "\n", " ").Replace(detail), "?"))
-	out.Header.Set(HeaderSubject, it.msg.Subject())
-	out.Header.Set(HeaderStreamSeq, strconv.FormatUint(seq, 10))
-	out.Header.Set(HeaderReceivedAt, in.cfg.Now().UTC().Format(time.RFC3339Nano))
 	// One quarantine entry per original message, however often it is redelivered.
-	out.Header.Set(jetstream.MsgIDHeader, "q-"+strconv.FormatUint(seq, 10))
-	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if _, err := in.cfg.JS.PublishMsg(pctx, out); err != nil {
-		in.cfg.Logger.Error("ingest: quarantine publish", "subject", out.Subject, "err", err)
+	q := Quarantined{Reason: *it.reject, Subject: it.msg.Subject(), StreamSeq: seq, ReceivedAt: in.cfg.Now().UTC(),
+		Payload: it.msg.Data(), Headers: it.msg.Headers()}
+	if err := PublishQuarantine(ctx, in.cfg.JS, it.tenant, q, "q-"+strconv.FormatUint(seq, 10)); err != nil {
+		in.cfg.Logger.Error("ingest: quarantine publish", "subject", it.msg.Subject(), "err", err)
 		in.retry(it)
 		return
 	}
 	in.cfg.Metrics.Quarantined.WithLabelValues(it.reject.Code).Inc()
 	in.cfg.Logger.Info("ingest: quarantined", "subject", it.msg.Subject(), "seq", seq, "reason", it.reject.Code, "field", it.reject.Field)
 	in.ack(it)
+}
+
+// PublishQuarantine stores q on lineage.quarantine.<tenant> ("_unknown" when the tenant could
+// not be told) and waits for JetStream's ack. The payload travels unchanged as the body; the
+// reason, origin and original headers travel as headers. msgID dedupes repeated quarantines of
+// the same input within the stream's dedupe window.
+func PublishQuarantine(ctx context.Context, js jetstream.JetStream, tenant string, q Quarantined, msgID string) error {
+	if !validTenant(tenant) {
+		tenant = "_unknown"
+	}
+	out := nats.NewMsg(QuarantinePrefix + tenant)
+	out.Data = q.Payload
+	for k, v := range q.Headers {
+		if k == jetstream.MsgIDHeader {
+			k = "Msg-Id" // the original id must not trigger dedupe in the quarantine stream
+		}
+		out.Header[HeaderOrigPrefix+k] = v
+	}
+	detail := q.Reason.Detail
+	if len(detail) > maxDetailHeader {
+		detail = detail[:maxDetailHeader]
+	}
+	out.Header.Set(HeaderReason, q.Reason.Code)
+	out.Header.Set(HeaderField, q.Reason.Field)
+	out.Header.Set(HeaderDetail, strings.ToValidUTF8(strings.NewReplacer("\r", " ", "\n", " ").Replace(detail), "?"))
+	out.Header.Set(HeaderSubject, q.Subject)
+	out.Header.Set(HeaderStreamSeq, strconv.FormatUint(q.StreamSeq, 10))
+	out.Header.Set(HeaderReceivedAt, q.ReceivedAt.UTC().Format(time.RFC3339Nano))
+	out.Header.Set(jetstream.MsgIDHeader, msgID)
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := js.PublishMsg(pctx, out); err != nil {
+		return fmt.Errorf("ingest: quarantine %s: %w", out.Subject, err)
+	}
+	return nil
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/gin-gonic/gin"
 	lineage "github.com/lineage-audit/lineage"
 	"github.com/lineage-audit/lineage/ledger"
+	"github.com/lineage-audit/lineage/query/auth"
 	"github.com/lineage-audit/lineage/query/index"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -34,7 +35,12 @@ type API struct {
 	LogDir string
 	// Gatherer serves /metrics.
 	Gatherer prometheus.Gatherer
-	Logger   *slog.Logger
+	// Auth authenticates callers; nil means no credentials are configured and every caller is
+	// auth.Local (the service then refuses to listen beyond loopback).
+	Auth auth.Authenticator
+	// Mounts add routes (HTTP ingest, quarantine, exports) to the authenticated /v1 group.
+	Mounts []func(v1 *gin.RouterGroup)
+	Logger *slog.Logger
 }
 
 // OpenAPI is the OpenAPI 3.1 document of this API, served at /v1/openapi.json.
@@ -57,23 +63,37 @@ func (a *API) Engine() *gin.Engine {
 	r.UnescapePathValues = true
 	r.Use(gin.Recovery(), a.logRequests)
 
+	// Liveness stays open so orchestrators can probe it; it reveals two counters only.
 	r.GET("/healthz", a.health)
+	authed := r.Group("", auth.Middleware(a.Auth))
 	if a.Gatherer != nil {
-		r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(a.Gatherer, promhttp.HandlerOpts{})))
+		authed.GET("/metrics", auth.Require(auth.RoleAdmin), gin.WrapH(promhttp.HandlerFor(a.Gatherer, promhttp.HandlerOpts{})))
 	}
-	v1 := r.Group("/v1")
+	v1 := authed.Group("/v1")
+	// Public facts of the log: any authenticated caller may read them.
 	v1.GET("/checkpoint", a.checkpoint)
 	v1.GET("/verifier", func(c *gin.Context) { c.String(http.StatusOK, "%s\n", a.Verifier) })
 	v1.GET("/schema", func(c *gin.Context) { c.Data(http.StatusOK, "application/schema+json", lineage.SchemaJSON) })
 	v1.GET("/openapi.json", func(c *gin.Context) { c.Data(http.StatusOK, "application/json", OpenAPI) })
-	v1.GET("/records/:id", a.record)
-	v1.GET("/proofs/inclusion", a.inclusion)
-	v1.GET("/proofs/consistency", a.consistency)
-	v1.GET("/lineage/users/:user_id", a.userLineage)
+	v1.GET("/proofs/consistency", auth.Require(auth.RoleAuditor), a.consistency)
+	// Record data: auditors, scoped to their tenants.
+	v1.GET("/records/:id", auth.Require(auth.RoleAuditor), a.record)
+	v1.GET("/proofs/inclusion", auth.Require(auth.RoleAuditor), a.inclusion)
+	v1.GET("/lineage/users/:user_id", auth.Require(auth.RoleAuditor), a.userLineage)
+	for _, m := range a.Mounts {
+		m(v1)
+	}
 	if a.LogDir != "" {
-		r.GET("/log/*path", a.tiles)
+		// The raw tiles mix every tenant's records: only callers who see all tenants.
+		authed.GET("/log/*path", auth.Require(auth.RoleAuditor), requireAllTenants, a.tiles)
 	}
 	return r
+}
+
+func requireAllTenants(c *gin.Context) {
+	if p := auth.From(c); p == nil || !p.AllTenantsVisible() {
+		fail(c, http.StatusForbidden, "the raw log holds every tenant's records; this needs access to all tenants")
+	}
 }
 
 func (a *API) logRequests(c *gin.Context) {
@@ -149,7 +169,13 @@ type RecordProof struct {
 
 func (a *API) record(c *gin.Context) {
 	id, tenant := c.Param("id"), c.Query("tenant")
+	p := auth.From(c)
 	var ref index.Ref
+	if tenant != "" && !p.CanSee(tenant) {
+		// Same answer as a missing record: a caller learns nothing about other tenants.
+		fail(c, http.StatusNotFound, "no record %q in tenant %q", id, tenant)
+		return
+	}
 	if tenant != "" {
 		r, err := a.Store.Lookup(c, tenant, id)
 		if errors.Is(err, index.ErrNotFound) {
@@ -161,13 +187,19 @@ func (a *API) record(c *gin.Context) {
 		}
 		ref = r
 	} else {
-		refs, err := a.Store.FindID(c, id)
+		all, err := a.Store.FindID(c, id)
 		if errors.Is(err, index.ErrNotFound) {
-			refs, err = nil, nil
+			all, err = nil, nil
 		}
 		if err != nil {
 			a.internal(c, "lookup", err)
 			return
+		}
+		var refs []index.Ref
+		for _, r := range all {
+			if p.CanSee(r.Tenant) {
+				refs = append(refs, r)
+			}
 		}
 		switch len(refs) {
 		case 0:
@@ -242,6 +274,13 @@ func (a *API) inclusion(c *gin.Context) {
 		a.internal(c, "read entry", err)
 		return
 	}
+	if who := auth.From(c); !who.AllTenantsVisible() {
+		env, err := lineage.DecodeEnvelope(leaves[0])
+		if err != nil || !who.CanSee(env.Record.Tenant) {
+			fail(c, http.StatusNotFound, "no entry %d visible to %s", i, who.Subject)
+			return
+		}
+	}
 	p, err := a.Log.InclusionProof(c, i, size)
 	if err != nil {
 		a.internal(c, "inclusion proof", err)
@@ -314,6 +353,10 @@ func (a *API) userLineage(c *gin.Context) {
 	tenant, user := c.Query("tenant"), c.Param("user_id")
 	if !tenantRE.MatchString(tenant) {
 		fail(c, http.StatusBadRequest, "query parameter \"tenant\" is required")
+		return
+	}
+	if !auth.From(c).CanSee(tenant) {
+		fail(c, http.StatusForbidden, "%s may not read tenant %q", auth.From(c).Subject, tenant)
 		return
 	}
 	from, to, ok := parseWindow(c)

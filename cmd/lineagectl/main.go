@@ -22,6 +22,9 @@ var commands = map[string]command{
 	"lineage":       {"print the user → agent → sub-agent → action tree for a user", runLineage},
 	"keygen":        {"create a checkpoint signing key pair", runKeygen},
 	"trillian":      {"trillian create-tree: create a PREORDERED_LOG tree for --ledger trillian", runTrillian},
+	"quarantine":    {"quarantine ls: list rejected records with their reasons (admin)", runQuarantine},
+	"apikey":        {"apikey create: make an API key and its key-file entry", runAPIKey},
+	"sourcekey":     {"sourcekey create: make an enforcement point's Ed25519 signing key and its registry entry", runSourceKey},
 	"rebuild-index": {"rebuild the index from the log alone (lineaged must be stopped)", runRebuild},
 }
 

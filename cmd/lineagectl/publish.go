@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -16,6 +17,7 @@ import (
 	"github.com/lineage-audit/lineage/ingest"
 	"github.com/lineage-audit/lineage/internal/cliflag"
 	"github.com/lineage-audit/lineage/internal/demo"
+	"github.com/lineage-audit/lineage/internal/natsclient"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -23,11 +25,14 @@ import (
 func runPublish(args []string) error {
 	fs := flag.NewFlagSet("publish", flag.ContinueOnError)
 	url := fs.String("nats-url", "nats://127.0.0.1:4222", "NATS server")
-	token := fs.String("nats-token", "", "NATS token, if the server requires one")
+	var natsSet natsclient.Settings
+	natsSet.Register(fs)
 	file := fs.String("file", "", "records to publish: a JSON array or NDJSON ('-' for stdin)")
 	n := fs.Int("demo", 0, "publish N generated records of realistic multi-tenant agent traffic")
 	seed := fs.Int64("seed", 1, "seed for --demo")
 	tenants := fs.Int("tenants", 3, "tenants for --demo")
+	signKey := fs.String("sign-key", "", "sign every record with this source key seed file (lineagectl sourcekey create)")
+	signKeyID := fs.String("sign-key-id", "", "key id of --sign-key")
 	inflight := fs.Int("inflight", 4096, "publishes awaiting a JetStream ack at once")
 	fs.Usage = cliflag.Usage(fs, envPrefix, "usage: lineagectl publish (--file F | --demo N) [flags]")
 	if err := cliflag.Parse(fs, envPrefix, args); err != nil {
@@ -36,10 +41,11 @@ func runPublish(args []string) error {
 	if (*file == "") == (*n == 0) {
 		return errors.New("give exactly one of --file or --demo N")
 	}
-	opts := []nats.Option{nats.Name("lineagectl")}
-	if *token != "" {
-		opts = append(opts, nats.Token(*token))
+	creds, err := natsSet.Options()
+	if err != nil {
+		return err
 	}
+	opts := append([]nats.Option{nats.Name("lineagectl")}, creds...)
 	nc, err := nats.Connect(*url, opts...)
 	if err != nil {
 		return fmt.Errorf("connect %s: %w", *url, err)
@@ -49,7 +55,12 @@ func runPublish(args []string) error {
 	if err != nil {
 		return err
 	}
-	p := &publisher{js: js, start: time.Now(), last: time.Now()}
+	p := &publisher{js: js, start: time.Now(), last: time.Now(), keyID: *signKeyID}
+	if *signKey != "" {
+		if p.key, err = loadSigningKey(*signKey); err != nil {
+			return err
+		}
+	}
 	if *n > 0 {
 		g := demo.New(demo.Options{Seed: *seed, Tenants: *tenants})
 		for i := 0; i < *n; i++ {
@@ -90,6 +101,8 @@ func runPublish(args []string) error {
 
 type publisher struct {
 	js            jetstream.JetStream
+	key           ed25519.PrivateKey
+	keyID         string
 	sent, invalid int
 	start, last   time.Time
 }
@@ -97,7 +110,11 @@ type publisher struct {
 // publish sends one record with Nats-Msg-Id tenant/id, so a retried publish is dropped by the
 // JetStream dedupe window instead of reaching the ingester twice.
 func (p *publisher) publish(tenant, id string, data []byte) error {
-	if err := ingest.PublishAsync(context.Background(), p.js, ingest.RecordMsg(tenant, id, data)); err != nil {
+	m := ingest.RecordMsg(tenant, id, data)
+	if p.key != nil {
+		m.Header.Set(ingest.HeaderSignature, ingest.Sign(p.key, p.keyID, data))
+	}
+	if err := ingest.PublishAsync(context.Background(), p.js, m); err != nil {
 		return err
 	}
 	p.sent++

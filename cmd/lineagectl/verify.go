@@ -19,9 +19,24 @@ import (
 
 var httpClient = &http.Client{Timeout: 30 * time.Second}
 
+// apiKey is the bearer credential sent to the API (--api-key or LINEAGE_API_KEY).
+var apiKey string
+
+// addAPIKeyFlag registers --api-key on a command that talks to the API.
+func addAPIKeyFlag(fs *flag.FlagSet) {
+	fs.StringVar(&apiKey, "api-key", "", "API key (lin_…) when lineaged requires authentication; prefer the LINEAGE_API_KEY environment variable")
+}
+
 // get fetches an API path and returns the body, turning error answers into errors.
 func get(api, path string) ([]byte, error) {
-	resp, err := httpClient.Get(strings.TrimRight(api, "/") + path)
+	req, err := http.NewRequest(http.MethodGet, strings.TrimRight(api, "/")+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	if apiKey != "" {
+		req.Header.Set("Authorization", "Bearer "+apiKey)
+	}
+	resp, err := httpClient.Do(req)
 	if err != nil {
 		return nil, err
 	}
@@ -42,6 +57,7 @@ func get(api, path string) ([]byte, error) {
 
 func runVerify(args []string) error {
 	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
+	addAPIKeyFlag(fs)
 	api := fs.String("api", "http://127.0.0.1:8080", "Lineage query API")
 	id := fs.String("id", "", "record id to fetch and verify")
 	tenant := fs.String("tenant", "", "tenant of the record (needed when the id exists in several)")
@@ -97,6 +113,7 @@ func runVerify(args []string) error {
 
 func runCheckpoint(args []string) error {
 	fs := flag.NewFlagSet("checkpoint", flag.ContinueOnError)
+	addAPIKeyFlag(fs)
 	api := fs.String("api", "http://127.0.0.1:8080", "Lineage query API")
 	vkey := fs.String("verifier", "", "the log's public key (name+hash+base64)")
 	vfile := fs.String("verifier-file", "", "file holding the log's public key")
@@ -149,6 +166,7 @@ func runCheckpoint(args []string) error {
 
 func runLineage(args []string) error {
 	fs := flag.NewFlagSet("lineage", flag.ContinueOnError)
+	addAPIKeyFlag(fs)
 	api := fs.String("api", "http://127.0.0.1:8080", "Lineage query API")
 	tenant := fs.String("tenant", "", "tenant")
 	user := fs.String("user", "", "user id")

@@ -15,14 +15,18 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/gin-gonic/gin"
 	"github.com/lineage-audit/lineage/ingest"
+	"github.com/lineage-audit/lineage/internal/natsclient"
 	"github.com/lineage-audit/lineage/ledger"
 	"github.com/lineage-audit/lineage/ledger/tessera"
 	"github.com/lineage-audit/lineage/ledger/trillian"
 	"github.com/lineage-audit/lineage/query"
+	"github.com/lineage-audit/lineage/query/auth"
 	"github.com/lineage-audit/lineage/query/index/sqlite"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nkeys"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/mod/sumdb/note"
@@ -48,9 +52,21 @@ type Config struct {
 	// KeyFile is the checkpoint signing key (default <data-dir>/keys/log.key).
 	KeyFile string
 
-	NATSAddr  string // embedded server listen address
-	NATSURL   string // external server; disables the embedded one
-	NATSToken string // token the embedded server requires / the client presents
+	NATSAddr string // embedded server listen address
+	NATSURL  string // external server; disables the embedded one
+	// NATS holds the client credentials and TLS. With the embedded server, a token given here
+	// is also what the server requires from every client.
+	NATS natsclient.Settings
+	// NATSPublisherNKeys is a file of publisher NKeys for the embedded server (see
+	// ingest.ParsePublisherNKeys): then only those keys may connect, each to its tenants.
+	NATSPublisherNKeys string
+	// APIKeys is the API key file; setting it turns authentication on (and allows listening
+	// beyond loopback).
+	APIKeys string
+	// SourceKeys is the file of registered source keys (Ed25519) and tenants that require them.
+	SourceKeys string
+	// OPAIdentityPath is where the identity object sits in OPA decision input.
+	OPAIdentityPath string
 
 	HTTPAddr string
 
@@ -134,12 +150,19 @@ func Run(ctx context.Context, c Config) error {
 	if c.Index != "sqlite" {
 		return fmt.Errorf("service: --index %q is not available (sqlite)", c.Index)
 	}
-	// No authentication exists on the HTTP API yet, so it may only listen on loopback.
-	if err := requireLoopback("--http-addr", c.HTTPAddr); err != nil {
+	var authn auth.Authenticator
+	if c.APIKeys != "" {
+		keys, err := auth.LoadAPIKeys(c.APIKeys)
+		if err != nil {
+			return err
+		}
+		authn = keys
+	} else if err := requireLoopback("--http-addr (without --api-keys)", c.HTTPAddr); err != nil {
+		// Without credentials every caller is an admin of every tenant: loopback only.
 		return err
 	}
-	if c.NATSURL == "" && c.NATSToken == "" {
-		if err := requireLoopback("--nats-addr (without --nats-token)", c.NATSAddr); err != nil {
+	if c.NATSURL == "" && c.NATS.Token == "" && c.NATSPublisherNKeys == "" {
+		if err := requireLoopback("--nats-addr (without --nats-token or --nats-publisher-nkeys)", c.NATSAddr); err != nil {
 			return err
 		}
 	}
@@ -208,9 +231,16 @@ func Run(ctx context.Context, c Config) error {
 	if err := ingest.EnsureStreams(ctx, js, ingest.StreamOptions{MaxMsgSize: MaxRecordMsg}); err != nil {
 		return err
 	}
+	var srcKeys *ingest.SourceKeys
+	if c.SourceKeys != "" {
+		if srcKeys, err = ingest.LoadSourceKeys(c.SourceKeys); err != nil {
+			return err
+		}
+	}
+	inMetrics := ingest.NewMetrics(reg)
 	in, err := ingest.New(ingest.Config{
 		JS: js, Log: lg, Seen: store, Indexed: ix.Position, WaitIndexed: ix.WaitFor,
-		BatchSize: c.BatchSize, AckWait: c.AckWait, Metrics: ingest.NewMetrics(reg), Logger: log.With("component", "ingest"),
+		BatchSize: c.BatchSize, AckWait: c.AckWait, SourceKeys: srcKeys, Metrics: inMetrics, Logger: log.With("component", "ingest"),
 	})
 	if err != nil {
 		return err
@@ -220,8 +250,10 @@ func Run(ctx context.Context, c Config) error {
 	inDone := make(chan error, 1)
 	go func() { inDone <- in.Run(inCtx) }()
 
-	api := &query.API{Log: lg, Store: store, Verifier: vkey, LogDir: logDir, Gatherer: reg,
-		Logger: log.With("component", "api")}
+	httpIngest := &ingest.HTTP{JS: js, OPA: ingest.OPAConfig{IdentityPath: c.OPAIdentityPath}, Metrics: inMetrics,
+		Logger: log.With("component", "ingest-http")}
+	api := &query.API{Log: lg, Store: store, Verifier: vkey, LogDir: logDir, Gatherer: reg, Auth: authn,
+		Mounts: []func(*gin.RouterGroup){httpIngest.Mount}, Logger: log.With("component", "api")}
 	ln, err := net.Listen("tcp", c.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("service: listen %s: %w", c.HTTPAddr, err)
@@ -295,19 +327,43 @@ func openLedger(ctx context.Context, c Config, s note.Signer, v note.Verifier, r
 // connectNATS starts the embedded server (unless an external URL is given) and connects.
 func connectNATS(c Config, log *slog.Logger) (*nats.Conn, string, func(), error) {
 	opts := []nats.Option{nats.Name("lineaged"), nats.MaxReconnects(-1), nats.ReconnectWait(500 * time.Millisecond)}
-	if c.NATSToken != "" {
-		opts = append(opts, nats.Token(c.NATSToken))
-	}
 	if c.NATSURL != "" {
-		nc, err := nats.Connect(c.NATSURL, opts...)
+		creds, err := c.NATS.Options()
 		if err != nil {
-			return nil, "", nil, fmt.Errorf("service: connect %s: %w", redactURL(c.NATSURL), err)
+			return nil, "", nil, err
+		}
+		nc, err := nats.Connect(c.NATSURL, append(opts, creds...)...)
+		if err != nil {
+			return nil, "", nil, fmt.Errorf("service: connect %s (%s): %w", redactURL(c.NATSURL), c.NATS.Describe(), err)
 		}
 		return nc, redactURL(c.NATSURL), nc.Close, nil
 	}
-	ns, err := ingest.StartEmbedded(ingest.EmbeddedOptions{
-		Addr: c.NATSAddr, StoreDir: filepath.Join(c.DataDir, "nats"), MaxPayload: MaxNATSPayload, Token: c.NATSToken,
-	})
+	eo := ingest.EmbeddedOptions{
+		Addr: c.NATSAddr, StoreDir: filepath.Join(c.DataDir, "nats"), MaxPayload: MaxNATSPayload, Token: c.NATS.Token,
+	}
+	if c.NATS.Token != "" {
+		opts = append(opts, nats.Token(c.NATS.Token))
+	}
+	if c.NATSPublisherNKeys != "" {
+		b, err := os.ReadFile(c.NATSPublisherNKeys)
+		if err != nil {
+			return nil, "", nil, fmt.Errorf("service: publisher nkeys: %w", err)
+		}
+		if eo.Publishers, err = ingest.ParsePublisherNKeys(string(b)); err != nil {
+			return nil, "", nil, err
+		}
+		// lineaged's own identity on its embedded server: a fresh NKey each start, never stored.
+		kp, err := nkeys.CreateUser()
+		if err != nil {
+			return nil, "", nil, fmt.Errorf("service: nkey: %w", err)
+		}
+		if eo.ServiceNKey, err = kp.PublicKey(); err != nil {
+			return nil, "", nil, err
+		}
+		opts = append(opts, nats.Nkey(eo.ServiceNKey, kp.Sign))
+		log.Info("embedded NATS requires publisher NKeys", "publishers", len(eo.Publishers))
+	}
+	ns, err := ingest.StartEmbedded(eo)
 	if err != nil {
 		return nil, "", nil, err
 	}

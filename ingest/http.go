@@ -1,0 +1,402 @@
+package ingest
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	lineage "github.com/lineage-audit/lineage"
+	"github.com/lineage-audit/lineage/query/auth"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// HTTP is record ingest over HTTP, for enforcement points that do not speak NATS: a batch of
+// records (POST /v1/records) or OPA's decision-log uploads (POST /v1/opa/{tenant}/logs). It
+// does not append to the log itself: valid records are published to the same JetStream
+// subjects as NATS publishers use, so they take the one durable path through the ingester
+// (dedupe, conflicts, group commit), and a 202 means "durably accepted by JetStream". Invalid
+// records are quarantined here, with the same reasons the ingester uses.
+type HTTP struct {
+	JS      jetstream.JetStream
+	OPA     OPAConfig
+	Metrics *Metrics
+	Logger  *slog.Logger
+	// MaxBody bounds a request body (and a decompressed OPA upload); MaxRecords the records in it.
+	MaxBody    int64
+	MaxRecords int
+	Now        func() time.Time
+}
+
+// Defaults for HTTP ingest limits.
+const (
+	DefaultMaxBody    = 16 << 20
+	DefaultMaxRecords = 10_000
+)
+
+// Mount registers the ingest and quarantine routes on an authenticated /v1 group.
+func (h *HTTP) Mount(v1 *gin.RouterGroup) {
+	if h.MaxBody <= 0 {
+		h.MaxBody = DefaultMaxBody
+	}
+	if h.MaxRecords <= 0 {
+		h.MaxRecords = DefaultMaxRecords
+	}
+	if h.Now == nil {
+		h.Now = time.Now
+	}
+	if h.Logger == nil {
+		h.Logger = slog.Default()
+	}
+	if h.Metrics == nil {
+		h.Metrics = NewMetrics(nil)
+	}
+	v1.POST("/records", auth.Require(auth.RolePublisher), h.postRecords)
+	v1.POST("/opa/:tenant/logs", auth.Require(auth.RolePublisher), h.postOPALogs)
+	v1.GET("/quarantine", auth.Require(auth.RoleAdmin), h.listQuarantine)
+}
+
+// Result is the outcome for one submitted record.
+type Result struct {
+	Index  int        `json:"index"`
+	ID     string     `json:"id,omitempty"`
+	Tenant string     `json:"tenant,omitempty"`
+	Status string     `json:"status"` // accepted | quarantined | failed
+	Reason *Rejection `json:"reason,omitempty"`
+}
+
+// Response is the body of a 202 (or 503) answer to an ingest request.
+type Response struct {
+	Accepted    int      `json:"accepted"`
+	Quarantined int      `json:"quarantined"`
+	Failed      int      `json:"failed"`
+	Results     []Result `json:"results"`
+}
+
+func httpError(c *gin.Context, status int, format string, args ...any) {
+	c.Abort()
+	c.PureJSON(status, gin.H{"error": fmt.Sprintf(format, args...)})
+}
+
+// readBody reads the request body within MaxBody, gunzipping it when Content-Encoding says so
+// (bounded after decompression too: a small gzip bomb must not become a large allocation).
+func (h *HTTP) readBody(c *gin.Context) ([]byte, bool) {
+	r := io.Reader(http.MaxBytesReader(c.Writer, c.Request.Body, h.MaxBody))
+	if c.GetHeader("Content-Encoding") == "gzip" {
+		zr, err := gzip.NewReader(r)
+		if err != nil {
+			httpError(c, http.StatusBadRequest, "body is not gzip: %v", err)
+			return nil, false
+		}
+		defer zr.Close()
+		r = zr
+	}
+	b, err := io.ReadAll(io.LimitReader(r, h.MaxBody+1))
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) || int64(len(b)) > h.MaxBody {
+		httpError(c, http.StatusRequestEntityTooLarge, "body exceeds %d bytes", h.MaxBody)
+		return nil, false
+	}
+	if err != nil {
+		httpError(c, http.StatusBadRequest, "read body: %v", err)
+		return nil, false
+	}
+	return b, true
+}
+
+// splitRecords splits a JSON array or NDJSON body into raw records.
+func splitRecords(body []byte, max int) ([][]byte, error) {
+	trimmed := bytes.TrimLeft(body, " \t\r\n")
+	var out [][]byte
+	if len(trimmed) > 0 && trimmed[0] == '[' {
+		d := json.NewDecoder(bytes.NewReader(trimmed))
+		if _, err := d.Token(); err != nil {
+			return nil, err
+		}
+		for d.More() {
+			var raw json.RawMessage
+			if err := d.Decode(&raw); err != nil {
+				return nil, fmt.Errorf("record %d: %w", len(out), err)
+			}
+			if out = append(out, raw); len(out) > max {
+				return nil, fmt.Errorf("more than %d records in one request", max)
+			}
+		}
+		if _, err := d.Token(); err != nil {
+			return nil, fmt.Errorf("after the array: %w", err)
+		}
+		if d.More() {
+			return nil, errors.New("data after the array")
+		}
+		return out, nil
+	}
+	sc := bufio.NewScanner(bytes.NewReader(body))
+	sc.Buffer(make([]byte, 0, 64<<10), len(body)+1)
+	for sc.Scan() {
+		if line := bytes.TrimSpace(sc.Bytes()); len(line) > 0 {
+			if out = append(out, line); len(out) > max {
+				return nil, fmt.Errorf("more than %d records in one request", max)
+			}
+		}
+	}
+	return out, sc.Err()
+}
+
+func (h *HTTP) postRecords(c *gin.Context) {
+	body, ok := h.readBody(c)
+	if !ok {
+		return
+	}
+	raws, err := splitRecords(body, h.MaxRecords)
+	if err != nil {
+		httpError(c, http.StatusBadRequest, "body must be a JSON array of records or NDJSON: %v", err)
+		return
+	}
+	if len(raws) == 0 {
+		httpError(c, http.StatusBadRequest, "no records in the body")
+		return
+	}
+	p := auth.From(c)
+	subs := make([]submission, len(raws))
+	for i, raw := range raws {
+		subs[i] = submission{raw: raw}
+		rec, err := lineage.DecodeRecord(raw)
+		if err != nil {
+			subs[i].reject = rejectDecode(err)
+			subs[i].tenant = soleTenant(p)
+			continue
+		}
+		subs[i].rec, subs[i].tenant = rec, rec.Tenant
+	}
+	h.submit(c, p, subs, "http")
+}
+
+func (h *HTTP) postOPALogs(c *gin.Context) {
+	tenant := c.Param("tenant")
+	if !validTenant(tenant) {
+		httpError(c, http.StatusBadRequest, "tenant %q is not a valid tenant name", tenant)
+		return
+	}
+	body, ok := h.readBody(c)
+	if !ok {
+		return
+	}
+	events, err := ParseOPAEvents(body)
+	if err != nil {
+		httpError(c, http.StatusBadRequest, "not an OPA decision-log upload: %v", err)
+		return
+	}
+	subs := make([]submission, len(events))
+	for i, ev := range events {
+		subs[i] = submission{tenant: tenant, raw: ev}
+		rec, rej := MapOPAEvent(ev, tenant, h.OPA)
+		if rej != nil {
+			subs[i].reject = rej
+			continue
+		}
+		canon, err := rec.Canonical()
+		if err != nil {
+			subs[i].reject = &Rejection{Code: ReasonInvalid, Detail: err.Error()}
+			continue
+		}
+		subs[i].rec, subs[i].raw = rec, canon
+	}
+	h.submit(c, auth.From(c), subs, "opa")
+}
+
+// submission is one record of a request on its way to JetStream.
+type submission struct {
+	raw    []byte
+	rec    *lineage.Record
+	tenant string
+	reject *Rejection
+}
+
+// soleTenant is the tenant an undecodable record is quarantined under: the caller's only
+// tenant, or none.
+func soleTenant(p *auth.Principal) string {
+	if len(p.Tenants) == 1 && p.Tenants[0] != auth.AllTenants {
+		return p.Tenants[0]
+	}
+	return ""
+}
+
+// submit checks the caller may write every tenant named, then publishes valid records and
+// quarantines the rest, and answers with one result per record. A request naming a tenant the
+// caller may not write is refused whole, before anything is published.
+func (h *HTTP) submit(c *gin.Context, p *auth.Principal, subs []submission, via string) {
+	for i, s := range subs {
+		if s.tenant != "" && !p.CanSee(s.tenant) {
+			h.Logger.Warn("ingest: http publish to a foreign tenant refused", "principal", p.Subject, "tenant", s.tenant, "via", via)
+			httpError(c, http.StatusForbidden, "record %d is for tenant %q, which %s may not write; nothing was accepted", i, s.tenant, p.Subject)
+			return
+		}
+	}
+	ctx, cancel := context.WithTimeout(c, 30*time.Second)
+	defer cancel()
+	resp := Response{Results: make([]Result, len(subs))}
+	futures := make([]jetstream.PubAckFuture, len(subs))
+	now := h.Now().UTC()
+	for i, s := range subs {
+		r := &resp.Results[i]
+		r.Index, r.Tenant = i, s.tenant
+		if s.rec != nil {
+			r.ID = s.rec.ID
+		}
+		if s.reject != nil {
+			r.Reason = s.reject
+			q := Quarantined{Reason: *s.reject, Subject: "http:" + via, ReceivedAt: now, Payload: s.raw,
+				Headers: nats.Header{"Lineage-Principal": {p.Subject}}}
+			sum := sha256.Sum256(s.raw)
+			if err := PublishQuarantine(ctx, h.JS, s.tenant, q, "q-http-"+hex.EncodeToString(sum[:16])); err != nil {
+				h.Logger.Error("ingest: http quarantine", "err", err)
+				r.Status = "failed"
+				continue
+			}
+			h.Metrics.Quarantined.WithLabelValues(s.reject.Code).Inc()
+			r.Status = "quarantined"
+			continue
+		}
+		m := RecordMsg(s.rec.Tenant, s.rec.ID, s.raw)
+		m.Header.Set("Lineage-Principal", p.Subject)
+		if sig := c.GetHeader(HeaderSignature); sig != "" && len(subs) == 1 && via == "http" {
+			// A single-record request may carry the source signature over its record bytes;
+			// the ingester verifies it like on NATS.
+			m.Header.Set(HeaderSignature, sig)
+		}
+		f, err := h.JS.PublishMsgAsync(m)
+		for errors.Is(err, jetstream.ErrTooManyStalledMsgs) && ctx.Err() == nil {
+			time.Sleep(5 * time.Millisecond)
+			f, err = h.JS.PublishMsgAsync(m)
+		}
+		if err != nil {
+			r.Status = "failed"
+			continue
+		}
+		futures[i] = f
+	}
+	for i, f := range futures {
+		if f == nil {
+			continue
+		}
+		select {
+		case <-f.Ok():
+			resp.Results[i].Status = "accepted"
+		case <-f.Err():
+			resp.Results[i].Status = "failed"
+		case <-ctx.Done():
+			resp.Results[i].Status = "failed"
+		}
+	}
+	for _, r := range resp.Results {
+		switch r.Status {
+		case "accepted":
+			resp.Accepted++
+		case "quarantined":
+			resp.Quarantined++
+		default:
+			resp.Failed++
+		}
+	}
+	status := http.StatusAccepted
+	if resp.Failed > 0 {
+		// The caller must retry the failed ones; retries of accepted ones are deduplicated.
+		status = http.StatusServiceUnavailable
+		c.Header("Retry-After", "1")
+	}
+	c.PureJSON(status, resp)
+}
+
+// QuarantineEntry is one item of GET /v1/quarantine.
+type QuarantineEntry struct {
+	Seq uint64 `json:"seq"`
+	Quarantined
+}
+
+func (h *HTTP) listQuarantine(c *gin.Context) {
+	p := auth.From(c)
+	tenant := c.Query("tenant")
+	subject := QuarantineSubject
+	if tenant != "" {
+		if !validTenant(tenant) && tenant != "_unknown" {
+			httpError(c, http.StatusBadRequest, "invalid tenant %q", tenant)
+			return
+		}
+		if !p.CanSee(tenant) {
+			httpError(c, http.StatusForbidden, "%s may not read tenant %q", p.Subject, tenant)
+			return
+		}
+		subject = QuarantinePrefix + tenant
+	} else if !p.AllTenantsVisible() {
+		httpError(c, http.StatusForbidden, "name a tenant: %s does not see every tenant", p.Subject)
+		return
+	}
+	after, _ := strconv.ParseUint(c.DefaultQuery("after", "0"), 10, 64)
+	limit, err := strconv.Atoi(c.DefaultQuery("limit", "100"))
+	if err != nil || limit < 1 || limit > 1000 {
+		httpError(c, http.StatusBadRequest, "limit must be 1..1000")
+		return
+	}
+	entries, err := ListQuarantine(c, h.JS, subject, after, limit)
+	if err != nil {
+		h.Logger.Error("ingest: list quarantine", "err", err)
+		httpError(c, http.StatusInternalServerError, "list quarantine failed")
+		return
+	}
+	out := gin.H{"entries": entries}
+	if len(entries) == limit {
+		out["next"] = entries[len(entries)-1].Seq
+	}
+	c.PureJSON(http.StatusOK, out)
+}
+
+// ListQuarantine reads up to limit quarantine entries on subject with stream sequence > after.
+func ListQuarantine(ctx context.Context, js jetstream.JetStream, subject string, after uint64, limit int) ([]QuarantineEntry, error) {
+	s, err := js.Stream(ctx, QuarantineStream)
+	if err != nil {
+		return nil, err
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return nil, err
+	}
+	entries := []QuarantineEntry{}
+	if info.State.Msgs == 0 || after >= info.State.LastSeq {
+		return entries, nil
+	}
+	c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{subject},
+		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:    after + 1,
+	})
+	if err != nil {
+		return nil, err
+	}
+	batch, err := c.Fetch(limit, jetstream.FetchMaxWait(300*time.Millisecond))
+	if err != nil {
+		return nil, err
+	}
+	for m := range batch.Messages() {
+		md, err := m.Metadata()
+		if err != nil {
+			return nil, err
+		}
+		entries = append(entries, QuarantineEntry{Seq: md.Sequence.Stream, Quarantined: ParseQuarantined(m.Headers(), m.Data())})
+		if md.NumPending == 0 {
+			break
+		}
+	}
+	return entries, batch.Error()
+}

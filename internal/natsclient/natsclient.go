@@ -1,0 +1,104 @@
+// Package natsclient holds the NATS connection settings shared by lineaged and lineagectl:
+// token, user/password, NKey seed, credentials file and TLS, registered as flags with the same
+// names everywhere. Secrets are read from files or the environment, never echoed.
+package natsclient
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/nats-io/nats.go"
+)
+
+// Settings are the client credentials and TLS options for one NATS connection.
+type Settings struct {
+	Token     string
+	User      string
+	Password  string
+	NKeySeed  string // file holding an NKey seed (SU…)
+	CredsFile string // NATS .creds file (JWT + seed)
+	TLSCA     string
+	TLSCert   string
+	TLSKey    string
+}
+
+// Register adds the flags to fs.
+func (s *Settings) Register(fs *flag.FlagSet) {
+	fs.StringVar(&s.Token, "nats-token", "", "NATS token (prefer the environment variable)")
+	fs.StringVar(&s.User, "nats-user", "", "NATS user name")
+	fs.StringVar(&s.Password, "nats-password", "", "NATS password (prefer the environment variable)")
+	fs.StringVar(&s.NKeySeed, "nats-nkey-seed", "", "file with the NKey seed to authenticate with")
+	fs.StringVar(&s.CredsFile, "nats-creds", "", "NATS credentials file (JWT and NKey seed)")
+	fs.StringVar(&s.TLSCA, "nats-tls-ca", "", "CA file to verify the NATS server's certificate (enables TLS)")
+	fs.StringVar(&s.TLSCert, "nats-tls-cert", "", "client certificate file for NATS mutual TLS")
+	fs.StringVar(&s.TLSKey, "nats-tls-key", "", "client key file for NATS mutual TLS")
+}
+
+// Options turns the settings into nats.Options. At most one way to authenticate may be given.
+func (s Settings) Options() ([]nats.Option, error) {
+	var opts []nats.Option
+	n := 0
+	if s.Token != "" {
+		opts = append(opts, nats.Token(s.Token))
+		n++
+	}
+	if s.User != "" || s.Password != "" {
+		if s.User == "" || s.Password == "" {
+			return nil, errors.New("natsclient: --nats-user and --nats-password go together")
+		}
+		opts = append(opts, nats.UserInfo(s.User, s.Password))
+		n++
+	}
+	if s.NKeySeed != "" {
+		o, err := nats.NkeyOptionFromSeed(s.NKeySeed)
+		if err != nil {
+			return nil, fmt.Errorf("natsclient: nkey seed %s: %w", s.NKeySeed, err)
+		}
+		opts = append(opts, o)
+		n++
+	}
+	if s.CredsFile != "" {
+		if _, err := os.Stat(s.CredsFile); err != nil {
+			return nil, fmt.Errorf("natsclient: creds: %w", err)
+		}
+		opts = append(opts, nats.UserCredentials(s.CredsFile))
+		n++
+	}
+	if n > 1 {
+		return nil, errors.New("natsclient: give one of token, user/password, nkey seed or creds file")
+	}
+	if s.TLSCA != "" {
+		opts = append(opts, nats.RootCAs(s.TLSCA))
+	}
+	if (s.TLSCert == "") != (s.TLSKey == "") {
+		return nil, errors.New("natsclient: --nats-tls-cert and --nats-tls-key go together")
+	}
+	if s.TLSCert != "" {
+		opts = append(opts, nats.ClientCert(s.TLSCert, s.TLSKey))
+	}
+	return opts, nil
+}
+
+// Describe says how the connection authenticates, without secrets, for logs.
+func (s Settings) Describe() string {
+	var parts []string
+	switch {
+	case s.Token != "":
+		parts = append(parts, "token")
+	case s.User != "":
+		parts = append(parts, "user "+s.User)
+	case s.NKeySeed != "":
+		parts = append(parts, "nkey")
+	case s.CredsFile != "":
+		parts = append(parts, "creds")
+	default:
+		parts = append(parts, "no auth")
+	}
+	if s.TLSCA != "" || s.TLSCert != "" {
+		parts = append(parts, "tls")
+	}
+	return strings.Join(parts, ", ")
+}
