@@ -80,6 +80,9 @@ func (a *API) Engine() *gin.Engine {
 	v1.GET("/records/:id", auth.Require(auth.RoleAuditor), a.record)
 	v1.GET("/proofs/inclusion", auth.Require(auth.RoleAuditor), a.inclusion)
 	v1.GET("/lineage/users/:user_id", auth.Require(auth.RoleAuditor), a.userLineage)
+	v1.GET("/lineage/agents/:agent_id", auth.Require(auth.RoleAuditor), a.agentLineage)
+	v1.GET("/lineage/actions/:id", auth.Require(auth.RoleAuditor), a.actionChain)
+	v1.GET("/lineage/policies/:policy_id", auth.Require(auth.RoleAuditor), a.policyDecisions)
 	for _, m := range a.Mounts {
 		m(v1)
 	}
@@ -317,15 +320,6 @@ func (a *API) consistency(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"proof": p})
 }
 
-// UserLineage is the answer of GET /v1/lineage/users/{user_id}.
-type UserLineage struct {
-	*UserTree
-	// CheckpointSize is the log size the answer was read at; every log_index is below it.
-	CheckpointSize uint64 `json:"checkpoint_size"`
-	From           string `json:"from,omitempty"`
-	To             string `json:"to,omitempty"`
-}
-
 func parseWindow(c *gin.Context) (from, to time.Time, ok bool) {
 	for _, p := range []struct {
 		name string
@@ -348,64 +342,6 @@ func parseWindow(c *gin.Context) (from, to time.Time, ok bool) {
 }
 
 var tenantRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
-
-func (a *API) userLineage(c *gin.Context) {
-	tenant, user := c.Query("tenant"), c.Param("user_id")
-	if !tenantRE.MatchString(tenant) {
-		fail(c, http.StatusBadRequest, "query parameter \"tenant\" is required")
-		return
-	}
-	if !auth.From(c).CanSee(tenant) {
-		fail(c, http.StatusForbidden, "%s may not read tenant %q", auth.From(c).Subject, tenant)
-		return
-	}
-	from, to, ok := parseWindow(c)
-	if !ok {
-		return
-	}
-	limit := 10_000
-	if v := c.Query("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > MaxLineageLimit {
-			fail(c, http.StatusBadRequest, "limit must be 1..%d", MaxLineageLimit)
-			return
-		}
-		limit = n
-	}
-	cp, ok := a.latest(c)
-	if !ok {
-		return
-	}
-	rows, err := a.Store.UserActions(c, index.UserQuery{Tenant: tenant, UserID: user, From: from, To: to, Limit: limit + 1})
-	if err != nil {
-		a.internal(c, "user actions", err)
-		return
-	}
-	truncated := len(rows) > limit
-	if truncated {
-		rows = rows[:limit]
-	}
-	// Rows indexed after the checkpoint was read are left out, so every index is provable
-	// against the checkpoint the answer names.
-	kept := rows[:0]
-	for _, r := range rows {
-		if r.Index < cp.Size {
-			kept = append(kept, r)
-		}
-	}
-	person := lineage.Person{ID: user}
-	if len(kept) > 0 {
-		person = kept[0].Record.User
-	}
-	out := UserLineage{UserTree: BuildUserTree(tenant, person, kept, truncated), CheckpointSize: cp.Size}
-	if !from.IsZero() {
-		out.From = from.Format(time.RFC3339Nano)
-	}
-	if !to.IsZero() {
-		out.To = to.Format(time.RFC3339Nano)
-	}
-	c.JSON(http.StatusOK, out)
-}
 
 // tiles serves the log directory read-only as C2SP tlog-tiles: only "checkpoint" and paths
 // under "tile/" are reachable; Tessera's private state directory is not.

@@ -20,10 +20,11 @@ import (
 	"github.com/lineage-audit/lineage/query"
 	"github.com/lineage-audit/lineage/query/index/sqlite"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/mod/sumdb/note"
 )
 
 // apiRig serves the API over a real Tessera log and SQLite index holding recs.
-func apiRig(t *testing.T, recs []lineage.Record) (*httptest.Server, ledger.Log) {
+func apiRig(t *testing.T, recs []lineage.Record) (*httptest.Server, ledger.Log, note.Verifier) {
 	t.Helper()
 	dir := t.TempDir()
 	signer, vkey, err := ledger.LoadOrCreateSigner(filepath.Join(dir, "log.key"), "lineage.test/api")
@@ -69,7 +70,7 @@ func apiRig(t *testing.T, recs []lineage.Record) (*httptest.Server, ledger.Log) 
 	api := &query.API{Log: lg, Store: store, Verifier: vkey, LogDir: filepath.Join(dir, "log"), Gatherer: prometheus.NewRegistry()}
 	srv := httptest.NewServer(api.Handler())
 	t.Cleanup(srv.Close)
-	return srv, lg
+	return srv, lg, v
 }
 
 func TestAPIErrorsAndEdges(t *testing.T) {
@@ -84,7 +85,7 @@ func TestAPIErrorsAndEdges(t *testing.T) {
 		}
 	}
 	recs = append(recs, twin) // same id in two tenants
-	srv, _ := apiRig(t, recs)
+	srv, _, _ := apiRig(t, recs)
 	get := func(path string) (int, string) {
 		resp, err := http.Get(srv.URL + path)
 		if err != nil {

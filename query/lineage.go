@@ -10,24 +10,23 @@ import (
 // UserTree is everything one user authorized in a window: the agents acting for them, nested
 // by delegation (agent → sub-agent), each with the actions it took.
 type UserTree struct {
-	Tenant string         `json:"tenant"`
-	User   lineage.Person `json:"user"`
+	User lineage.Person `json:"user"`
 	// Agents are the top-level agents: those the user delegated to directly.
 	Agents []*AgentNode `json:"agents"`
 	// Actions is the number of actions in the tree.
 	Actions int `json:"actions"`
-	// Truncated is set when the window held more actions than the limit.
+	// Truncated is set when the window holds more actions than this page (see next_cursor).
 	Truncated bool `json:"truncated"`
 }
 
 // AgentNode is one agent in the tree with its actions and the sub-agents it delegated to.
 type AgentNode struct {
-	ID          string       `json:"id"`
-	Roles       []string     `json:"roles,omitempty"`
-	Models      []string     `json:"models,omitempty"`
-	Delegations []string     `json:"delegations,omitempty"`
-	Actions     []ActionNode `json:"actions"`
-	Agents      []*AgentNode `json:"agents,omitempty"`
+	ID          string        `json:"id"`
+	Roles       []string      `json:"roles,omitempty"`
+	Models      []string      `json:"models,omitempty"`
+	Delegations []string      `json:"delegations,omitempty"`
+	Actions     []*ActionNode `json:"actions"`
+	Agents      []*AgentNode  `json:"agents,omitempty"`
 }
 
 // ActionNode is one decision record in the tree.
@@ -40,6 +39,36 @@ type ActionNode struct {
 	ParentID       string                  `json:"parent_id,omitempty"`
 	Role           string                  `json:"role,omitempty"`
 	HumanOversight *lineage.HumanOversight `json:"human_oversight,omitempty"`
+	// Agent, User and Tenant repeat the record's own, so a verifier can match them to the leaf.
+	Agent  string         `json:"agent"`
+	User   lineage.Person `json:"user"`
+	Tenant string         `json:"tenant"`
+	// Proof makes the action verifiable against the answer's checkpoint.
+	Proof *Proof `json:"proof,omitempty"`
+}
+
+// actionNode summarizes a row for an answer.
+func actionNode(row *index.Row) *ActionNode {
+	r := &row.Record
+	return &ActionNode{
+		ID: r.ID, LogIndex: row.Index, Time: r.Time, Action: r.Action, Decision: r.Decision,
+		ParentID: r.ParentID, Role: r.Role, HumanOversight: r.HumanOversight,
+		Agent: r.Agent.ID, User: r.User, Tenant: r.Tenant,
+	}
+}
+
+// nodes lists every action in the tree.
+func (t *UserTree) nodes() []*ActionNode {
+	var out []*ActionNode
+	var walk func([]*AgentNode)
+	walk = func(as []*AgentNode) {
+		for _, a := range as {
+			out = append(out, a.Actions...)
+			walk(a.Agents)
+		}
+	}
+	walk(t.Agents)
+	return out
 }
 
 // BuildUserTree nests the user's rows (ordered by time) into the agent tree.
@@ -51,7 +80,7 @@ type ActionNode struct {
 //     agent when it differs from the parent's (a planner spawning an executor);
 //   - otherwise the agent alone, directly under the user.
 func BuildUserTree(tenant string, user lineage.Person, rows []index.Row, truncated bool) *UserTree {
-	t := &UserTree{Tenant: tenant, User: user, Agents: []*AgentNode{}, Truncated: truncated}
+	t := &UserTree{User: user, Agents: []*AgentNode{}, Truncated: truncated}
 	byID := make(map[string]*lineage.Record, len(rows))
 	for i := range rows {
 		byID[rows[i].Record.ID] = &rows[i].Record
@@ -85,10 +114,7 @@ func BuildUserTree(tenant string, user lineage.Person, rows []index.Row, truncat
 		r := &rows[i].Record
 		node := t.node(pathOf(r, 0))
 		node.addFacts(r)
-		node.Actions = append(node.Actions, ActionNode{
-			ID: r.ID, LogIndex: rows[i].Index, Time: r.Time, Action: r.Action, Decision: r.Decision,
-			ParentID: r.ParentID, Role: r.Role, HumanOversight: r.HumanOversight,
-		})
+		node.Actions = append(node.Actions, actionNode(&rows[i]))
 		t.Actions++
 	}
 	return t
@@ -107,7 +133,7 @@ func (t *UserTree) node(path []string) *AgentNode {
 			}
 		}
 		if n == nil {
-			n = &AgentNode{ID: id, Actions: []ActionNode{}}
+			n = &AgentNode{ID: id, Actions: []*ActionNode{}}
 			*level = append(*level, n)
 		}
 		level = &n.Agents

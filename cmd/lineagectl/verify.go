@@ -169,45 +169,148 @@ func runLineage(args []string) error {
 	addAPIKeyFlag(fs)
 	api := fs.String("api", "http://127.0.0.1:8080", "Lineage query API")
 	tenant := fs.String("tenant", "", "tenant")
-	user := fs.String("user", "", "user id")
+	user := fs.String("user", "", "user id: the user → agent → sub-agent → action tree")
+	agent := fs.String("agent", "", "agent id: the users it acted for and its actions")
+	action := fs.String("action", "", "record id: the chain up to the authorizing person")
+	policy := fs.String("policy", "", "policy id: its decisions (counts and examples)")
 	from := fs.String("from", "", "window start (RFC 3339, inclusive)")
 	to := fs.String("to", "", "window end (RFC 3339, exclusive)")
+	effect := fs.String("effect", "", "only these effects (comma-separated: allow,deny,modify,escalate)")
+	actionType := fs.String("action-type", "", "only these action types (comma-separated)")
+	limit := fs.Int("limit", 0, "actions per page (default 1000)")
+	cursor := fs.String("cursor", "", "continue from a previous answer's next_cursor")
+	verify := fs.Bool("verify", false, "verify the whole answer offline: checkpoint signature, every inclusion proof, every action against its leaf")
+	vkey := fs.String("verifier", "", "the log's public key, for --verify")
+	vfile := fs.String("verifier-file", "", "file holding the log's public key, for --verify")
 	asJSON := fs.Bool("json", false, "print the raw JSON answer")
-	fs.Usage = cliflag.Usage(fs, envPrefix, "usage: lineagectl lineage --tenant T --user U [--from T1] [--to T2] [--json]")
+	fs.Usage = cliflag.Usage(fs, envPrefix, "usage: lineagectl lineage --tenant T (--user U | --agent A | --action ID | --policy P) [flags]")
 	if err := cliflag.Parse(fs, envPrefix, args); err != nil {
 		return err
 	}
+	kind, subject := "", ""
+	for _, x := range []struct{ k, v string }{{"users", *user}, {"agents", *agent}, {"actions", *action}, {"policies", *policy}} {
+		if x.v != "" {
+			if kind != "" {
+				return errors.New("give one of --user, --agent, --action or --policy")
+			}
+			kind, subject = x.k, x.v
+		}
+	}
+	if kind == "" {
+		return errors.New("give one of --user, --agent, --action or --policy")
+	}
 	q := url.Values{"tenant": {*tenant}}
-	if *from != "" {
-		q.Set("from", *from)
+	for k, v := range map[string]string{"from": *from, "to": *to, "cursor": *cursor} {
+		if v != "" {
+			q.Set(k, v)
+		}
 	}
-	if *to != "" {
-		q.Set("to", *to)
+	if *limit > 0 {
+		q.Set("limit", fmt.Sprint(*limit))
 	}
-	b, err := get(*api, "/v1/lineage/users/"+url.PathEscape(*user)+"?"+q.Encode())
+	for k, v := range map[string]string{"effect": *effect, "action_type": *actionType} {
+		for _, x := range strings.Split(v, ",") {
+			if x = strings.TrimSpace(x); x != "" {
+				q.Add(k, x)
+			}
+		}
+	}
+	if !*verify {
+		q.Set("proofs", "false")
+	}
+	b, err := get(*api, "/v1/lineage/"+kind+"/"+url.PathEscape(subject)+"?"+q.Encode())
 	if err != nil {
 		return err
+	}
+	if *verify {
+		v, err := loadVerifier(*vkey, *vfile)
+		if err != nil {
+			return err
+		}
+		res, err := query.VerifyAnswer(kind, subject, b, v)
+		if err != nil {
+			return err
+		}
+		defer fmt.Fprintf(os.Stderr, "VERIFIED: %d actions, each in the log of %q at the checkpoint of size %d (root %x), matching its ledger entry\n",
+			res.Actions, res.Checkpoint.Origin, res.Checkpoint.Size, res.Checkpoint.Hash)
 	}
 	if *asJSON {
 		_, err := os.Stdout.Write(append(b, '\n'))
 		return err
 	}
-	var ul query.UserLineage
-	if err := json.Unmarshal(b, &ul); err != nil {
+	return printAnswer(kind, b)
+}
+
+func printAnswer(kind string, b []byte) error {
+	var head query.Answer
+	if err := json.Unmarshal(b, &head); err != nil {
 		return err
 	}
-	fmt.Printf("%s (issuer %s), tenant %s: %d actions, checkpoint size %d\n", ul.User.ID, ul.User.Issuer, ul.Tenant, ul.Actions, ul.CheckpointSize)
-	for _, a := range ul.Agents {
-		printAgent(a, "  ")
+	switch kind {
+	case "users":
+		var ul query.UserLineage
+		if err := json.Unmarshal(b, &ul); err != nil {
+			return err
+		}
+		fmt.Printf("%s (issuer %s), tenant %s: %d actions, checkpoint size %d\n", ul.User.ID, ul.User.Issuer, ul.Tenant, ul.Actions, ul.CheckpointSize)
+		for _, a := range ul.Agents {
+			printAgent(a, "  ")
+		}
+	case "agents":
+		var al query.AgentLineage
+		if err := json.Unmarshal(b, &al); err != nil {
+			return err
+		}
+		fmt.Printf("agent %s, tenant %s: %d actions for %d users, checkpoint size %d\n", al.Agent, al.Tenant, len(al.Actions), len(al.Users), al.CheckpointSize)
+		for _, u := range al.Users {
+			fmt.Printf("  for %s (issuer %s): %d actions\n", u.ID, u.Issuer, u.Actions)
+		}
+		for _, x := range al.Actions {
+			printAction(x, "  ")
+		}
+	case "actions":
+		var ch query.ActionChain
+		if err := json.Unmarshal(b, &ch); err != nil {
+			return err
+		}
+		fmt.Printf("authorized by %s (issuer %s), tenant %s, complete chain %v\n", ch.AuthorizedBy.ID, ch.AuthorizedBy.Issuer, ch.Tenant, ch.Complete)
+		if d := ch.Delegation; d != nil {
+			fmt.Printf("  delegation %s (%s) scope %v, actors %v\n", d.TokenID, d.Mechanism, d.Scope, d.Actors)
+		}
+		for i, x := range ch.Chain {
+			printAction(x, strings.Repeat("  ", i+1))
+		}
+		for _, x := range ch.Oversight {
+			fmt.Printf("  human oversight by %s: %s at %s (record %s)\n", x.HumanOversight.Reviewer.ID, x.HumanOversight.Outcome, x.HumanOversight.Time, x.ID)
+		}
+	case "policies":
+		var pd query.PolicyDecisions
+		if err := json.Unmarshal(b, &pd); err != nil {
+			return err
+		}
+		fmt.Printf("policy %s, tenant %s: %d decisions %v, versions %v\n", pd.Policy, pd.Tenant, pd.Stats.Total, pd.Stats.ByEffect, pd.Stats.ByVersion)
+		for _, x := range pd.Examples {
+			printAction(x, "  ")
+		}
+	}
+	for _, f := range head.Flags {
+		fmt.Printf("FLAG %s: %s\n", f.Kind, f.Detail)
+	}
+	if head.NextCursor != "" {
+		fmt.Printf("more: --cursor %s\n", head.NextCursor)
 	}
 	return nil
+}
+
+func printAction(x *query.ActionNode, indent string) {
+	fmt.Printf("%s%s %-8s %s %s  (agent %s, policy %s@%s, log #%d, id %s)\n", indent, x.Time, x.Decision.Effect, x.Action.Type, x.Action.Target,
+		x.Agent, x.Decision.Policy.ID, x.Decision.Policy.Version, x.LogIndex, x.ID)
 }
 
 func printAgent(a *query.AgentNode, indent string) {
 	fmt.Printf("%s└ agent %s %v\n", indent, a.ID, a.Roles)
 	for _, x := range a.Actions {
-		fmt.Printf("%s    %s %-8s %s %s  (policy %s@%s, log #%d, id %s)\n", indent, x.Time, x.Decision.Effect, x.Action.Type, x.Action.Target,
-			x.Decision.Policy.ID, x.Decision.Policy.Version, x.LogIndex, x.ID)
+		printAction(x, indent+"    ")
 	}
 	for _, s := range a.Agents {
 		printAgent(s, indent+"    ")

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -150,8 +151,18 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatalf("inclusion 17@%d: %v", cp1.Size, err)
 	}
 
-	// 6. Lineage trees match what was published.
+	// 6. Lineage trees match what was published, and every shape of answer verifies offline
+	// with the CLI.
 	lineageBefore := checkLineage(t, d, all)
+	for _, subj := range [][]string{{"--user", all[0].User.ID}, {"--agent", all[0].Agent.ID}, {"--action", all[40].ID}, {"--policy", all[0].Decision.Policy.ID}} {
+		out, err := ctl(append([]string{"lineage", "--api", d.url(""), "--tenant", all[0].Tenant, "--verify", "--verifier-file", vfile}, subj...)...)
+		if all[40].Tenant != all[0].Tenant && subj[0] == "--action" {
+			continue
+		}
+		if err != nil || !strings.Contains(out, "VERIFIED") {
+			t.Fatalf("lineage %v --verify: %v\n%s", subj, err, out)
+		}
+	}
 
 	// 7. The CLI verifies a record offline, and fails when a stored leaf or the checkpoint
 	// changes by one byte.

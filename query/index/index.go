@@ -78,6 +78,62 @@ type UserQuery struct {
 	Limit  int
 }
 
+// Query selects one tenant's records about one subject — exactly one of UserID (what a person
+// authorized), AgentID (what an agent did), PolicyID (what a policy decided) or ParentID (the
+// actions an action caused) — with optional filters, one page at a time. Rows come in
+// (time, log index) order; After continues from the last row of the previous page. The window
+// is From <= time < To as in UserQuery; empty filter lists match everything.
+type Query struct {
+	Tenant   string
+	UserID   string
+	AgentID  string
+	PolicyID string
+	ParentID string
+
+	From, To    time.Time
+	Effects     []string
+	ActionTypes []string
+	// Agent narrows a user or policy query to one agent.
+	Agent string
+
+	After *Cursor
+	Limit int
+}
+
+// Cursor is a position in (time, log index) order: a page continues strictly after it.
+type Cursor struct {
+	TimeNS int64
+	Index  uint64
+}
+
+// PolicyStats counts a policy's decisions in a window.
+type PolicyStats struct {
+	Total     int            `json:"total"`
+	ByEffect  map[string]int `json:"by_effect"`
+	ByVersion map[string]int `json:"by_version"`
+}
+
+// Searcher is the richer query surface the lineage API uses: filtered, paginated record
+// queries by subject and policy aggregates.
+type Searcher interface {
+	// Records answers a Query (see its comment). It returns an error unless exactly one subject
+	// is set.
+	Records(ctx context.Context, q Query) ([]Row, error)
+	// PolicyStats counts the decisions of policyID in tenant within [from, to).
+	PolicyStats(ctx context.Context, tenant, policyID string, from, to time.Time) (PolicyStats, error)
+}
+
+// Subjects reports how many subjects q sets; Records needs exactly one.
+func (q Query) Subjects() int {
+	n := 0
+	for _, s := range []string{q.UserID, q.AgentID, q.PolicyID, q.ParentID} {
+		if s != "" {
+			n++
+		}
+	}
+	return n
+}
+
 // Store is the interface every index driver implements.
 type Store interface {
 	// Apply stores the batch's rows and sets the position to b.To atomically. It returns

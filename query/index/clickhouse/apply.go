@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/ext"
 
 	"github.com/lineage-audit/lineage/query/index"
 )
@@ -135,12 +136,18 @@ func (s *Store) readPosition(ctx context.Context) (uint64, error) {
 // sequencing), so a second copy is a bug upstream or a corrupt index; SQLite's UNIQUE constraint
 // refuses it, and so must this driver, or the two would answer differently.
 //
-// The lookup is one query on records_by_id's primary key, (id, tenant) IN a literal set of
-// tuples: 18.16 uses the key for a tuple set (not for has(), nor for a bound slice). Copies of
-// the batch's own rows left by a crashed Apply sit at or above the position and do not count.
+// The batch's keys travel with the query as an external table (native-protocol "external data",
+// which 18.16 has), and the lookup is (id, tenant) IN that table, which the server answers from
+// records_by_id's primary key: a granule per key at most, never the whole table. A literal IN
+// list would be parsed as SQL and stops fitting in max_query_size (256 KiB) at a few thousand
+// ids; has() and a bound slice do not use the key on 18.16. Copies of the batch's own rows left by
+// a crashed Apply sit at or above the position and do not count.
 func (s *Store) checkDuplicates(ctx context.Context, b index.Batch) error {
+	keys, err := ext.NewTable("batch_keys", ext.Column("id", "String"), ext.Column("tenant", "String"))
+	if err != nil {
+		return fmt.Errorf("look up ids: %w", err)
+	}
 	seen := make(map[[2]string]uint64, len(b.Entries))
-	keys := make([]clickhouse.GroupSet, 0, len(b.Entries))
 	for i := range b.Entries {
 		e := &b.Entries[i]
 		k := [2]string{e.Record.Tenant, e.Record.ID}
@@ -149,14 +156,17 @@ func (s *Store) checkDuplicates(ctx context.Context, b index.Batch) error {
 				e.Index, k[0], k[1], prev)
 		}
 		seen[k] = e.Index
-		keys = append(keys, clickhouse.GroupSet{Value: []any{e.Record.ID, e.Record.Tenant}})
+		if err := keys.Append(e.Record.ID, e.Record.Tenant); err != nil {
+			return fmt.Errorf("look up ids: %w", err)
+		}
 	}
 	var (
 		tenant, id string
 		existing   uint64
 	)
-	err := s.conn.QueryRow(ctx, `SELECT tenant, id, log_index FROM `+s.table("records_by_id")+`
-WHERE (id, tenant) IN (?) AND log_index < ? ORDER BY log_index LIMIT 1`, keys, b.From).
+	err = s.conn.QueryRow(clickhouse.Context(ctx, clickhouse.WithExternalTable(keys)),
+		`SELECT tenant, id, log_index FROM `+s.table("records_by_id")+`
+WHERE (id, tenant) IN batch_keys AND log_index < ? ORDER BY log_index LIMIT 1`, b.From).
 		Scan(&tenant, &id, &existing)
 	switch {
 	case errors.Is(err, errNoRows):

@@ -135,6 +135,7 @@ func testLogger(t testing.TB) *slog.Logger {
 
 // TestConformance runs the shared index.Store suite against a real ClickHouse server.
 func TestConformance(t *testing.T) {
+	t.Parallel() // own databases; the tests wait on server round trips, which overlap well
 	ts := startServer(t)
 	indextest.Run(t, func(t *testing.T, dir string) index.Store { return ts.open(t, dir) })
 }
@@ -302,6 +303,7 @@ func key(tenant, id string, idx uint64) string { return fmt.Sprintf("%s/%s@%d", 
 // them twice, in any table, whether the crash hit after all rows, half-way through them, or the
 // indexer restarts with different batch boundaries.
 func TestCrashBetweenInsertAndPosition(t *testing.T) {
+	t.Parallel() // own databases; the tests wait on server round trips, which overlap well
 	ts := startServer(t)
 	s := ts.fresh(t)
 	ctx := t.Context()
@@ -576,6 +578,7 @@ func withRecord(t testing.TB, idx uint64, r lineage.Record) index.Entry {
 // half-way (ClickHouse DDL is not transactional) is completed by the next Open without losing
 // data; and a schema from a newer binary is refused.
 func TestMigrations(t *testing.T) {
+	t.Parallel() // own databases; the tests wait on server round trips, which overlap well
 	ts := startServer(t)
 	dir := t.TempDir()
 	s := ts.open(t, dir)
@@ -651,6 +654,7 @@ func TestMigrations(t *testing.T) {
 // Open, when called, and from Apply once the interval has passed; with TTL the tables carry it.
 // The position never moves back, and records inside the window stay.
 func TestRetention(t *testing.T) {
+	t.Parallel() // own databases; the tests wait on server round trips, which overlap well
 	ts := startServer(t)
 	dir := t.TempDir()
 	o := ts.options(t, dir)
@@ -761,6 +765,7 @@ func TestForceShortRetention(t *testing.T) {
 // otherwise), and read few rows beyond those it returns, or large indexes would be scanned.
 // This is the ClickHouse counterpart of SQLite's query-plan test.
 func TestQueriesUsePrimaryKey(t *testing.T) {
+	t.Parallel() // own databases; the tests wait on server round trips, which overlap well
 	ts := startServer(t)
 	s := ts.fresh(t)
 	entries := indextest.GenerateRecords(21, 30_000)

@@ -59,6 +59,8 @@ CREATE TABLE position (
 );
 INSERT INTO position (singleton, next_index) VALUES (0, 0);
 `,
+	// Version 2: "what did this policy decide" (policy → decisions) without a table scan.
+	`CREATE INDEX records_policy ON records (tenant, policy_id, time_ns);`,
 }
 
 // migrate brings the schema to len(migrations). It refuses a database whose version is newer than

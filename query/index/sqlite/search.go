@@ -1,0 +1,130 @@
+package sqlite
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/lineage-audit/lineage/query/index"
+)
+
+var _ index.Searcher = (*Store)(nil)
+
+// Records implements index.Searcher. Each subject has an index led by (tenant, subject,
+// time_ns), and log_index is the rowid that ends every index entry, so the (time, index) order
+// and the cursor predicate are answered from the index without a sort.
+func (s *Store) Records(ctx context.Context, q index.Query) ([]index.Row, error) {
+	if q.Subjects() != 1 {
+		return nil, errors.New("sqlite: records: set exactly one of user, agent, policy or parent")
+	}
+	limit := q.Limit
+	if limit <= 0 {
+		limit = DefaultLimit
+	}
+	limit = min(limit, MaxLimit)
+	var b strings.Builder
+	args := []any{q.Tenant}
+	b.WriteString(`SELECT log_index, record_hash, canonical FROM records WHERE tenant = ?`)
+	switch {
+	case q.UserID != "":
+		b.WriteString(` AND user_id = ?`)
+		args = append(args, q.UserID)
+	case q.AgentID != "":
+		b.WriteString(` AND agent_id = ?`)
+		args = append(args, q.AgentID)
+	case q.PolicyID != "":
+		b.WriteString(` AND policy_id = ?`)
+		args = append(args, q.PolicyID)
+	default:
+		b.WriteString(` AND parent_id = ?`)
+		args = append(args, q.ParentID)
+	}
+	if !q.From.IsZero() && !q.From.Before(minTime) {
+		b.WriteString(` AND time_ns >= ?`)
+		args = append(args, q.From.UnixNano())
+	}
+	if !q.To.IsZero() && !q.To.After(maxTime) {
+		b.WriteString(` AND time_ns < ?`)
+		args = append(args, q.To.UnixNano())
+	}
+	if q.Agent != "" {
+		b.WriteString(` AND agent_id = ?`)
+		args = append(args, q.Agent)
+	}
+	args = in(&b, "effect", q.Effects, args)
+	args = in(&b, "action_type", q.ActionTypes, args)
+	if q.After != nil {
+		b.WriteString(` AND (time_ns > ? OR (time_ns = ? AND log_index > ?))`)
+		args = append(args, q.After.TimeNS, q.After.TimeNS, int64(q.After.Index))
+	}
+	b.WriteString(` ORDER BY time_ns, log_index LIMIT ?`)
+	args = append(args, limit)
+	rows, err := s.db.QueryContext(ctx, b.String(), args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: records %q: %w", q.Tenant, err)
+	}
+	defer rows.Close()
+	out := []index.Row{}
+	for rows.Next() {
+		r, err := scanRow(rows)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: records %q: %w", q.Tenant, err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: records %q: %w", q.Tenant, err)
+	}
+	return out, nil
+}
+
+// in appends "AND col IN (?, …)" for a non-empty list.
+func in(b *strings.Builder, col string, vals []string, args []any) []any {
+	if len(vals) == 0 {
+		return args
+	}
+	b.WriteString(` AND ` + col + ` IN (`)
+	for i, v := range vals {
+		if i > 0 {
+			b.WriteString(`, `)
+		}
+		b.WriteString(`?`)
+		args = append(args, v)
+	}
+	b.WriteString(`)`)
+	return args
+}
+
+// PolicyStats implements index.Searcher.
+func (s *Store) PolicyStats(ctx context.Context, tenant, policyID string, from, to time.Time) (index.PolicyStats, error) {
+	q := `SELECT effect, policy_version, COUNT(*) FROM records WHERE tenant = ? AND policy_id = ?`
+	args := []any{tenant, policyID}
+	if !from.IsZero() && !from.Before(minTime) {
+		q += ` AND time_ns >= ?`
+		args = append(args, from.UnixNano())
+	}
+	if !to.IsZero() && !to.After(maxTime) {
+		q += ` AND time_ns < ?`
+		args = append(args, to.UnixNano())
+	}
+	q += ` GROUP BY effect, policy_version`
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return index.PolicyStats{}, fmt.Errorf("sqlite: policy stats %q/%q: %w", tenant, policyID, err)
+	}
+	defer rows.Close()
+	st := index.PolicyStats{ByEffect: map[string]int{}, ByVersion: map[string]int{}}
+	for rows.Next() {
+		var effect, version string
+		var n int
+		if err := rows.Scan(&effect, &version, &n); err != nil {
+			return st, fmt.Errorf("sqlite: policy stats: %w", err)
+		}
+		st.Total += n
+		st.ByEffect[effect] += n
+		st.ByVersion[version] += n
+	}
+	return st, rows.Err()
+}

@@ -1,0 +1,480 @@
+package query
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	lineage "github.com/lineage-audit/lineage"
+	"github.com/lineage-audit/lineage/ledger"
+	"github.com/lineage-audit/lineage/query/auth"
+	"github.com/lineage-audit/lineage/query/index"
+)
+
+// Every lineage answer is verifiable: it names one signed checkpoint (Checkpoint, the note as
+// published) and every action in it carries its log index, the exact ledger entry (leaf) and an
+// inclusion proof against that checkpoint. `lineagectl lineage --verify` (VerifyAnswer) re-checks
+// a whole answer with the log's public key alone. Proofs can be left out with proofs=false.
+
+// DefaultPage is the page size of lineage answers; a page with proofs is about 2.5 KB an action.
+const DefaultPage = 1000
+
+// Proof is what makes one action verifiable.
+type Proof struct {
+	Leaf           []byte   `json:"leaf"`
+	InclusionProof [][]byte `json:"inclusion_proof"`
+}
+
+// Flag points an auditor at something wrong in the answer's records.
+type Flag struct {
+	// Kind is "shared_agent_id" (one agent identity acting in several roles of a crew: the
+	// actions cannot be told apart by identity) or "unbound_user" (the authorizing user is not
+	// bound to an identity-provider issuer URL).
+	Kind      string   `json:"kind"`
+	Detail    string   `json:"detail"`
+	Agent     string   `json:"agent,omitempty"`
+	User      string   `json:"user,omitempty"`
+	RecordIDs []string `json:"record_ids,omitempty"`
+}
+
+// Answer is what every lineage answer shares.
+type Answer struct {
+	Tenant         string `json:"tenant"`
+	CheckpointSize uint64 `json:"checkpoint_size"`
+	// Checkpoint is the signed note every proof in the answer is against.
+	Checkpoint string `json:"checkpoint"`
+	Flags      []Flag `json:"flags"`
+	// NextCursor continues the answer (pass it as cursor=); empty on the last page.
+	NextCursor string `json:"next_cursor,omitempty"`
+}
+
+// UserLineage is the answer of GET /v1/lineage/users/{user_id}.
+type UserLineage struct {
+	Answer
+	*UserTree
+	From string `json:"from,omitempty"`
+	To   string `json:"to,omitempty"`
+}
+
+// AgentLineage is the answer of GET /v1/lineage/agents/{agent_id}: the users the agent acted
+// for (in this page) and its actions.
+type AgentLineage struct {
+	Answer
+	Agent   string        `json:"agent"`
+	Users   []AgentUser   `json:"users"`
+	Actions []*ActionNode `json:"actions"`
+}
+
+// AgentUser is a natural person an agent acted for.
+type AgentUser struct {
+	lineage.Person
+	Actions int `json:"actions"`
+}
+
+// ActionChain is the answer of GET /v1/lineage/actions/{id}: the action and every action that
+// caused it, up to the root, the natural person who authorized it, the delegation actor chain,
+// and the human-oversight events along the way.
+type ActionChain struct {
+	Answer
+	// Chain starts with the requested action and ends at the root action.
+	Chain []*ActionNode `json:"chain"`
+	// AuthorizedBy is the natural person at the root of the chain.
+	AuthorizedBy lineage.Person `json:"authorized_by"`
+	// Delegation is the root's delegation (token, scope, actor chain), when it has one.
+	Delegation *lineage.Delegation `json:"delegation,omitempty"`
+	// Oversight are the human-oversight events on the chain or recorded directly under it.
+	Oversight []*ActionNode `json:"oversight"`
+	// Complete is false when a parent named in the chain is not in the log (or not visible).
+	Complete bool `json:"complete"`
+}
+
+// PolicyDecisions is the answer of GET /v1/lineage/policies/{policy_id}.
+type PolicyDecisions struct {
+	Answer
+	Policy   string            `json:"policy"`
+	Stats    index.PolicyStats `json:"stats"`
+	Examples []*ActionNode     `json:"examples"`
+}
+
+// filters reads the query parameters shared by lineage queries.
+func (a *API) filters(c *gin.Context, q *index.Query) bool {
+	q.Tenant = c.Query("tenant")
+	if !tenantRE.MatchString(q.Tenant) {
+		fail(c, http.StatusBadRequest, "query parameter \"tenant\" is required")
+		return false
+	}
+	if p := auth.From(c); !p.CanSee(q.Tenant) {
+		fail(c, http.StatusForbidden, "%s may not read tenant %q", p.Subject, q.Tenant)
+		return false
+	}
+	var ok bool
+	if q.From, q.To, ok = parseWindow(c); !ok {
+		return false
+	}
+	q.Effects = c.QueryArray("effect")
+	for _, e := range q.Effects {
+		if e != lineage.EffectAllow && e != lineage.EffectDeny && e != lineage.EffectModify && e != lineage.EffectEscalate {
+			fail(c, http.StatusBadRequest, "effect must be allow, deny, modify or escalate")
+			return false
+		}
+	}
+	q.ActionTypes = c.QueryArray("action_type")
+	q.Agent = c.Query("agent")
+	q.Limit = DefaultPage
+	if v := c.Query("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > MaxLineageLimit {
+			fail(c, http.StatusBadRequest, "limit must be 1..%d", MaxLineageLimit)
+			return false
+		}
+		q.Limit = n
+	}
+	if v := c.Query("cursor"); v != "" {
+		cur, err := decodeCursor(v)
+		if err != nil {
+			fail(c, http.StatusBadRequest, "invalid cursor")
+			return false
+		}
+		q.After = &cur
+	}
+	return true
+}
+
+// cursorJSON is the cursor's content; clients treat the base64 as opaque.
+type cursorJSON struct {
+	T int64  `json:"t"`
+	I uint64 `json:"i"`
+}
+
+func encodeCursor(c index.Cursor) string {
+	b, _ := json.Marshal(cursorJSON{c.TimeNS, c.Index})
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func decodeCursor(s string) (index.Cursor, error) {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil || len(b) > 64 {
+		return index.Cursor{}, errors.New("cursor")
+	}
+	var c cursorJSON
+	if err := json.Unmarshal(b, &c); err != nil {
+		return index.Cursor{}, err
+	}
+	return index.Cursor{TimeNS: c.T, Index: c.I}, nil
+}
+
+// search runs q (one more row than the page, to know whether another page follows), keeps
+// rows below the checkpoint, and fills the answer's checkpoint and cursor.
+func (a *API) search(c *gin.Context, q index.Query, ans *Answer) ([]index.Row, ledger.Checkpoint, bool) {
+	s, ok := a.Store.(index.Searcher)
+	if !ok {
+		fail(c, http.StatusNotImplemented, "the configured index does not support lineage queries")
+		return nil, ledger.Checkpoint{}, false
+	}
+	cp, ok := a.latest(c)
+	if !ok {
+		return nil, cp, false
+	}
+	page := q.Limit
+	q.Limit++
+	rows, err := s.Records(c, q)
+	if err != nil {
+		a.internal(c, "lineage query", err)
+		return nil, cp, false
+	}
+	// Rows indexed after the checkpoint was read are left for the next answer, so every index
+	// is provable against the checkpoint this one names.
+	kept := rows[:0]
+	for _, r := range rows {
+		if r.Index < cp.Size {
+			kept = append(kept, r)
+		}
+	}
+	if len(kept) > page {
+		kept = kept[:page]
+		last := kept[page-1]
+		t, _ := last.Record.ParsedTime()
+		ans.NextCursor = encodeCursor(index.Cursor{TimeNS: t.UnixNano(), Index: last.Index})
+	}
+	ans.Tenant, ans.CheckpointSize, ans.Checkpoint = q.Tenant, cp.Size, string(cp.Note)
+	ans.Flags = Flags(kept)
+	return kept, cp, true
+}
+
+// withProofs attaches leaves and inclusion proofs to the nodes, unless proofs=false.
+func (a *API) withProofs(c *gin.Context, cp ledger.Checkpoint, nodes []*ActionNode) bool {
+	if c.Query("proofs") == "false" || len(nodes) == 0 {
+		return true
+	}
+	idx := make([]uint64, len(nodes))
+	for i, n := range nodes {
+		idx[i] = n.LogIndex
+	}
+	leaves, err := a.leaves(c, idx, cp.Size)
+	if err != nil {
+		a.internal(c, "read leaves", err)
+		return false
+	}
+	for i, n := range nodes {
+		p, err := a.Log.InclusionProof(c, n.LogIndex, cp.Size)
+		if err != nil {
+			a.internal(c, "inclusion proof", err)
+			return false
+		}
+		n.Proof = &Proof{Leaf: leaves[i], InclusionProof: p}
+	}
+	return true
+}
+
+// leaves reads the entries at idx (any order) below size, reading each entry bundle once.
+func (a *API) leaves(ctx context.Context, idx []uint64, size uint64) ([][]byte, error) {
+	const width = 256 // C2SP tlog-tiles entry bundle width
+	byBundle := map[uint64][][]byte{}
+	out := make([][]byte, len(idx))
+	for i, x := range idx {
+		b := x / width
+		bundle, ok := byBundle[b]
+		if !ok {
+			start := b * width
+			n := min(width, size-start)
+			var err error
+			if bundle, err = a.Log.Entries(ctx, start, n, size); err != nil {
+				return nil, err
+			}
+			byBundle[b] = bundle
+		}
+		out[i] = bundle[x%width]
+	}
+	return out, nil
+}
+
+func nodesOf(rows []index.Row) []*ActionNode {
+	out := make([]*ActionNode, len(rows))
+	for i := range rows {
+		out[i] = actionNode(&rows[i])
+	}
+	return out
+}
+
+func (a *API) userLineage(c *gin.Context) {
+	q := index.Query{UserID: c.Param("user_id")}
+	if !a.filters(c, &q) {
+		return
+	}
+	q.PolicyID = "" // a user query may narrow by policy only through the policy endpoint
+	var out UserLineage
+	rows, cp, ok := a.search(c, q, &out.Answer)
+	if !ok {
+		return
+	}
+	person := lineage.Person{ID: q.UserID}
+	if len(rows) > 0 {
+		person = rows[0].Record.User
+	}
+	out.UserTree = BuildUserTree(q.Tenant, person, rows, out.NextCursor != "")
+	if !a.withProofs(c, cp, out.UserTree.nodes()) {
+		return
+	}
+	if !q.From.IsZero() {
+		out.From = q.From.Format(time.RFC3339Nano)
+	}
+	if !q.To.IsZero() {
+		out.To = q.To.Format(time.RFC3339Nano)
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+func (a *API) agentLineage(c *gin.Context) {
+	q := index.Query{AgentID: c.Param("agent_id")}
+	if !a.filters(c, &q) {
+		return
+	}
+	q.Agent = ""
+	out := AgentLineage{Agent: q.AgentID, Users: []AgentUser{}}
+	rows, cp, ok := a.search(c, q, &out.Answer)
+	if !ok {
+		return
+	}
+	users := map[lineage.Person]int{}
+	var order []lineage.Person
+	for _, r := range rows {
+		if _, seen := users[r.Record.User]; !seen {
+			order = append(order, r.Record.User)
+		}
+		users[r.Record.User]++
+	}
+	for _, u := range order {
+		out.Users = append(out.Users, AgentUser{Person: u, Actions: users[u]})
+	}
+	out.Actions = nodesOf(rows)
+	if !a.withProofs(c, cp, out.Actions) {
+		return
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+// MaxChain bounds how many parent links an action chain follows (a guard against cycles and
+// pathological data; real crews are a few levels deep).
+const MaxChain = 64
+
+func (a *API) actionChain(c *gin.Context) {
+	tenant, id := c.Query("tenant"), c.Param("id")
+	if !tenantRE.MatchString(tenant) {
+		fail(c, http.StatusBadRequest, "query parameter \"tenant\" is required")
+		return
+	}
+	if !auth.From(c).CanSee(tenant) {
+		fail(c, http.StatusNotFound, "no record %q in tenant %q", id, tenant)
+		return
+	}
+	s, ok := a.Store.(index.Searcher)
+	if !ok {
+		fail(c, http.StatusNotImplemented, "the configured index does not support lineage queries")
+		return
+	}
+	cp, ok := a.latest(c)
+	if !ok {
+		return
+	}
+	out := ActionChain{Answer: Answer{Tenant: tenant, CheckpointSize: cp.Size, Checkpoint: string(cp.Note)}, Oversight: []*ActionNode{}, Complete: true}
+	var rows []index.Row
+	seen := map[string]bool{}
+	for cur := id; cur != "" && len(rows) < MaxChain && !seen[cur]; {
+		seen[cur] = true
+		r, err := a.Store.Get(c, tenant, cur)
+		if errors.Is(err, index.ErrNotFound) || (err == nil && r.Index >= cp.Size) {
+			if cur == id {
+				fail(c, http.StatusNotFound, "no record %q in tenant %q", id, tenant)
+				return
+			}
+			out.Complete = false
+			break
+		}
+		if err != nil {
+			a.internal(c, "get", err)
+			return
+		}
+		rows = append(rows, r)
+		cur = r.Record.ParentID
+	}
+	if len(rows) == MaxChain && rows[len(rows)-1].Record.ParentID != "" {
+		out.Complete = false
+	}
+	root := rows[len(rows)-1].Record
+	out.AuthorizedBy, out.Delegation = root.User, root.Delegation
+	out.Chain = nodesOf(rows)
+	// Oversight: chain members that carry a review, and reviews recorded as their children.
+	var over []index.Row
+	for i, r := range rows {
+		if r.Record.HumanOversight != nil {
+			over = append(over, rows[i])
+		}
+		kids, err := s.Records(c, index.Query{Tenant: tenant, ParentID: r.Record.ID, Limit: 100})
+		if err != nil {
+			a.internal(c, "children", err)
+			return
+		}
+		for _, k := range kids {
+			if k.Record.HumanOversight != nil && k.Index < cp.Size && !seen[k.Record.ID] {
+				over = append(over, k)
+			}
+		}
+	}
+	out.Oversight = nodesOf(over)
+	out.Flags = Flags(append(append([]index.Row{}, rows...), over...))
+	if !a.withProofs(c, cp, append(append([]*ActionNode{}, out.Chain...), out.Oversight...)) {
+		return
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+func (a *API) policyDecisions(c *gin.Context) {
+	q := index.Query{PolicyID: c.Param("policy_id")}
+	if !a.filters(c, &q) {
+		return
+	}
+	if c.Query("limit") == "" {
+		q.Limit = 20 // examples, not the whole history: page on with cursor for more
+	}
+	s, ok := a.Store.(index.Searcher)
+	if !ok {
+		fail(c, http.StatusNotImplemented, "the configured index does not support lineage queries")
+		return
+	}
+	out := PolicyDecisions{Policy: q.PolicyID}
+	rows, cp, ok := a.search(c, q, &out.Answer)
+	if !ok {
+		return
+	}
+	st, err := s.PolicyStats(c, q.Tenant, q.PolicyID, q.From, q.To)
+	if err != nil {
+		a.internal(c, "policy stats", err)
+		return
+	}
+	out.Stats = st
+	out.Examples = nodesOf(rows)
+	if !a.withProofs(c, cp, out.Examples) {
+		return
+	}
+	c.JSON(http.StatusOK, out)
+}
+
+// Flags finds what auditors must be told about a set of records: agent identities shared by
+// several roles, and users not bound to an identity-provider issuer.
+func Flags(rows []index.Row) []Flag {
+	flags := []Flag{}
+	roles := map[string]map[string][]string{} // agent → role → record ids
+	unbound := map[string][]string{}          // user → record ids
+	var agents, users []string
+	for _, r := range rows {
+		rec := &r.Record
+		if rec.Role != "" {
+			if roles[rec.Agent.ID] == nil {
+				roles[rec.Agent.ID] = map[string][]string{}
+				agents = append(agents, rec.Agent.ID)
+			}
+			roles[rec.Agent.ID][rec.Role] = append(roles[rec.Agent.ID][rec.Role], rec.ID)
+		}
+		if !boundIssuer(rec.User.Issuer) {
+			if unbound[rec.User.ID] == nil {
+				users = append(users, rec.User.ID)
+			}
+			unbound[rec.User.ID] = append(unbound[rec.User.ID], rec.ID)
+		}
+	}
+	for _, ag := range agents {
+		if len(roles[ag]) < 2 {
+			continue
+		}
+		var names, ids []string
+		for role, rids := range roles[ag] {
+			names = append(names, role)
+			ids = append(ids, rids[0])
+		}
+		sort.Strings(names)
+		sort.Strings(ids)
+		flags = append(flags, Flag{Kind: "shared_agent_id", Agent: ag, RecordIDs: ids,
+			Detail: fmt.Sprintf("agent identity %s acts in roles %s: its actions cannot be attributed to one role by identity", ag, strings.Join(names, ", "))})
+	}
+	for _, u := range users {
+		ids := unbound[u]
+		flags = append(flags, Flag{Kind: "unbound_user", User: u, RecordIDs: ids[:min(len(ids), 10)],
+			Detail: fmt.Sprintf("user %s is not bound to an identity-provider issuer URL (https://…) in %d records", u, len(ids))})
+	}
+	return flags
+}
+
+// boundIssuer tells whether an issuer is an identity provider's issuer identifier: an https URL
+// with a host (OpenID Connect Discovery §3).
+func boundIssuer(iss string) bool {
+	rest, ok := strings.CutPrefix(iss, "https://")
+	return ok && rest != "" && rest[0] != '/'
+}

@@ -1,0 +1,202 @@
+package query_test
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	lineage "github.com/lineage-audit/lineage"
+	"github.com/lineage-audit/lineage/internal/demo"
+	"github.com/lineage-audit/lineage/query"
+)
+
+func rawGet(t *testing.T, u string) []byte {
+	t.Helper()
+	resp, err := http.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %d %s", u, resp.StatusCode, b)
+	}
+	return b
+}
+
+func TestLineageQueriesVerifyOffline(t *testing.T) {
+	recs := demo.Generate(demo.Options{Seed: 9, Tenants: 1}, 400)
+	tenant := recs[0].Tenant
+	// A crew that reuses one agent identity as executor and critic, and a user whose issuer is
+	// not an identity provider: both must be flagged.
+	shared := recs[1]
+	shared.ID, shared.Role, shared.Agent.ID = "shared-1", "critic", recs[1].Agent.ID
+	unbound := recs[2]
+	unbound.ID, unbound.User.Issuer = "unbound-1", "local-directory"
+	recs = append(recs, shared, unbound)
+	srv, _, v := apiRig(t, recs)
+	base := srv.URL + "/v1/lineage/"
+
+	// User tree, paged: the pages together hold exactly the user's records, each verifiable.
+	user := recs[0].User.ID
+	want := map[string]bool{}
+	for _, r := range recs {
+		if r.User.ID == user {
+			want[r.ID] = true
+		}
+	}
+	got := map[string]bool{}
+	cursor := ""
+	pages := 0
+	for {
+		u := base + "users/" + url.PathEscape(user) + "?tenant=" + tenant + "&limit=7"
+		if cursor != "" {
+			u += "&cursor=" + cursor
+		}
+		raw := rawGet(t, u)
+		res, err := query.VerifyAnswer("users", user, raw, v)
+		if err != nil {
+			t.Fatalf("page %d: %v", pages, err)
+		}
+		var ul query.UserLineage
+		json.Unmarshal(raw, &ul)
+		if res.Actions != ul.Actions {
+			t.Fatalf("verified %d of %d actions", res.Actions, ul.Actions)
+		}
+		collect(ul.Agents, got)
+		pages++
+		if cursor = ul.NextCursor; cursor == "" {
+			break
+		}
+	}
+	if len(got) != len(want) || pages < 2 {
+		t.Fatalf("pages returned %d records in %d pages, want %d", len(got), pages, len(want))
+	}
+
+	// Filters: only denies, only one action type.
+	raw := rawGet(t, base+"users/"+url.PathEscape(user)+"?tenant="+tenant+"&effect=deny&effect=modify&proofs=false")
+	var ul query.UserLineage
+	json.Unmarshal(raw, &ul)
+	for id := range collect(ul.Agents, map[string]bool{}) {
+		for _, r := range recs {
+			if r.ID == id && r.Decision.Effect != "deny" && r.Decision.Effect != "modify" {
+				t.Fatalf("effect filter let %s (%s) through", id, r.Decision.Effect)
+			}
+		}
+	}
+
+	// Agent: its actions and the users it acted for; the shared identity is flagged.
+	agent := recs[1].Agent.ID
+	raw = rawGet(t, base+"agents/"+url.PathEscape(agent)+"?tenant="+tenant+"&limit=100000")
+	if _, err := query.VerifyAnswer("agents", agent, raw, v); err != nil {
+		t.Fatal(err)
+	}
+	var al query.AgentLineage
+	json.Unmarshal(raw, &al)
+	n := 0
+	for _, r := range recs {
+		if r.Agent.ID == agent {
+			n++
+		}
+	}
+	if len(al.Actions) != n || len(al.Users) == 0 || !hasFlag(al.Flags, "shared_agent_id") {
+		t.Fatalf("agent answer: %d actions (want %d), %d users, flags %+v", len(al.Actions), n, len(al.Users), al.Flags)
+	}
+
+	// Action chain: from a deep action up to the authorizing person.
+	var deep lineage.Record
+	for _, r := range recs[:400] {
+		if r.ParentID != "" {
+			deep = r
+		}
+	}
+	raw = rawGet(t, base+"actions/"+url.PathEscape(deep.ID)+"?tenant="+tenant)
+	if _, err := query.VerifyAnswer("actions", deep.ID, raw, v); err != nil {
+		t.Fatal(err)
+	}
+	var ch query.ActionChain
+	json.Unmarshal(raw, &ch)
+	if len(ch.Chain) < 2 || !ch.Complete || ch.AuthorizedBy != deep.User || ch.Chain[len(ch.Chain)-1].ParentID != "" {
+		t.Fatalf("chain of %s: %d links, complete %v, authorized by %v", deep.ID, len(ch.Chain), ch.Complete, ch.AuthorizedBy)
+	}
+	// An escalated action shows the human review recorded under it.
+	for _, r := range recs {
+		if r.HumanOversight != nil && r.ParentID != "" {
+			raw = rawGet(t, base+"actions/"+url.PathEscape(r.ParentID)+"?tenant="+tenant)
+			json.Unmarshal(raw, &ch)
+			if len(ch.Oversight) == 0 || ch.Oversight[0].HumanOversight == nil {
+				t.Fatalf("the review %s under %s is not in the chain's oversight", r.ID, r.ParentID)
+			}
+			if _, err := query.VerifyAnswer("actions", r.ParentID, raw, v); err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+
+	// Policy: counts by effect match the records; examples verify.
+	pol := recs[0].Decision.Policy.ID
+	raw = rawGet(t, base+"policies/"+url.PathEscape(pol)+"?tenant="+tenant)
+	if _, err := query.VerifyAnswer("policies", pol, raw, v); err != nil {
+		t.Fatal(err)
+	}
+	var pd query.PolicyDecisions
+	json.Unmarshal(raw, &pd)
+	byEffect := map[string]int{}
+	for _, r := range recs {
+		if r.Decision.Policy.ID == pol {
+			byEffect[r.Decision.Effect]++
+		}
+	}
+	for e, c := range byEffect {
+		if pd.Stats.ByEffect[e] != c {
+			t.Fatalf("policy %s: %s = %d, want %d", pol, e, pd.Stats.ByEffect[e], c)
+		}
+	}
+	raw = rawGet(t, base+"users/"+url.PathEscape(unbound.User.ID)+"?tenant="+tenant)
+	json.Unmarshal(raw, &ul)
+	if !hasFlag(ul.Flags, "unbound_user") {
+		t.Fatalf("a user with issuer %q is not flagged: %+v", unbound.User.Issuer, ul.Flags)
+	}
+
+	// Tampering with any part of an answer is caught offline.
+	raw = rawGet(t, base+"agents/"+url.PathEscape(agent)+"?tenant="+tenant)
+	for name, mutate := range map[string]func(*query.AgentLineage){
+		"effect changed":      func(a *query.AgentLineage) { a.Actions[0].Decision.Effect = "allow-ish" },
+		"foreign leaf":        func(a *query.AgentLineage) { a.Actions[0].Proof = a.Actions[1].Proof },
+		"proof removed":       func(a *query.AgentLineage) { a.Actions[0].Proof = nil },
+		"index moved":         func(a *query.AgentLineage) { a.Actions[0].LogIndex++ },
+		"checkpoint replaced": func(a *query.AgentLineage) { a.Checkpoint = strings.Replace(a.Checkpoint, "\n", "\n\n", 1) },
+		"record id changed":   func(a *query.AgentLineage) { a.Actions[0].ID += "x" },
+	} {
+		var a query.AgentLineage
+		json.Unmarshal(raw, &a)
+		mutate(&a)
+		b, _ := json.Marshal(a)
+		if _, err := query.VerifyAnswer("agents", agent, b, v); err == nil {
+			t.Errorf("%s: the answer still verified", name)
+		}
+	}
+}
+
+func collect(as []*query.AgentNode, into map[string]bool) map[string]bool {
+	for _, a := range as {
+		for _, x := range a.Actions {
+			into[x.ID] = true
+		}
+		collect(a.Agents, into)
+	}
+	return into
+}
+
+func hasFlag(fs []query.Flag, kind string) bool {
+	for _, f := range fs {
+		if f.Kind == kind {
+			return true
+		}
+	}
+	return false
+}
