@@ -88,6 +88,8 @@ func startDaemon(t testing.TB, dataDir, natsAddr, httpAddr string, extra ...stri
 	args := append([]string{"serve", "--data-dir", dataDir, "--nats-addr", natsAddr,
 		"--http-addr", httpAddr, "--checkpoint-interval", "100ms", "--log-origin", "lineage.test/e2e"}, extra...)
 	d.cmd = exec.Command(bins.lineaged, args...)
+	// If the test binary dies (a timeout, a crash), the daemon dies with it instead of lingering.
+	d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	d.cmd.Stdout, d.cmd.Stderr = d.logs, d.logs
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)

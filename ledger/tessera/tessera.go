@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/lineage-audit/lineage/ledger"
@@ -67,6 +68,15 @@ type Log struct {
 	appender *tessera.Appender
 	shutdown func(context.Context) error
 	cancel   context.CancelFunc
+
+	// pb builds inclusion proofs for the tree size pbSize and caches the tiles it reads, so
+	// the proofs of one answer (often hundreds, all against one checkpoint) read each tile once.
+	// ProofBuilder is not safe for concurrent use: pbMu serializes it. It is replaced when a
+	// proof for another size is asked for (each new checkpoint), which bounds its cache to one
+	// tree's tiles.
+	pbMu   sync.Mutex
+	pb     *client.ProofBuilder
+	pbSize uint64
 }
 
 var _ ledger.Log = (*Log)(nil)
@@ -176,11 +186,16 @@ func (l *Log) InclusionProof(ctx context.Context, index, treeSize uint64) ([][]b
 	if index >= treeSize {
 		return nil, fmt.Errorf("tessera: inclusion %d@%d: %w", index, treeSize, ledger.ErrNotFound)
 	}
-	pb, err := client.NewProofBuilder(ctx, treeSize, l.reader.ReadTile)
-	if err != nil {
-		return nil, fmt.Errorf("tessera: inclusion %d@%d: %w", index, treeSize, err)
+	l.pbMu.Lock()
+	defer l.pbMu.Unlock()
+	if l.pb == nil || l.pbSize != treeSize {
+		pb, err := client.NewProofBuilder(ctx, treeSize, l.reader.ReadTile)
+		if err != nil {
+			return nil, fmt.Errorf("tessera: inclusion %d@%d: %w", index, treeSize, err)
+		}
+		l.pb, l.pbSize = pb, treeSize
 	}
-	p, err := pb.InclusionProof(ctx, index)
+	p, err := l.pb.InclusionProof(ctx, index)
 	if err != nil {
 		return nil, fmt.Errorf("tessera: inclusion %d@%d: %w", index, treeSize, err)
 	}

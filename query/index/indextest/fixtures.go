@@ -66,7 +66,7 @@ func full(tenant, id, user string, at time.Time) lineage.Record {
 
 // entry wraps r as the ledger entry at log index idx, the way the indexer would.
 func entry(idx uint64, r lineage.Record) index.Entry {
-	canonical, err := json.Marshal(r)
+	canonical, err := canonicalOf(&r)
 	if err != nil {
 		panic(fmt.Sprintf("indextest: marshal fixture: %v", err))
 	}
@@ -152,4 +152,24 @@ func bruteUserActions(entries []index.Entry, q index.UserQuery) []index.Entry {
 		out = out[:q.Limit]
 	}
 	return out
+}
+
+// canonicalOf returns r's RFC 8785 canonical JSON, as the index contract requires of
+// Entry.Canonical, and rewrites r's free-form members in canonical form so that r is exactly
+// what a store decodes from those bytes.
+func canonicalOf(r *lineage.Record) ([]byte, error) {
+	raw, err := json.Marshal(r)
+	if err != nil {
+		return nil, err
+	}
+	canonical, err := lineage.Canonicalize(raw)
+	if err != nil {
+		return nil, err
+	}
+	var back lineage.Record
+	if err := json.Unmarshal(canonical, &back); err != nil {
+		return nil, err
+	}
+	r.PolicyContext, r.IdentityObject = back.PolicyContext, back.IdentityObject
+	return canonical, nil
 }

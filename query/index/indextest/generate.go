@@ -42,7 +42,7 @@ func GenerateRecords(seed int64, n int) []index.Entry {
 
 	entries := make([]index.Entry, n)
 	for i, r := range recs {
-		canonical, err := json.Marshal(r.rec)
+		canonical, err := canonicalOf(r.rec)
 		if err != nil {
 			panic(fmt.Sprintf("indextest: marshal generated record: %v", err))
 		}
