@@ -63,6 +63,8 @@ type Config struct {
 	// APIKeys is the API key file; setting it turns authentication on (and allows listening
 	// beyond loopback).
 	APIKeys string
+	// OIDC, when its Issuer is set, accepts bearer tokens from that identity provider.
+	OIDC auth.OIDCConfig
 	// SourceKeys is the file of registered source keys (Ed25519) and tenants that require them.
 	SourceKeys string
 	// OPAIdentityPath is where the identity object sits in OPA decision input.
@@ -150,14 +152,25 @@ func Run(ctx context.Context, c Config) error {
 	if c.Index != "sqlite" {
 		return fmt.Errorf("service: --index %q is not available (sqlite)", c.Index)
 	}
-	var authn auth.Authenticator
+	var chain auth.Chain
 	if c.APIKeys != "" {
 		keys, err := auth.LoadAPIKeys(c.APIKeys)
 		if err != nil {
 			return err
 		}
-		authn = keys
-	} else if err := requireLoopback("--http-addr (without --api-keys)", c.HTTPAddr); err != nil {
+		chain = append(chain, keys)
+	}
+	if c.OIDC.Issuer != "" {
+		o, err := auth.NewOIDC(c.OIDC)
+		if err != nil {
+			return err
+		}
+		chain = append(chain, o)
+	}
+	var authn auth.Authenticator
+	if len(chain) > 0 {
+		authn = chain
+	} else if err := requireLoopback("--http-addr (without --api-keys or --oidc-issuer)", c.HTTPAddr); err != nil {
 		// Without credentials every caller is an admin of every tenant: loopback only.
 		return err
 	}
