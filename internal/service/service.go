@@ -23,6 +23,8 @@ import (
 	"github.com/lineage-audit/lineage/ledger/trillian"
 	"github.com/lineage-audit/lineage/query"
 	"github.com/lineage-audit/lineage/query/auth"
+	"github.com/lineage-audit/lineage/query/index"
+	"github.com/lineage-audit/lineage/query/index/clickhouse"
 	"github.com/lineage-audit/lineage/query/index/sqlite"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -47,6 +49,13 @@ type Config struct {
 	TrillianTreeID   int64
 	TrillianTLSCA    string
 	TrillianInsecure bool
+	// ClickHouseDSN locates the ClickHouse index (--index clickhouse), e.g.
+	// clickhouse://user:password@host:9000/lineage. IndexRetention bounds how long the index
+	// keeps records (0: forever; the log always stays whole); windows under six months need
+	// ForceShortRetention (EU AI Act Art. 19/26(6)).
+	ClickHouseDSN       string
+	IndexRetention      time.Duration
+	ForceShortRetention bool
 	// LogOrigin names a new log (used only when the signing key is created).
 	LogOrigin string
 	// KeyFile is the checkpoint signing key (default <data-dir>/keys/log.key).
@@ -149,8 +158,11 @@ func Run(ctx context.Context, c Config) error {
 	if c.Ledger == "trillian" && (c.TrillianAddr == "" || c.TrillianTreeID == 0) {
 		return errors.New("service: --ledger trillian needs --trillian-addr and --trillian-tree-id")
 	}
-	if c.Index != "sqlite" {
-		return fmt.Errorf("service: --index %q is not available (sqlite)", c.Index)
+	if c.Index != "sqlite" && c.Index != "clickhouse" {
+		return fmt.Errorf("service: --index %q is not available (sqlite, clickhouse)", c.Index)
+	}
+	if c.Index == "clickhouse" && c.ClickHouseDSN == "" {
+		return errors.New("service: --index clickhouse needs --clickhouse-dsn")
 	}
 	var chain auth.Chain
 	if c.APIKeys != "" {
@@ -217,7 +229,7 @@ func Run(ctx context.Context, c Config) error {
 	}
 	defer closeLog()
 
-	store, err := sqlite.Open(ctx, IndexPath(c.DataDir))
+	store, err := openIndex(ctx, c, IndexPath(c.DataDir))
 	if err != nil {
 		return err
 	}
@@ -296,6 +308,15 @@ func Run(ctx context.Context, c Config) error {
 	<-inDone
 	closeLog() // every appended entry is integrated and checkpointed before the index stops
 	return runErr
+}
+
+// openIndex opens the configured index driver; path is the SQLite file (ignored by ClickHouse).
+func openIndex(ctx context.Context, c Config, path string) (index.Store, error) {
+	if c.Index == "clickhouse" {
+		return clickhouse.Open(ctx, clickhouse.Options{DSN: c.ClickHouseDSN, Retention: c.IndexRetention,
+			ForceShortRetention: c.ForceShortRetention, Logger: c.Logger.With("component", "clickhouse")})
+	}
+	return sqlite.Open(ctx, path)
 }
 
 // openLedger opens the configured ledger driver. It returns the directory to serve as
