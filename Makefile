@@ -36,6 +36,7 @@ FUZZTIME ?= 60s
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRecord$$' -fuzztime $(FUZZTIME) .
 	$(GO) test -run '^$$' -fuzz '^FuzzCanonicalize$$' -fuzztime $(FUZZTIME) .
+	$(GO) test -run '^$$' -fuzz '^FuzzMapOPAEvent$$' -fuzztime $(FUZZTIME) ./ingest
 
 ## bench: Go benchmarks of the parts, the same ingest load through lineaged on each ledger
 ## driver side by side, then BENCH_N records end to end through the embedded defaults.

@@ -194,6 +194,10 @@ func (h *HTTP) postOPALogs(c *gin.Context) {
 		return
 	}
 	events, err := ParseOPAEvents(body)
+	if errors.Is(err, ErrTooManyOPAEvents) {
+		httpError(c, http.StatusRequestEntityTooLarge, "%v", err)
+		return
+	}
 	if err != nil {
 		httpError(c, http.StatusBadRequest, "not an OPA decision-log upload: %v", err)
 		return

@@ -39,6 +39,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	lineage "github.com/lineage-audit/lineage"
 )
@@ -248,7 +249,7 @@ func (m *mapper) required(name, why string) (string, *Rejection) {
 	return s, rej
 }
 
-func (m *mapper) strings(name string) ([]string, *Rejection) {
+func (m *mapper) stringList(name string) ([]string, *Rejection) {
 	v := m.ev.get(name)
 	if v == nil {
 		return nil, nil
@@ -273,10 +274,10 @@ func (m *mapper) run() (*lineage.Record, *Rejection) {
 	if rej != nil {
 		return nil, rej
 	}
-	if m.erased, rej = m.strings("erased"); rej != nil {
+	if m.erased, rej = m.stringList("erased"); rej != nil {
 		return nil, rej
 	}
-	if m.masked, rej = m.strings("masked"); rej != nil {
+	if m.masked, rej = m.stringList("masked"); rej != nil {
 		return nil, rej
 	}
 	path, rej := m.policyPath()
@@ -288,10 +289,14 @@ func (m *mapper) run() (*lineage.Record, *Rejection) {
 		return nil, rej
 	}
 	if e := m.ev.get("error"); e != nil {
-		return nil, unmappable("error", "OPA failed to evaluate the decision, so it made none: %s", opaErrorText(e))
+		code, text := opaError(e)
+		if code == opaUndefined {
+			return nil, unmappable("error", "the decision is undefined (%s); only the enforcement point knows whether it treated that as a deny", text)
+		}
+		return nil, unmappable("error", "OPA failed to evaluate the decision, so it made none: %s", text)
 	}
-	result := m.ev.get("result")
-	if result == nil {
+	result := m.ev["result"]
+	if len(result) == 0 {
 		return nil, unmappable("result", "the decision is undefined (OPA logged no result); only the enforcement point knows whether it treated that as a deny%s", m.erasedNote("/result"))
 	}
 	effect, reason, rej := opaEffect(result)
@@ -373,18 +378,26 @@ type opaLabels struct {
 
 func (m *mapper) labels() (opaLabels, *Rejection) {
 	v := m.ev.get("labels")
-	var l map[string]string
-	if v != nil {
-		if err := json.Unmarshal(v, &l); err != nil {
-			return opaLabels{}, wrongType("labels", "an object of strings", v)
+	var raw map[string]json.RawMessage
+	if v != nil && (v[0] != '{' || json.Unmarshal(v, &raw) != nil) {
+		return opaLabels{}, wrongType("labels", "an object", v)
+	}
+	l := opaLabels{other: make(map[string]string, len(raw))}
+	for k, rv := range raw {
+		var s string
+		if rv[0] != '"' || json.Unmarshal(rv, &s) != nil {
+			return opaLabels{}, wrongType("labels."+k, "a string", rv)
+		}
+		if k == "id" {
+			l.id = s
+		} else {
+			l.other[k] = s
 		}
 	}
-	id := l["id"]
-	if id == "" {
+	if l.id == "" {
 		return opaLabels{}, unmappable("labels.id", "the OPA event has no labels.id: it names the OPA instance, the record's source (OPA sets it unless its configuration removes it)")
 	}
-	delete(l, "id")
-	return opaLabels{id: id, other: l}, nil
+	return l, nil
 }
 
 // policyPath returns the decision's path as the policy id. OPA's REST API logs "lending/allow"
@@ -419,20 +432,20 @@ func (m *mapper) policyPath() (string, *Rejection) {
 // policy. It is kept in policy_context.opa_labels.
 func (m *mapper) policyVersion() (string, *Rejection) {
 	if v := m.ev.get("bundles"); v != nil {
-		var bundles map[string]struct {
-			Revision json.RawMessage `json:"revision"`
-		}
-		if err := json.Unmarshal(v, &bundles); err != nil {
-			return "", wrongType("bundles", "an object of {revision} objects", v)
+		var bundles map[string]json.RawMessage
+		if v[0] != '{' || json.Unmarshal(v, &bundles) != nil {
+			return "", wrongType("bundles", "an object", v)
 		}
 		names := make([]string, 0, len(bundles))
 		revs := make(map[string]string, len(bundles))
 		for name, b := range bundles {
+			var info opaFields
+			if b[0] != '{' || json.Unmarshal(b, &info) != nil {
+				return "", wrongType("bundles."+name, "an object", b)
+			}
 			rev := ""
-			if len(b.Revision) > 0 && string(b.Revision) != "null" {
-				if err := json.Unmarshal(b.Revision, &rev); err != nil {
-					return "", wrongType("bundles."+name+".revision", "a string", b.Revision)
-				}
+			if r := info.get("revision"); r != nil && (r[0] != '"' || json.Unmarshal(r, &rev) != nil) {
+				return "", wrongType("bundles."+name+".revision", "a string", r)
 			}
 			if rev == "" {
 				rev = "unknown"
@@ -653,7 +666,7 @@ func (m *mapper) recordError(err error, traceFromEvent bool) *Rejection {
 		return &Rejection{Code: ReasonInvalid, Detail: err.Error()}
 	}
 	field := m.eventField(de.Field, traceFromEvent)
-	detail := de.Msg
+	detail := "the record made from the event: " + de.Msg
 	if field != "" {
 		detail = field + ": " + de.Msg
 	}
@@ -711,27 +724,36 @@ func fieldPointer(field string) string {
 	return "/" + strings.ReplaceAll(field, ".", "/")
 }
 
-// opaErrorText extracts the message of the error OPA logged (an object with code and message
-// for evaluation errors), bounded for the quarantine header.
-func opaErrorText(raw json.RawMessage) string {
+// opaUndefined is the error code OPA's Go SDK logs for an undefined decision (OPA's REST API
+// logs such a decision without a result instead).
+const opaUndefined = "opa_undefined_error"
+
+// opaError extracts the code and message of the error OPA logged (an object with code and
+// message for evaluation errors), the text bounded for the quarantine header.
+func opaError(raw json.RawMessage) (code, text string) {
 	var e struct {
 		Code    string `json:"code"`
 		Message string `json:"message"`
 	}
 	if json.Unmarshal(raw, &e) == nil && e.Message != "" {
-		s := e.Message
+		text = e.Message
 		if e.Code != "" {
-			s = e.Code + ": " + s
+			text = e.Code + ": " + text
 		}
-		if len(s) > 512 {
-			s = s[:512] + "…"
-		}
+		return e.Code, truncate(text, 512)
+	}
+	return "", truncate(string(raw), 256)
+}
+
+// truncate cuts s to at most n bytes on a character boundary.
+func truncate(s string, n int) string {
+	if len(s) <= n {
 		return s
 	}
-	if len(raw) > 256 {
-		return string(raw[:256]) + "…"
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
-	return string(raw)
+	return s[:n] + "…"
 }
 
 func jsonString(s string) json.RawMessage { return mustMarshal(s) }

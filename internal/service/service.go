@@ -256,6 +256,10 @@ func Run(ctx context.Context, c Config) error {
 	if err := ingest.EnsureStreams(ctx, js, ingest.StreamOptions{MaxMsgSize: MaxRecordMsg}); err != nil {
 		return err
 	}
+	opaCfg := ingest.OPAConfig{IdentityPath: c.OPAIdentityPath}
+	if err := opaCfg.Check(); err != nil {
+		return err
+	}
 	var srcKeys *ingest.SourceKeys
 	if c.SourceKeys != "" {
 		if srcKeys, err = ingest.LoadSourceKeys(c.SourceKeys); err != nil {
@@ -275,7 +279,7 @@ func Run(ctx context.Context, c Config) error {
 	inDone := make(chan error, 1)
 	go func() { inDone <- in.Run(inCtx) }()
 
-	httpIngest := &ingest.HTTP{JS: js, OPA: ingest.OPAConfig{IdentityPath: c.OPAIdentityPath}, Metrics: inMetrics,
+	httpIngest := &ingest.HTTP{JS: js, OPA: opaCfg, Metrics: inMetrics,
 		Logger: log.With("component", "ingest-http")}
 	api := &query.API{Log: lg, Store: store, Verifier: vkey, LogDir: logDir, Gatherer: reg, Auth: authn,
 		Mounts: []func(*gin.RouterGroup){httpIngest.Mount}, Logger: log.With("component", "api")}
