@@ -100,8 +100,8 @@ func LaunchClickHouse(ctx context.Context, dir string) (*ClickHouse, error) {
 	return nil, err
 }
 
-// errClickHousePortTaken reports that the server could not bind a port picked as free: another process took
-// it in between, and picking new ports will do.
+// errClickHousePortTaken reports that the server could not bind a port picked as free: another
+// process took it in between, and picking new ports will do.
 var errClickHousePortTaken = errors.New("port taken")
 
 // launchClickHouse makes one attempt at starting a server in dir with fresh ports.

@@ -56,8 +56,9 @@
 //     acknowledgement in SQLite: a retry gets index.ErrPosition and the indexer re-reads Position.
 //
 // Within one process Apply calls are serialized, like SQLite's. Two processes applying the same
-// log at once (a fail-over overlap) write identical rows and cannot corrupt the index either; one
-// of them gets ErrPosition. Because the same (tenant, id) twice in the log is a bug upstream,
+// log at once (a fail-over overlap) cannot corrupt the index either: they write identical rows
+// and the same position rows, and whichever falls behind gets ErrPosition at its next batch.
+// Because the same (tenant, id) twice in the log is a bug upstream,
 // Apply refuses it like SQLite's UNIQUE constraint does, by looking the batch's ids up in
 // records_by_id first.
 //

@@ -68,6 +68,9 @@ func startServer(tb testing.TB) *testServer {
 // TestMain stops the shared server and removes its directory after all tests and benchmarks.
 func TestMain(m *testing.M) {
 	code := m.Run()
+	if benchIndex.store != nil {
+		benchIndex.store.Close() // the server's graceful stop waits for open connections
+	}
 	if shared.ts != nil {
 		start := time.Now()
 		if err := shared.ts.ch.Stop(); err != nil {
@@ -135,7 +138,6 @@ func testLogger(t testing.TB) *slog.Logger {
 
 // TestConformance runs the shared index.Store suite against a real ClickHouse server.
 func TestConformance(t *testing.T) {
-	t.Parallel() // own databases; the tests wait on server round trips, which overlap well
 	ts := startServer(t)
 	indextest.Run(t, func(t *testing.T, dir string) index.Store { return ts.open(t, dir) })
 }
@@ -303,7 +305,6 @@ func key(tenant, id string, idx uint64) string { return fmt.Sprintf("%s/%s@%d", 
 // them twice, in any table, whether the crash hit after all rows, half-way through them, or the
 // indexer restarts with different batch boundaries.
 func TestCrashBetweenInsertAndPosition(t *testing.T) {
-	t.Parallel() // own databases; the tests wait on server round trips, which overlap well
 	ts := startServer(t)
 	s := ts.fresh(t)
 	ctx := t.Context()
@@ -578,7 +579,6 @@ func withRecord(t testing.TB, idx uint64, r lineage.Record) index.Entry {
 // half-way (ClickHouse DDL is not transactional) is completed by the next Open without losing
 // data; and a schema from a newer binary is refused.
 func TestMigrations(t *testing.T) {
-	t.Parallel() // own databases; the tests wait on server round trips, which overlap well
 	ts := startServer(t)
 	dir := t.TempDir()
 	s := ts.open(t, dir)
@@ -654,7 +654,6 @@ func TestMigrations(t *testing.T) {
 // Open, when called, and from Apply once the interval has passed; with TTL the tables carry it.
 // The position never moves back, and records inside the window stay.
 func TestRetention(t *testing.T) {
-	t.Parallel() // own databases; the tests wait on server round trips, which overlap well
 	ts := startServer(t)
 	dir := t.TempDir()
 	o := ts.options(t, dir)
@@ -765,7 +764,6 @@ func TestForceShortRetention(t *testing.T) {
 // otherwise), and read few rows beyond those it returns, or large indexes would be scanned.
 // This is the ClickHouse counterpart of SQLite's query-plan test.
 func TestQueriesUsePrimaryKey(t *testing.T) {
-	t.Parallel() // own databases; the tests wait on server round trips, which overlap well
 	ts := startServer(t)
 	s := ts.fresh(t)
 	entries := indextest.GenerateRecords(21, 30_000)

@@ -25,7 +25,6 @@ import (
 // reference; this checks them against each other on exactly the values the API serves, down to
 // the decoded records and empty-versus-nil results, so either can replace the other.
 func TestSameAnswersAsSQLite(t *testing.T) {
-	t.Parallel() // own databases; the tests wait on server round trips, which overlap well
 	ts := startServer(t)
 	ctx := t.Context()
 	ch := ts.fresh(t)
