@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -133,6 +134,24 @@ func TestAuthAndTenantIsolation(t *testing.T) {
 	expect("GET", "/v1/records/"+ofB[0].ID, "admin", nil, 200)
 	expect("GET", "/v1/lineage/users/"+ofB[0].User.ID+"?tenant="+b, "aud-a", nil, 403)
 	expect("GET", "/v1/lineage/users/"+ofA[0].User.ID+"?tenant="+a, "aud-a", nil, 200)
+	expect("GET", "/v1/lineage/agents/"+url.PathEscape(ofB[0].Agent.ID)+"?tenant="+b, "aud-a", nil, 403)
+	expect("GET", "/v1/lineage/actions/"+ofB[0].ID+"?tenant="+b, "aud-a", nil, 404)
+	expect("GET", "/v1/lineage/actions/"+ofB[0].ID+"?tenant="+a, "aud-a", nil, 404)
+	expect("GET", "/v1/lineage/policies/"+ofB[0].Decision.Policy.ID+"?tenant="+b, "aud-a", nil, 403)
+	expect("GET", "/v1/lineage/agents/"+url.PathEscape(ofA[0].Agent.ID)+"?tenant="+a, "aud-a", nil, 200)
+	expect("GET", "/v1/lineage/actions/"+ofA[0].ID+"?tenant="+a, "aud-a", nil, 200)
+	expect("GET", "/v1/lineage/policies/"+ofA[0].Decision.Policy.ID+"?tenant="+a, "aud-a", nil, 200)
+	expect("GET", "/v1/lineage/agents/"+url.PathEscape(ofA[0].Agent.ID)+"?tenant="+a, "pub-a", nil, 403)
+	// An agent answer for tenant a never holds tenant b's records, even for an agent id both use.
+	var al query.AgentLineage
+	if err := json.Unmarshal(expect("GET", "/v1/lineage/agents/"+url.PathEscape(ofA[0].Agent.ID)+"?tenant="+a, "aud-a", nil, 200), &al); err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range al.Actions {
+		if x.Tenant != a {
+			t.Fatalf("agent answer for %s holds a record of %s", a, x.Tenant)
+		}
+	}
 	var bref query.RecordProof
 	_ = json.Unmarshal(expect("GET", "/v1/records/"+ofB[0].ID, "admin", nil, 200), &bref)
 	expect("GET", fmt.Sprintf("/v1/proofs/inclusion?index=%d&size=%d", bref.Index, len(recs)), "aud-a", nil, 404)
