@@ -9,8 +9,8 @@ import (
 	"github.com/lineage-audit/lineage/internal/testenv"
 )
 
-// BenchmarkEndToEnd runs the same ingest load through lineaged on each ledger driver, side by
-// side: LINEAGE_BENCH_N records as fast as possible (throughput), then N/5 records at a steady
+// BenchmarkEndToEnd runs the same ingest load through lineaged on each ledger driver (and on
+// the ClickHouse index), side by side: LINEAGE_BENCH_N records as fast as possible (throughput), then N/5 records at a steady
 // LINEAGE_BENCH_RATE records/s (publish→queryable latency below capacity). Run it with
 // -benchtime=1x (`make bench` does).
 func BenchmarkEndToEnd(b *testing.B) {
@@ -24,6 +24,11 @@ func BenchmarkEndToEnd(b *testing.B) {
 		{"ledger=trillian", func(b *testing.B) []string {
 			tr := testenv.StartTrillian(b)
 			return []string{"--ledger", "trillian", "--trillian-addr", tr.Addr, "--trillian-tree-id", fmt.Sprint(tr.CreateTree(b))}
+		}},
+		// The same load with the ClickHouse index (Tessera ledger): ingest throughput per index.
+		{"ledger=tessera,index=clickhouse", func(b *testing.B) []string {
+			ch := testenv.StartClickHouse(b)
+			return []string{"--index", "clickhouse", "--clickhouse-dsn", "clickhouse://" + ch.Addr + "/" + ch.DatabaseName()}
 		}},
 	}
 	for _, drv := range drivers {
