@@ -44,6 +44,7 @@ BENCH_N ?= 100000
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s . ./ledger/... ./query/...
 	$(GO) test -run '^$$' -bench EndToEnd -benchtime 1x -timeout 30m ./internal/e2e/
+	$(GO) test -run '^$$' -bench Export -benchtime 1x -timeout 60m ./exporters/
 	scripts/bench.sh $(BENCH_N)
 
 ## soak: the crash test at scale: 1,000,000 records while lineaged is SIGKILLed every 5-15 s and

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/gin-gonic/gin"
+	"github.com/lineage-audit/lineage/exporters"
 	"github.com/lineage-audit/lineage/ingest"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -23,7 +24,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	}
 	param := regexp.MustCompile(`[:*]([a-z_]+)`)
 	served := map[string]bool{}
-	for _, r := range (&API{LogDir: "x", Gatherer: prometheus.NewRegistry(), Mounts: []func(*gin.RouterGroup){(&ingest.HTTP{}).Mount}}).Engine().Routes() {
+	for _, r := range (&API{LogDir: "x", Gatherer: prometheus.NewRegistry(), Mounts: []func(*gin.RouterGroup){(&ingest.HTTP{}).Mount, (&exporters.Service{}).Mount}}).Engine().Routes() {
 		p := param.ReplaceAllString(r.Path, "{$1}")
 		key := strings.ToLower(r.Method) + " " + p
 		served[key] = true

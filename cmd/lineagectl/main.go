@@ -17,7 +17,8 @@ type command struct {
 
 var commands = map[string]command{
 	"publish":       {"publish records from a file (JSON array or NDJSON) or --demo N generated ones to NATS", runPublish},
-	"verify":        {"fetch a record with its inclusion proof and verify it offline with the log's public key", runVerify},
+	"verify":        {"verify offline with the log's public key: a record (--id, --proof) or an export bundle (verify BUNDLE.zip)", runVerify},
+	"export":        {"start a compliance export (eu-ai-act, fannie-mae); --wait follows it, --out DIR downloads its files", runExport},
 	"checkpoint":    {"fetch the latest checkpoint, verify its signature, and its consistency with an older one", runCheckpoint},
 	"lineage":       {"print the user → agent → sub-agent → action tree for a user", runLineage},
 	"keygen":        {"create a checkpoint signing key pair", runKeygen},

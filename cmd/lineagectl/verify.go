@@ -56,6 +56,9 @@ func get(api, path string) ([]byte, error) {
 }
 
 func runVerify(args []string) error {
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		return runVerifyBundle(args) // lineagectl verify BUNDLE.zip --verifier-file F
+	}
 	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
 	addAPIKeyFlag(fs)
 	api := fs.String("api", "http://127.0.0.1:8080", "Lineage query API")
@@ -72,6 +75,9 @@ func runVerify(args []string) error {
 	v, err := loadVerifier(*vkey, *vfile)
 	if err != nil {
 		return err
+	}
+	if fs.NArg() == 1 { // lineagectl verify --verifier-file F BUNDLE.zip
+		return verifyBundle(fs.Arg(0), v)
 	}
 	var raw []byte
 	switch {

@@ -61,6 +61,8 @@ func serve(args []string) error {
 	fs.StringVar(&c.SourceKeys, "source-keys", "", "JSON file of enforcement points' Ed25519 keys and tenants that require signed records")
 	fs.StringVar(&c.OPAIdentityPath, "opa-identity-path", "lineage", "dotted path in OPA decision input that holds the identity object")
 	fs.StringVar(&c.HTTPAddr, "http-addr", "127.0.0.1:8080", "listen address of the query API")
+	fs.StringVar(&c.ExportDir, "export-dir", "", "directory for compliance exports (default <data-dir>/exports)")
+	fs.StringVar(&c.ExportSchedule, "export-schedule", "", "JSON schedule file of recurring exports (cron, kind, tenant, period; see docs/EXPORTS.md)")
 	fs.DurationVar(&c.CheckpointInterval, "checkpoint-interval", 0, "how often a signed checkpoint is published while the log grows (default 250ms, min 100ms)")
 	fs.IntVar(&c.BatchSize, "batch-size", 1000, "records per ingest batch (one group commit)")
 	pprofAddr := fs.String("pprof-addr", "", "serve Go pprof profiles on this loopback address (debugging only)")

@@ -13,9 +13,12 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
+	lineage "github.com/lineage-audit/lineage"
+	"github.com/lineage-audit/lineage/exporters"
 	"github.com/lineage-audit/lineage/ingest"
 	"github.com/lineage-audit/lineage/internal/natsclient"
 	"github.com/lineage-audit/lineage/ledger"
@@ -81,6 +84,11 @@ type Config struct {
 
 	HTTPAddr string
 
+	// ExportDir holds compliance exports (default <data-dir>/exports); ExportSchedule is the
+	// schedule file of recurring exports (none if empty).
+	ExportDir      string
+	ExportSchedule string
+
 	CheckpointInterval time.Duration
 	BatchSize          int
 	AckWait            time.Duration
@@ -122,6 +130,9 @@ func (c *Config) Defaults() {
 	}
 	if c.HTTPAddr == "" {
 		c.HTTPAddr = "127.0.0.1:8080"
+	}
+	if c.ExportDir == "" {
+		c.ExportDir = filepath.Join(c.DataDir, "exports")
 	}
 	if c.CheckpointInterval == 0 {
 		c.CheckpointInterval = 250 * time.Millisecond
@@ -279,10 +290,34 @@ func Run(ctx context.Context, c Config) error {
 	inDone := make(chan error, 1)
 	go func() { inDone <- in.Run(inCtx) }()
 
+	exports, err := exporters.NewService(exporters.Config{
+		Log: lg, Signer: signer, Verifier: verifier,
+		Dir: c.ExportDir, ScheduleFile: c.ExportSchedule,
+		// Each export run is recorded like any decision: through JetStream, the one durable path.
+		Publish: func(ctx context.Context, rec lineage.Record) error {
+			b, err := rec.Canonical()
+			if err != nil {
+				return err
+			}
+			_, err = js.PublishMsg(ctx, ingest.RecordMsg(rec.Tenant, rec.ID, b))
+			return err
+		},
+		Registerer: reg, Logger: log.With("component", "exporter"),
+	})
+	if err != nil {
+		return err
+	}
+	// The exporter reads the log and publishes to NATS: it stops before either closes.
+	expCtx, stopExp := context.WithCancel(context.WithoutCancel(ctx))
+	expDone := make(chan struct{})
+	go func() { defer close(expDone); _ = exports.Run(expCtx) }()
+	stopExports := sync.OnceFunc(func() { stopExp(); <-expDone })
+	defer stopExports()
+
 	httpIngest := &ingest.HTTP{JS: js, OPA: opaCfg, Metrics: inMetrics,
 		Logger: log.With("component", "ingest-http")}
 	api := &query.API{Log: lg, Store: store, Verifier: vkey, LogDir: logDir, Gatherer: reg, Auth: authn,
-		Mounts: []func(*gin.RouterGroup){httpIngest.Mount}, Logger: log.With("component", "api")}
+		Mounts: []func(*gin.RouterGroup){httpIngest.Mount, exports.Mount}, Logger: log.With("component", "api")}
 	ln, err := net.Listen("tcp", c.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("service: listen %s: %w", c.HTTPAddr, err)
@@ -308,6 +343,7 @@ func Run(ctx context.Context, c Config) error {
 	shCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(shCtx)
+	stopExports()
 	stopIngest()
 	<-inDone
 	closeLog() // every appended entry is integrated and checkpointed before the index stops

@@ -1,0 +1,16 @@
+// Package exporters turns the ledger into compliance reports that a regulator or an examiner
+// can check without access to Lineage: the EU AI Act record-keeping report (Art. 12 logs per
+// use, Art. 14 human oversight, Art. 19 / 26(6) retention) and the Fannie Mae LL-2026-04 AI
+// disclosure (AI tools, safeguards, and the natural person and delegation behind each
+// AI-assisted decision), as JSON, CSV and a printable HTML workpaper, each with an evidence
+// bundle: the cited ledger entries, their inclusion proofs against one signed checkpoint, and a
+// manifest signed with the ledger's key, which VerifyBundle checks offline with the public key
+// alone.
+//
+// It sits at the end of the pipeline, beside the query API: it reads the log (ledger.Log),
+// never the index, so a report is the same on every index driver and provably complete (the
+// scan re-derives the checkpoint's root from every entry). Exporter does one export; Service
+// runs them on demand (POST /v1/exports, mounted on the query API) and on a cron schedule
+// inside lineaged, and records each run as a decision record in the log. docs/EXPORTS.md
+// documents the formats, the bundle and its verification.
+package exporters

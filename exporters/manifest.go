@@ -1,0 +1,284 @@
+package exporters
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
+)
+
+// The manifest is the bundle's table of contents and the one thing the service signs. It is a
+// C2SP signed note (golang.org/x/mod/sumdb/note) signed with the ledger's key, so the public key
+// that verifies checkpoints verifies bundles too and an auditor needs one key, not two.
+//
+// Reusing the checkpoint key is safe because the two kinds of note cannot be mistaken for each
+// other: a checkpoint's first line is the log origin and its second a decimal tree size, while a
+// manifest's first line is ManifestHeader and its second starts with "export ". No manifest
+// parses as a checkpoint and no checkpoint as a manifest.
+//
+// Text (one item per line, in this order):
+//
+//	lineage.export.manifest/v1
+//	export <export id>
+//	kind <eu-ai-act|fannie-mae>
+//	tenant <tenant>
+//	ai-system <JSON string; "" for every AI system>
+//	period <from RFC 3339> <to RFC 3339>
+//	created <RFC 3339>
+//	requested-by <JSON string>
+//	log-origin <origin>
+//	checkpoint <tree size> <root hash, base64>
+//	records <number of records in records/>
+//	file <sha256 hex> <size> <path>      (one per file, sorted by path, MANIFEST itself excluded)
+
+// ManifestHeader is the first line of a manifest.
+const ManifestHeader = "lineage.export.manifest/v1"
+
+// ManifestFile is one file of the bundle.
+type ManifestFile struct {
+	Path   string
+	Size   int64
+	SHA256 [32]byte
+}
+
+// Manifest is the parsed, signed table of contents of a bundle.
+type Manifest struct {
+	ExportID       string
+	Kind           Kind
+	Tenant         string
+	AISystem       string
+	From, To       time.Time
+	Created        time.Time
+	RequestedBy    string
+	LogOrigin      string
+	CheckpointSize uint64
+	CheckpointRoot []byte
+	Records        uint64
+	Files          []ManifestFile
+}
+
+// bundlePathRE is what a file name inside a bundle may look like: slash-separated components
+// of letters, digits, '.', '_' and '-'. Checked again for "." and ".." components.
+var bundlePathRE = regexp.MustCompile(`^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$`)
+
+// maxBundlePath bounds a path in a bundle.
+const maxBundlePath = 200
+
+func validBundlePath(p string) bool {
+	if len(p) > maxBundlePath || !bundlePathRE.MatchString(p) {
+		return false
+	}
+	for _, c := range strings.Split(p, "/") {
+		if c == "." || c == ".." {
+			return false
+		}
+	}
+	return true
+}
+
+// exportIDRE is the shape of export ids (they name directories and files).
+var exportIDRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,127}$`)
+
+// marshal renders the manifest text.
+func (m *Manifest) marshal() ([]byte, error) {
+	var b bytes.Buffer
+	q := func(s string) string { v, _ := json.Marshal(s); return string(v) }
+	fmt.Fprintf(&b, "%s\n", ManifestHeader)
+	fmt.Fprintf(&b, "export %s\n", m.ExportID)
+	fmt.Fprintf(&b, "kind %s\n", m.Kind)
+	fmt.Fprintf(&b, "tenant %s\n", m.Tenant)
+	fmt.Fprintf(&b, "ai-system %s\n", q(m.AISystem))
+	fmt.Fprintf(&b, "period %s %s\n", m.From.UTC().Format(time.RFC3339Nano), m.To.UTC().Format(time.RFC3339Nano))
+	fmt.Fprintf(&b, "created %s\n", m.Created.UTC().Format(time.RFC3339Nano))
+	fmt.Fprintf(&b, "requested-by %s\n", q(m.RequestedBy))
+	fmt.Fprintf(&b, "log-origin %s\n", m.LogOrigin)
+	fmt.Fprintf(&b, "checkpoint %d %s\n", m.CheckpointSize, base64.StdEncoding.EncodeToString(m.CheckpointRoot))
+	fmt.Fprintf(&b, "records %d\n", m.Records)
+	prev := ""
+	for _, f := range m.Files {
+		if !validBundlePath(f.Path) || f.Path == manifestName || f.Path <= prev {
+			return nil, fmt.Errorf("exporters: manifest: bad or unsorted path %q", f.Path)
+		}
+		prev = f.Path
+		fmt.Fprintf(&b, "file %s %d %s\n", hex.EncodeToString(f.SHA256[:]), f.Size, f.Path)
+	}
+	// Validate what we wrote with the parser the verifier uses, so the service never signs a
+	// manifest its own verifier would refuse.
+	if _, err := parseManifest(b.String()); err != nil {
+		return nil, fmt.Errorf("exporters: internal: %w", err)
+	}
+	return b.Bytes(), nil
+}
+
+// sign signs the manifest text as a note.
+func (m *Manifest) sign(s note.Signer) ([]byte, error) {
+	text, err := m.marshal()
+	if err != nil {
+		return nil, err
+	}
+	msg, err := note.Sign(&note.Note{Text: string(text)}, s)
+	if err != nil {
+		return nil, fmt.Errorf("exporters: sign manifest: %w", err)
+	}
+	return msg, nil
+}
+
+// maxManifestFiles bounds the files a manifest may list (and so a bundle may hold).
+const maxManifestFiles = 100_000
+
+// parseManifest parses a manifest's text strictly: every line, in order, nothing else.
+func parseManifest(text string) (*Manifest, error) {
+	if !strings.HasSuffix(text, "\n") {
+		return nil, errors.New("manifest: text does not end with a newline")
+	}
+	lines := strings.Split(strings.TrimSuffix(text, "\n"), "\n")
+	m := &Manifest{}
+	i := 0
+	next := func(key string) (string, error) {
+		if i >= len(lines) {
+			return "", fmt.Errorf("manifest: missing %q line", key)
+		}
+		k, v, ok := strings.Cut(lines[i], " ")
+		if !ok || k != key || v == "" {
+			return "", fmt.Errorf("manifest: line %d: want %q, got %q", i+1, key, clip(lines[i]))
+		}
+		i++
+		return v, nil
+	}
+	unq := func(key, v string) (string, error) {
+		var s string
+		if err := json.Unmarshal([]byte(v), &s); err != nil || !strings.HasPrefix(v, `"`) {
+			return "", fmt.Errorf("manifest: %s: not a JSON string", key)
+		}
+		return s, nil
+	}
+	if len(lines) == 0 || lines[0] != ManifestHeader {
+		return nil, fmt.Errorf("manifest: first line is not %q", ManifestHeader)
+	}
+	i = 1
+	var v string
+	var err error
+	if v, err = next("export"); err != nil {
+		return nil, err
+	}
+	if !exportIDRE.MatchString(v) {
+		return nil, fmt.Errorf("manifest: export id %q", clip(v))
+	}
+	m.ExportID = v
+	if v, err = next("kind"); err != nil {
+		return nil, err
+	}
+	if m.Kind = Kind(v); !m.Kind.Valid() {
+		return nil, fmt.Errorf("manifest: kind %q", clip(v))
+	}
+	if v, err = next("tenant"); err != nil {
+		return nil, err
+	}
+	if !tenantRE.MatchString(v) {
+		return nil, fmt.Errorf("manifest: tenant %q", clip(v))
+	}
+	m.Tenant = v
+	if v, err = next("ai-system"); err != nil {
+		return nil, err
+	}
+	if m.AISystem, err = unq("ai-system", v); err != nil {
+		return nil, err
+	}
+	if v, err = next("period"); err != nil {
+		return nil, err
+	}
+	a, b, ok := strings.Cut(v, " ")
+	if m.From, err = time.Parse(time.RFC3339Nano, a); !ok || err != nil {
+		return nil, fmt.Errorf("manifest: period %q", clip(v))
+	}
+	if m.To, err = time.Parse(time.RFC3339Nano, b); err != nil || !m.From.Before(m.To) {
+		return nil, fmt.Errorf("manifest: period %q", clip(v))
+	}
+	if v, err = next("created"); err != nil {
+		return nil, err
+	}
+	if m.Created, err = time.Parse(time.RFC3339Nano, v); err != nil {
+		return nil, fmt.Errorf("manifest: created %q", clip(v))
+	}
+	if v, err = next("requested-by"); err != nil {
+		return nil, err
+	}
+	if m.RequestedBy, err = unq("requested-by", v); err != nil {
+		return nil, err
+	}
+	if m.LogOrigin, err = next("log-origin"); err != nil {
+		return nil, err
+	}
+	if v, err = next("checkpoint"); err != nil {
+		return nil, err
+	}
+	a, b, ok = strings.Cut(v, " ")
+	if m.CheckpointSize, err = strconv.ParseUint(a, 10, 64); !ok || err != nil {
+		return nil, fmt.Errorf("manifest: checkpoint %q", clip(v))
+	}
+	if m.CheckpointRoot, err = base64.StdEncoding.DecodeString(b); err != nil || len(m.CheckpointRoot) != 32 {
+		return nil, fmt.Errorf("manifest: checkpoint root %q", clip(b))
+	}
+	if v, err = next("records"); err != nil {
+		return nil, err
+	}
+	if m.Records, err = strconv.ParseUint(v, 10, 64); err != nil {
+		return nil, fmt.Errorf("manifest: records %q", clip(v))
+	}
+	prev := ""
+	for ; i < len(lines); i++ {
+		f, err := parseFileLine(lines[i])
+		if err != nil {
+			return nil, fmt.Errorf("manifest: line %d: %w", i+1, err)
+		}
+		if f.Path <= prev {
+			return nil, fmt.Errorf("manifest: line %d: %q is listed twice or out of order", i+1, f.Path)
+		}
+		prev = f.Path
+		if len(m.Files) >= maxManifestFiles {
+			return nil, fmt.Errorf("manifest: more than %d files", maxManifestFiles)
+		}
+		m.Files = append(m.Files, f)
+	}
+	if len(m.Files) == 0 {
+		return nil, errors.New("manifest: lists no files")
+	}
+	return m, nil
+}
+
+func parseFileLine(line string) (ManifestFile, error) {
+	var f ManifestFile
+	parts := strings.Split(line, " ")
+	if len(parts) != 4 || parts[0] != "file" {
+		return f, fmt.Errorf("want \"file <sha256> <size> <path>\", got %q", clip(line))
+	}
+	sum, err := hex.DecodeString(parts[1])
+	if err != nil || len(sum) != 32 || parts[1] != strings.ToLower(parts[1]) {
+		return f, fmt.Errorf("bad sha256 %q", clip(parts[1]))
+	}
+	copy(f.SHA256[:], sum)
+	if f.Size, err = strconv.ParseInt(parts[2], 10, 64); err != nil || f.Size < 0 {
+		return f, fmt.Errorf("bad size %q", clip(parts[2]))
+	}
+	if !validBundlePath(parts[3]) || parts[3] == manifestName {
+		return f, fmt.Errorf("bad path %q", clip(parts[3]))
+	}
+	f.Path = parts[3]
+	return f, nil
+}
+
+// clip shortens untrusted text quoted in an error.
+func clip(s string) string {
+	if len(s) > 80 {
+		return s[:80] + "…"
+	}
+	return s
+}

@@ -1,0 +1,446 @@
+package exporters
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	lineage "github.com/lineage-audit/lineage"
+	"github.com/lineage-audit/lineage/exporters/cron"
+	"github.com/lineage-audit/lineage/ledger"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/mod/sumdb/note"
+)
+
+// Config configures a Service.
+type Config struct {
+	Log      ledger.Log
+	Signer   note.Signer
+	Verifier note.Verifier
+	// Dir holds one directory per export, <Dir>/<export id>/, with the report files, the
+	// bundle and job.json (the job's status, so finished exports survive a restart).
+	Dir string
+	// ScheduleFile is the schedule of recurring exports (see schedule.go); empty for none.
+	ScheduleFile string
+	// Publish records each export run as a decision record in the log. It is required: an
+	// export that cannot be recorded is failed, not served (the audit trail of the audit trail
+	// must be complete).
+	Publish func(ctx context.Context, rec lineage.Record) error
+	// Registerer receives the exporter's metrics (nil: not registered).
+	Registerer prometheus.Registerer
+	Logger     *slog.Logger
+	// QueueSize bounds the exports waiting to run (default 16); more are refused with 503.
+	QueueSize int
+	// Exporter tuning (ChunkSize, GapDays, Generator); its Log, Signer and Verifier are set
+	// from the fields above.
+	Exporter Exporter
+
+	// now and after are the clock, replaced in tests.
+	now   func() time.Time
+	after func(time.Duration) <-chan time.Time
+}
+
+// Service runs exports: on demand through the HTTP API (Mount) and on a schedule (Run). Exports
+// run one at a time on one worker goroutine: an export reads the whole log and on a shared
+// 2-core machine two at once would only slow both and the ingest path beside them.
+type Service struct {
+	c        Config
+	exp      *Exporter
+	log      *slog.Logger
+	m        *metrics
+	schedule []*scheduleEntry
+
+	// mu protects jobs, every Job they point to, and state.
+	mu    sync.Mutex
+	jobs  map[string]*Job
+	state scheduleState
+	queue chan *Job
+	// stateMu serializes writes of the schedule state file.
+	stateMu sync.Mutex
+}
+
+// Job statuses.
+const (
+	StatusQueued    = "queued"
+	StatusRunning   = "running"
+	StatusSucceeded = "succeeded"
+	StatusFailed    = "failed"
+)
+
+// Job is an export job as the API shows it and job.json stores it.
+type Job struct {
+	ID          string   `json:"id"`
+	Kind        Kind     `json:"kind"`
+	Tenant      string   `json:"tenant"`
+	AISystem    string   `json:"ai_system,omitempty"`
+	From        string   `json:"from"`
+	To          string   `json:"to"`
+	Formats     []string `json:"formats"`
+	RequestedBy string   `json:"requested_by"`
+	// Trigger is "api" or "schedule:<name>"; ScheduledFor is the cron time a scheduled run
+	// stands for.
+	Trigger      string     `json:"trigger"`
+	ScheduledFor string     `json:"scheduled_for,omitempty"`
+	Status       string     `json:"status"`
+	Progress     Progress   `json:"progress"`
+	Error        string     `json:"error,omitempty"`
+	Created      string     `json:"created"`
+	Started      string     `json:"started,omitempty"`
+	Finished     string     `json:"finished,omitempty"`
+	Files        []FileInfo `json:"files"`
+	Bundle       string     `json:"bundle,omitempty"`
+	BundleSHA256 string     `json:"bundle_sha256,omitempty"`
+	Records      uint64     `json:"records"`
+	// CheckpointSize is the log size the export's proofs are against.
+	CheckpointSize uint64    `json:"checkpoint_size,omitempty"`
+	Summary        *Summary  `json:"summary,omitempty"`
+	Findings       []Finding `json:"findings,omitempty"`
+	// RecordID is the id of the decision record that logs this export run.
+	RecordID string `json:"record_id,omitempty"`
+}
+
+// NewService checks the configuration, loads the schedule and the jobs of earlier runs, and
+// registers the metrics. Start the worker and scheduler with Run.
+func NewService(c Config) (*Service, error) {
+	if c.Log == nil || c.Signer == nil || c.Verifier == nil {
+		return nil, errors.New("exporters: service needs the log, its signer and its verifier")
+	}
+	if c.Dir == "" {
+		return nil, errors.New("exporters: service needs an export directory")
+	}
+	if c.Publish == nil {
+		return nil, errors.New("exporters: service needs a Publish callback to record export runs")
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.QueueSize <= 0 {
+		c.QueueSize = 16
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	if c.after == nil {
+		c.after = time.After
+	}
+	if err := os.MkdirAll(c.Dir, 0o750); err != nil {
+		return nil, fmt.Errorf("exporters: export dir: %w", err)
+	}
+	exp := c.Exporter
+	exp.Log, exp.Signer, exp.Verifier, exp.Now = c.Log, c.Signer, c.Verifier, c.now
+	s := &Service{c: c, exp: &exp, log: c.Logger, jobs: map[string]*Job{}, queue: make(chan *Job, c.QueueSize)}
+	if c.ScheduleFile != "" {
+		entries, err := LoadSchedule(c.ScheduleFile)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range entries {
+			c, err := cron.Parse(e.Cron) // checked by LoadSchedule
+			if err != nil {
+				return nil, err
+			}
+			s.schedule = append(s.schedule, &scheduleEntry{ScheduleEntry: e, cron: c})
+		}
+	}
+	if err := s.loadJobs(); err != nil {
+		return nil, err
+	}
+	if err := s.loadState(); err != nil {
+		return nil, err
+	}
+	s.m = newMetrics(c.Registerer)
+	return s, nil
+}
+
+// Run runs queued exports and the schedule until ctx ends. A running export is cancelled then
+// and marked failed; Run returns once it has stopped.
+func (s *Service) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); s.worker(ctx) }()
+	if len(s.schedule) > 0 {
+		s.log.Info("export schedule loaded", "entries", len(s.schedule), "file", s.c.ScheduleFile)
+		s.runSchedule(ctx)
+	} else {
+		<-ctx.Done()
+	}
+	wg.Wait()
+	return nil
+}
+
+// newJobID makes an export id: time-ordered, unique, and safe as a file name.
+func (s *Service) newJobID() string {
+	b := make([]byte, 4)
+	rand.Read(b)
+	return "exp-" + s.c.now().UTC().Format("20060102t150405z") + "-" + hex.EncodeToString(b)
+}
+
+// submit queues an export. It returns the job, or an error if the queue is full.
+func (s *Service) submit(req Request, requestedBy, trigger string, scheduledFor time.Time) (*Job, error) {
+	if err := req.Validate(); err != nil {
+		return nil, err
+	}
+	if requestedBy == "" {
+		requestedBy = "unknown"
+	}
+	j := &Job{
+		ID: s.newJobID(), Kind: req.Kind, Tenant: req.Tenant, AISystem: req.AISystem,
+		From: fmtTime(req.From), To: fmtTime(req.To), Formats: req.Formats,
+		RequestedBy: requestedBy, Trigger: trigger, Status: StatusQueued, Created: fmtTime(s.c.now()), Files: []FileInfo{},
+	}
+	if !scheduledFor.IsZero() {
+		j.ScheduledFor = fmtTime(scheduledFor)
+	}
+	s.mu.Lock()
+	s.jobs[j.ID] = j
+	s.mu.Unlock()
+	select {
+	case s.queue <- j:
+		s.m.queued.Inc()
+		s.log.Info("export queued", "export", j.ID, "kind", j.Kind, "tenant", j.Tenant, "ai_system", j.AISystem,
+			"from", j.From, "to", j.To, "requested_by", requestedBy, "trigger", trigger)
+		return j, nil
+	default:
+		s.mu.Lock()
+		delete(s.jobs, j.ID)
+		s.mu.Unlock()
+		return nil, errQueueFull
+	}
+}
+
+var errQueueFull = errors.New("exporters: too many exports waiting; try again later")
+
+func (s *Service) worker(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			// Jobs still queued will not run in this process: say so in their status.
+			for {
+				select {
+				case j := <-s.queue:
+					s.m.queued.Dec()
+					s.finishJob(j, nil, errors.New("lineaged stopped before the export ran"))
+				default:
+					return
+				}
+			}
+		case j := <-s.queue:
+			s.m.queued.Dec()
+			s.runJob(ctx, j)
+		}
+	}
+}
+
+// runJob runs one export, records it in the log and stores its outcome.
+func (s *Service) runJob(ctx context.Context, j *Job) {
+	start := s.c.now()
+	s.mu.Lock()
+	j.Status, j.Started = StatusRunning, fmtTime(start)
+	req := Request{Kind: j.Kind, Tenant: j.Tenant, AISystem: j.AISystem, Formats: j.Formats}
+	req.From, _ = time.Parse(time.RFC3339Nano, j.From)
+	req.To, _ = time.Parse(time.RFC3339Nano, j.To)
+	s.mu.Unlock()
+	s.m.running.Set(1)
+	defer s.m.running.Set(0)
+	s.log.Info("export started", "export", j.ID, "kind", j.Kind, "tenant", j.Tenant)
+	lastLog := time.Now()
+	res, err := s.exp.Export(ctx, req, filepath.Join(s.c.Dir, j.ID), Run{
+		ID: j.ID, RequestedBy: j.RequestedBy,
+		Progress: func(p Progress) {
+			s.mu.Lock()
+			j.Progress = p
+			s.mu.Unlock()
+			s.m.scanned.Set(float64(p.Scanned))
+			s.m.total.Set(float64(p.Total))
+			if time.Since(lastLog) >= 10*time.Second {
+				lastLog = time.Now()
+				s.log.Info("export progress", "export", j.ID, "phase", p.Phase, "scanned", p.Scanned, "total", p.Total, "matched", p.Matched)
+			}
+		},
+	})
+	s.m.duration.WithLabelValues(string(j.Kind)).Observe(s.c.now().Sub(start).Seconds())
+	s.finishJob(j, res, err)
+}
+
+// finishJob records the run in the log, then stores its outcome. A run that cannot be recorded
+// fails: its files stay on disk for an operator but are not served.
+func (s *Service) finishJob(j *Job, res *Result, runErr error) {
+	s.mu.Lock()
+	if res != nil {
+		j.Files, j.Bundle, j.BundleSHA256 = res.Files, res.Bundle, res.BundleSHA256
+		j.Records, j.CheckpointSize = res.Records, res.Checkpoint.Size
+		sum := res.Summary
+		j.Summary, j.Findings = &sum, res.Findings
+	}
+	status, detail := StatusSucceeded, ""
+	if runErr != nil {
+		status, detail = StatusFailed, runErr.Error()
+	}
+	rec, err := exportRecord(j, status, detail, s.c.now())
+	s.mu.Unlock()
+	if err == nil {
+		// The run's own context may be cancelled (shutdown); the record still gets a chance.
+		pctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err = s.c.Publish(pctx, rec)
+		cancel()
+	}
+	s.mu.Lock()
+	if err != nil {
+		s.m.publishErrors.Inc()
+		s.log.Error("export: recording the run in the log failed", "export", j.ID, "err", err)
+		if runErr == nil {
+			runErr = fmt.Errorf("the export could not be recorded in the log: %w", err)
+		}
+	} else {
+		j.RecordID = rec.ID
+	}
+	j.Finished = fmtTime(s.c.now())
+	if runErr != nil {
+		j.Status, j.Error, j.Files = StatusFailed, runErr.Error(), []FileInfo{}
+	} else {
+		j.Status = StatusSucceeded
+	}
+	snapshot := *j
+	s.mu.Unlock()
+
+	trigger, schedule := "api", ""
+	if name, ok := strings.CutPrefix(j.Trigger, "schedule:"); ok {
+		trigger, schedule = "schedule", name
+	}
+	s.m.jobs.WithLabelValues(string(j.Kind), trigger, snapshot.Status).Inc()
+	if snapshot.Status == StatusSucceeded {
+		s.m.records.WithLabelValues(string(j.Kind)).Add(float64(snapshot.Records))
+		s.log.Info("export succeeded", "export", j.ID, "records", snapshot.Records, "bundle", snapshot.Bundle,
+			"sha256", snapshot.BundleSHA256, "checkpoint_size", snapshot.CheckpointSize, "findings", len(snapshot.Findings))
+	} else {
+		s.log.Error("export failed", "export", j.ID, "kind", j.Kind, "tenant", j.Tenant, "err", snapshot.Error)
+	}
+	if schedule != "" {
+		s.m.scheduleRuns.WithLabelValues(schedule, snapshot.Status).Inc()
+		if snapshot.Status == StatusSucceeded {
+			s.m.scheduleLast.WithLabelValues(schedule).Set(float64(s.c.now().Unix()))
+			if t, err := time.Parse(time.RFC3339Nano, j.ScheduledFor); err == nil {
+				s.markScheduled(schedule, t)
+			}
+		}
+	}
+	if err := s.saveJob(&snapshot); err != nil {
+		s.log.Error("export: saving job status", "export", j.ID, "err", err)
+	}
+}
+
+// jobFile is where a job's status is kept.
+func (s *Service) jobFile(id string) string { return filepath.Join(s.c.Dir, id, "job.json") }
+
+// saveJob writes job.json atomically (temporary file, fsync, rename, fsync of the directory),
+// so a crash leaves the old status or the new one, never half of one.
+func (s *Service) saveJob(j *Job) error {
+	b, err := json.MarshalIndent(j, "", " ")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Join(s.c.Dir, j.ID), 0o750); err != nil {
+		return err
+	}
+	return writeFileAtomic(s.jobFile(j.ID), b)
+}
+
+func writeFileAtomic(path string, b []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+// maxJobFile bounds a job.json read at start-up.
+const maxJobFile = 1 << 20
+
+// loadJobs reads the job.json of earlier exports. A job that was queued or running when the
+// process stopped did not finish: it is marked failed.
+func (s *Service) loadJobs() error {
+	ents, err := os.ReadDir(s.c.Dir)
+	if err != nil {
+		return fmt.Errorf("exporters: export dir: %w", err)
+	}
+	for _, e := range ents {
+		if !e.IsDir() || !exportIDRE.MatchString(e.Name()) {
+			continue
+		}
+		st, err := os.Stat(s.jobFile(e.Name()))
+		if err != nil || st.Size() > maxJobFile {
+			continue
+		}
+		b, err := os.ReadFile(s.jobFile(e.Name()))
+		if err != nil {
+			continue
+		}
+		var j Job
+		if err := json.Unmarshal(b, &j); err != nil || j.ID != e.Name() {
+			s.log.Warn("export: unreadable job.json ignored", "dir", e.Name(), "err", err)
+			continue
+		}
+		if j.Status == StatusQueued || j.Status == StatusRunning {
+			j.Status, j.Error, j.Files = StatusFailed, "interrupted: lineaged stopped while the export ran", []FileInfo{}
+		}
+		s.jobs[j.ID] = &j
+	}
+	return nil
+}
+
+// visibleJobs returns copies of the jobs a principal may see, newest first.
+func (s *Service) visibleJobs(canSee func(string) bool, tenant string, limit int) []Job {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Job, 0)
+	for _, j := range s.jobs {
+		if canSee(j.Tenant) && (tenant == "" || j.Tenant == tenant) {
+			out = append(out, *j)
+		}
+	}
+	created := func(j Job) time.Time { t, _ := time.Parse(time.RFC3339Nano, j.Created); return t }
+	slices.SortFunc(out, func(a, b Job) int {
+		return cmp.Or(created(b).Compare(created(a)), strings.Compare(b.ID, a.ID))
+	})
+	if len(out) > limit {
+		out = out[:limit]
+	}
+	return out
+}
+
+// job returns a copy of a job, if it exists.
+func (s *Service) job(id string) (Job, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	j, ok := s.jobs[id]
+	if !ok {
+		return Job{}, false
+	}
+	return *j, true
+}
