@@ -41,7 +41,7 @@ func TestComposeMatchesTheBinaries(t *testing.T) {
 		if decl == nil {
 			t.Fatalf("no top-level %s section", section)
 		}
-		for _, m := range regexp.MustCompile(`(?m)^\s+` + section + `: \[([^\]]*)\]`).FindAllStringSubmatch(string(y), -1) {
+		for _, m := range regexp.MustCompile(`(?m)^\s+`+section+`: \[([^\]]*)\]`).FindAllStringSubmatch(string(y), -1) {
 			for _, name := range strings.Split(m[1], ",") {
 				name = strings.Trim(strings.TrimSpace(name), `"`)
 				if i := strings.IndexByte(name, ':'); i >= 0 {
