@@ -174,18 +174,13 @@ func decodeCursor(s string) (index.Cursor, error) {
 // search runs q (one more row than the page, to know whether another page follows), keeps
 // rows below the checkpoint, and fills the answer's checkpoint and cursor.
 func (a *API) search(c *gin.Context, q index.Query, ans *Answer) ([]index.Row, ledger.Checkpoint, bool) {
-	s, ok := a.Store.(index.Searcher)
-	if !ok {
-		fail(c, http.StatusNotImplemented, "the configured index does not support lineage queries")
-		return nil, ledger.Checkpoint{}, false
-	}
 	cp, ok := a.latest(c)
 	if !ok {
 		return nil, cp, false
 	}
 	page := q.Limit
 	q.Limit++
-	rows, err := s.Records(c, q)
+	rows, err := a.Store.Records(c, q)
 	if err != nil {
 		a.internal(c, "lineage query", err)
 		return nil, cp, false
@@ -335,11 +330,6 @@ func (a *API) actionChain(c *gin.Context) {
 		fail(c, http.StatusNotFound, "no record %q in tenant %q", id, tenant)
 		return
 	}
-	s, ok := a.Store.(index.Searcher)
-	if !ok {
-		fail(c, http.StatusNotImplemented, "the configured index does not support lineage queries")
-		return
-	}
 	cp, ok := a.latest(c)
 	if !ok {
 		return
@@ -377,7 +367,7 @@ func (a *API) actionChain(c *gin.Context) {
 		if r.Record.HumanOversight != nil {
 			over = append(over, rows[i])
 		}
-		kids, err := s.Records(c, index.Query{Tenant: tenant, ParentID: r.Record.ID, Limit: 100})
+		kids, err := a.Store.Records(c, index.Query{Tenant: tenant, ParentID: r.Record.ID, Limit: 100})
 		if err != nil {
 			a.internal(c, "children", err)
 			return
@@ -404,17 +394,12 @@ func (a *API) policyDecisions(c *gin.Context) {
 	if c.Query("limit") == "" {
 		q.Limit = 20 // examples, not the whole history: page on with cursor for more
 	}
-	s, ok := a.Store.(index.Searcher)
-	if !ok {
-		fail(c, http.StatusNotImplemented, "the configured index does not support lineage queries")
-		return
-	}
 	out := PolicyDecisions{Policy: q.PolicyID}
 	rows, cp, ok := a.search(c, q, &out.Answer)
 	if !ok {
 		return
 	}
-	st, err := s.PolicyStats(c, q.Tenant, q.PolicyID, q.From, q.To)
+	st, err := a.Store.PolicyStats(c, q.Tenant, q.PolicyID, q.From, q.To)
 	if err != nil {
 		a.internal(c, "policy stats", err)
 		return

@@ -56,7 +56,13 @@ func runRebuild(args []string) error {
 	fs.StringVar(&c.TrillianAddr, "trillian-addr", "", "Trillian log server (with --ledger trillian)")
 	fs.Int64Var(&c.TrillianTreeID, "trillian-tree-id", 0, "Trillian tree id (with --ledger trillian)")
 	fs.StringVar(&c.TrillianTLSCA, "trillian-tls-ca", "", "CA file for TLS to Trillian")
-	fs.Usage = cliflag.Usage(fs, envPrefix, "usage: lineagectl rebuild-index [--data-dir DIR]")
+	// The index flags are lineaged serve's, with the same environment variables, so a rebuild
+	// uses exactly the index (and retention) the daemon does.
+	fs.StringVar(&c.Index, "index", "sqlite", "index to rebuild: sqlite (the data dir's file) or clickhouse (emptied and refilled in place)")
+	fs.StringVar(&c.ClickHouseDSN, "clickhouse-dsn", "", "ClickHouse native DSN for --index clickhouse (clickhouse://user:password@host:9000/lineage); prefer the environment variable, it holds a password")
+	fs.DurationVar(&c.IndexRetention, "index-retention", 0, "the index retention lineaged serve uses (0: forever); under 4392h (six months) needs --force-short-retention")
+	fs.BoolVar(&c.ForceShortRetention, "force-short-retention", false, "allow an index retention under six months")
+	fs.Usage = cliflag.Usage(fs, envPrefix, "usage: lineagectl rebuild-index [--data-dir DIR] [--index sqlite|clickhouse]")
 	if err := cliflag.Parse(fs, envPrefix, args); err != nil {
 		return err
 	}
@@ -79,6 +85,11 @@ func runRebuild(args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("rebuilt %s from %d log entries in %s\n", service.IndexPath(*dataDir), n, time.Since(start).Round(time.Millisecond))
+	// The DSN is not printed: it may hold a password.
+	what := service.IndexPath(*dataDir)
+	if c.Index == "clickhouse" {
+		what = "the ClickHouse index"
+	}
+	fmt.Printf("rebuilt %s from %d log entries in %s\n", what, n, time.Since(start).Round(time.Millisecond))
 	return nil
 }

@@ -9,19 +9,46 @@ import (
 
 	"github.com/lineage-audit/lineage/ledger"
 	"github.com/lineage-audit/lineage/query"
+	"github.com/lineage-audit/lineage/query/index"
+	"github.com/lineage-audit/lineage/query/index/clickhouse"
 	"github.com/lineage-audit/lineage/query/index/sqlite"
 	"golang.org/x/mod/sumdb/note"
 )
 
-// RebuildIndex recreates the SQLite index of c.DataDir from the log alone (c.Ledger and its
-// settings say which log). It builds the new index beside the old one and swaps it in only once
-// it has caught up with the latest checkpoint, so an interrupted rebuild leaves the old index
-// untouched. The daemon must not be running (the data dir lock enforces it). progress is called
-// after every batch.
+// Indexer batch sizes of a rebuild. SQLite commits a transaction per batch; ClickHouse writes
+// new parts per batch at a cost that barely depends on their size, so it gets 10,000-entry
+// batches, the size at which docs/CLICKHOUSE.md measured its apply rate at about twice that of
+// 1,000-entry ones (a batch's records are held in memory, so larger ones buy little more).
+const (
+	rebuildBatchSQLite     = 5000
+	rebuildBatchClickHouse = 10_000
+)
+
+// RebuildIndex recreates the index c.Index names (sqlite, the default, or clickhouse) from the log
+// alone (c.Ledger and its settings say which log), and returns the position it reached. The
+// daemon must not be running (the data dir lock enforces it for this data dir). progress is
+// called after every batch.
+//
+// SQLite: the new index is built beside the old one and swapped in only once it has caught up
+// with the latest checkpoint, so an interrupted rebuild leaves the old index untouched.
+//
+// ClickHouse: the index's tables are dropped (clickhouse.Reset) and the log is applied to a
+// fresh schema, in place. ClickHouse 18.16 cannot swap a second database in safely (see Reset),
+// and in-place is safe because the driver's position makes every intermediate state one it
+// recovers from: an interrupted rebuild leaves a consistent prefix of the log, which running the
+// rebuild again or starting lineaged (whose indexer resumes from the position) completes. The log
+// and its checkpoint are opened before anything is dropped, so a rebuild that cannot read the
+// log changes nothing. Stop every lineaged using the index (on any host) first: the data dir lock
+// covers this machine only.
 func RebuildIndex(ctx context.Context, c Config, v note.Verifier, progress func(done, total uint64)) (uint64, error) {
 	c.Defaults()
-	dataDir := c.DataDir
-	unlock, err := LockDataDir(dataDir)
+	switch {
+	case c.Index != "sqlite" && c.Index != "clickhouse":
+		return 0, fmt.Errorf("rebuild: --index %q is not available (sqlite, clickhouse)", c.Index)
+	case c.Index == "clickhouse" && c.ClickHouseDSN == "":
+		return 0, errors.New("rebuild: --index clickhouse needs --clickhouse-dsn")
+	}
+	unlock, err := LockDataDir(c.DataDir)
 	if err != nil {
 		return 0, err
 	}
@@ -37,7 +64,15 @@ func RebuildIndex(ctx context.Context, c Config, v note.Verifier, progress func(
 	} else if err != nil {
 		return 0, fmt.Errorf("rebuild: %w", err)
 	}
-	final := IndexPath(dataDir)
+	if c.Index == "clickhouse" {
+		return rebuildClickHouse(ctx, c, lg, cp.Size, progress)
+	}
+	return rebuildSQLite(ctx, c, lg, cp.Size, progress)
+}
+
+// rebuildSQLite builds a new SQLite index file beside the old one and renames it over the old.
+func rebuildSQLite(ctx context.Context, c Config, lg ledger.Log, size uint64, progress func(done, total uint64)) (uint64, error) {
+	final := IndexPath(c.DataDir)
 	tmp := final + ".rebuild"
 	for _, suffix := range []string{"", "-wal", "-shm"} {
 		if err := os.Remove(tmp + suffix); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -48,23 +83,13 @@ func RebuildIndex(ctx context.Context, c Config, v note.Verifier, progress func(
 	if err != nil {
 		return 0, err
 	}
-	ix, err := query.NewIndexer(ctx, lg, store, nil, slog.Default())
+	pos, err := catchUp(ctx, lg, store, size, rebuildBatchSQLite, progress)
 	if err != nil {
 		store.Close()
-		return 0, err
-	}
-	ix.BatchSize = 5000
-	for ix.Position() < cp.Size {
-		if _, err := ix.Step(ctx); err != nil {
-			store.Close()
-			return ix.Position(), fmt.Errorf("rebuild: %w", err)
-		}
-		if progress != nil {
-			progress(ix.Position(), cp.Size)
-		}
+		return pos, err
 	}
 	if err := store.Close(); err != nil {
-		return ix.Position(), fmt.Errorf("rebuild: close: %w", err)
+		return pos, fmt.Errorf("rebuild: close: %w", err)
 	}
 	for _, suffix := range []string{"-wal", "-shm"} {
 		if err := os.Remove(final + suffix); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -73,6 +98,45 @@ func RebuildIndex(ctx context.Context, c Config, v note.Verifier, progress func(
 	}
 	if err := os.Rename(tmp, final); err != nil {
 		return 0, fmt.Errorf("rebuild: swap in the new index: %w", err)
+	}
+	return pos, nil
+}
+
+// rebuildClickHouse empties the ClickHouse index and applies the log to it again.
+func rebuildClickHouse(ctx context.Context, c Config, lg ledger.Log, size uint64, progress func(done, total uint64)) (uint64, error) {
+	o := clickHouseOptions(c)
+	if err := clickhouse.Reset(ctx, o); err != nil {
+		return 0, fmt.Errorf("rebuild: %w", err)
+	}
+	store, err := clickhouse.Open(ctx, o)
+	if err != nil {
+		return 0, fmt.Errorf("rebuild: %w", err)
+	}
+	pos, err := catchUp(ctx, lg, store, size, rebuildBatchClickHouse, progress)
+	if err != nil {
+		store.Close()
+		return pos, err
+	}
+	if err := store.Close(); err != nil {
+		return pos, fmt.Errorf("rebuild: close: %w", err)
+	}
+	return pos, nil
+}
+
+// catchUp applies the log to store, batch entries at a time, until it reaches size.
+func catchUp(ctx context.Context, lg ledger.Log, store index.Store, size, batch uint64, progress func(done, total uint64)) (uint64, error) {
+	ix, err := query.NewIndexer(ctx, lg, store, nil, slog.Default())
+	if err != nil {
+		return 0, fmt.Errorf("rebuild: %w", err)
+	}
+	ix.BatchSize = batch
+	for ix.Position() < size {
+		if _, err := ix.Step(ctx); err != nil {
+			return ix.Position(), fmt.Errorf("rebuild: %w", err)
+		}
+		if progress != nil {
+			progress(ix.Position(), size)
+		}
 	}
 	return ix.Position(), nil
 }

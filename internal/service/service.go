@@ -353,10 +353,16 @@ func Run(ctx context.Context, c Config) error {
 // openIndex opens the configured index driver; path is the SQLite file (ignored by ClickHouse).
 func openIndex(ctx context.Context, c Config, path string) (index.Store, error) {
 	if c.Index == "clickhouse" {
-		return clickhouse.Open(ctx, clickhouse.Options{DSN: c.ClickHouseDSN, Retention: c.IndexRetention,
-			ForceShortRetention: c.ForceShortRetention, Logger: c.Logger.With("component", "clickhouse")})
+		return clickhouse.Open(ctx, clickHouseOptions(c))
 	}
 	return sqlite.Open(ctx, path)
+}
+
+// clickHouseOptions are the ClickHouse index's options, the same for lineaged and for
+// rebuild-index so both open the index alike.
+func clickHouseOptions(c Config) clickhouse.Options {
+	return clickhouse.Options{DSN: c.ClickHouseDSN, Retention: c.IndexRetention,
+		ForceShortRetention: c.ForceShortRetention, Logger: c.Logger.With("component", "clickhouse")}
 }
 
 // openLedger opens the configured ledger driver. It returns the directory to serve as

@@ -113,14 +113,35 @@ type PolicyStats struct {
 	ByVersion map[string]int `json:"by_version"`
 }
 
-// Searcher is the richer query surface the lineage API uses: filtered, paginated record
-// queries by subject and policy aggregates.
+// Searcher is the query surface of the lineage API: filtered, paginated record queries by
+// subject, and policy aggregates. Every Store implements it (Store embeds it), so the API never
+// has to ask whether the configured index can answer; it stays a separate interface for
+// consumers that only search.
 type Searcher interface {
 	// Records answers a Query (see its comment). It returns an error unless exactly one subject
-	// is set.
+	// is set. Limit 0 (or less) means the driver default, 10,000 rows; drivers cap it at
+	// 100,000, like UserQuery's.
 	Records(ctx context.Context, q Query) ([]Row, error)
-	// PolicyStats counts the decisions of policyID in tenant within [from, to).
+	// PolicyStats counts the decisions of policyID in tenant within [from, to), each log entry
+	// once; a zero bound leaves that side open, as in Query. Its maps are empty, not nil, when
+	// nothing matches.
 	PolicyStats(ctx context.Context, tenant, policyID string, from, to time.Time) (PolicyStats, error)
+}
+
+// Key names a record: ids are unique within a tenant only.
+type Key struct {
+	Tenant string
+	ID     string
+}
+
+// BatchLookup is implemented by stores that answer many Lookups in one round trip. Ingest asks
+// "is this id already in the log?" for every record it receives; on a server-side index
+// (ClickHouse) each Lookup is a network round trip of milliseconds, so ingest batches its
+// questions when the store can.
+type BatchLookup interface {
+	// LookupMany returns the Ref of every key that Lookup would find; keys it would not find
+	// are absent from the map (not an error). Repeated keys are allowed.
+	LookupMany(ctx context.Context, keys []Key) (map[Key]Ref, error)
 }
 
 // Subjects reports how many subjects q sets; Records needs exactly one.
@@ -136,6 +157,7 @@ func (q Query) Subjects() int {
 
 // Store is the interface every index driver implements.
 type Store interface {
+	Searcher
 	// Apply stores the batch's rows and sets the position to b.To atomically. It returns
 	// ErrPosition (wrapped) unless b.From equals the current position.
 	Apply(ctx context.Context, b Batch) error

@@ -2,6 +2,7 @@ package clickhouse
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -235,4 +236,129 @@ func indexBytes(tb testing.TB, s *Store, merge bool) uint64 {
 		tb.Fatal(err)
 	}
 	return n
+}
+
+// BenchmarkRecords measures the lineage API's queries by subject on the shared index, at the
+// API's page sizes (the page plus one row, to know whether another follows): an agent's actions
+// (1,000 a page), a policy's examples (20) and denies (1,000), an action's children, and a user's
+// denies. Pages by agent and policy are read from records_by_subject and then fetched from
+// records by key, one granule per row at worst, where a user's page is one key range.
+func BenchmarkRecords(b *testing.B) {
+	s, entries := sharedIndex(b)
+	tenant := entries[0].Record.Tenant
+	agent := entries[0].Record.Agent.ID
+	for _, e := range entries {
+		if e.Record.Tenant == tenant && e.Record.Role == "executor" {
+			agent = e.Record.Agent.ID
+			break
+		}
+	}
+	_, user, _ := userWithAbout(entries, 10_000)
+	deny := []string{"deny"}
+	for _, bc := range []struct {
+		name string
+		q    index.Query
+	}{
+		{"agent/page=1000", index.Query{AgentID: agent, Limit: 1001}},
+		{"agent/page=100", index.Query{AgentID: agent, Limit: 101}},
+		{"policy/page=20", index.Query{PolicyID: entries[0].Record.Decision.Policy.ID, Limit: 21}},
+		{"policy/deny/page=1000", index.Query{PolicyID: entries[0].Record.Decision.Policy.ID, Effects: deny, Limit: 1001}},
+		{"parent", index.Query{ParentID: entries[0].Record.ID, Limit: 101}},
+		{"user/deny/page=1000", index.Query{UserID: user, Effects: deny, Limit: 1001}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			q := bc.q
+			q.Tenant = tenant
+			if q.UserID != "" {
+				q.Tenant, _, _ = userWithAbout(entries, 10_000)
+			}
+			var rows int
+			lat := latencies{}
+			for b.Loop() {
+				start := time.Now()
+				got, err := s.Records(context.Background(), q)
+				if err != nil {
+					b.Fatal(err)
+				}
+				lat.add(time.Since(start))
+				rows = len(got)
+			}
+			lat.report(b)
+			reportIndex(b, s, entries)
+			b.ReportMetric(float64(rows), "rows/op")
+		})
+	}
+}
+
+// BenchmarkPolicyStats measures the policy report's aggregate over a quarter of the shared index
+// (one tenant's decisions under the generated crews' one policy), all time and one day.
+func BenchmarkPolicyStats(b *testing.B) {
+	s, entries := sharedIndex(b)
+	r := entries[0].Record
+	day := time.Date(2026, 3, 15, 0, 0, 0, 0, time.UTC)
+	for _, w := range []struct {
+		name     string
+		from, to time.Time
+	}{{"all", time.Time{}, time.Time{}}, {"day", day, day.Add(24 * time.Hour)}} {
+		b.Run(w.name, func(b *testing.B) {
+			var total int
+			lat := latencies{}
+			for b.Loop() {
+				start := time.Now()
+				st, err := s.PolicyStats(context.Background(), r.Tenant, r.Decision.Policy.ID, w.from, w.to)
+				if err != nil {
+					b.Fatal(err)
+				}
+				lat.add(time.Since(start))
+				total = st.Total
+			}
+			lat.report(b)
+			reportIndex(b, s, entries)
+			b.ReportMetric(float64(total), "decisions")
+		})
+	}
+}
+
+// BenchmarkLookupMany measures ingest's deduplication question for a batch of 1,000 records, as
+// one LookupMany and as 1,000 Lookups; one op is one batch.
+func BenchmarkLookupMany(b *testing.B) {
+	s, entries := sharedIndex(b)
+	rng := rand.New(rand.NewPCG(5, 6))
+	batch := func() []index.Key {
+		keys := make([]index.Key, 1000)
+		for i := range keys {
+			e := entries[rng.IntN(len(entries))]
+			keys[i] = index.Key{Tenant: e.Record.Tenant, ID: e.Record.ID}
+			if i%2 == 0 {
+				keys[i].ID += "-new" // half are new records, as in steady ingest
+			}
+		}
+		return keys
+	}
+	b.Run("LookupMany", func(b *testing.B) {
+		lat := latencies{}
+		for b.Loop() {
+			keys := batch()
+			start := time.Now()
+			if _, err := s.LookupMany(context.Background(), keys); err != nil {
+				b.Fatal(err)
+			}
+			lat.add(time.Since(start))
+		}
+		lat.report(b)
+	})
+	b.Run("Lookup×1000", func(b *testing.B) {
+		lat := latencies{}
+		for b.Loop() {
+			keys := batch()
+			start := time.Now()
+			for _, k := range keys {
+				if _, err := s.Lookup(context.Background(), k.Tenant, k.ID); err != nil && !errors.Is(err, index.ErrNotFound) {
+					b.Fatal(err)
+				}
+			}
+			lat.add(time.Since(start))
+		}
+		lat.report(b)
+	})
 }

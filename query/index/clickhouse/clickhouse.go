@@ -159,7 +159,10 @@ type Store struct {
 	lastRetention time.Time
 }
 
-var _ index.Store = (*Store)(nil)
+var (
+	_ index.Store       = (*Store)(nil)
+	_ index.BatchLookup = (*Store)(nil)
+)
 
 // identifier is what Open accepts as a database name. Names are spliced into SQL (ClickHouse
 // cannot bind identifiers), so only plain identifiers are allowed, which also need no quoting on

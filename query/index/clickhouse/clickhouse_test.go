@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -193,27 +195,28 @@ func checkIndexed(t *testing.T, s *Store, applied, invisible []index.Entry) {
 		users[u] = append(users[u], k)
 	}
 	slices.Sort(want)
-	for _, table := range recordTables {
-		rows, err := s.conn.Query(ctx, "SELECT tenant, id, log_index FROM "+s.table(table)+
+	for _, table := range []string{"records", "records_by_id"} {
+		got := visibleKeys(t, s, "SELECT tenant, id, log_index FROM "+s.table(table)+
 			" FINAL WHERE log_index < "+s.positionSQL())
-		if err != nil {
-			t.Fatal(err)
-		}
-		var got []string
-		for rows.Next() {
-			var tenant, id string
-			var idx uint64
-			if err := rows.Scan(&tenant, &id, &idx); err != nil {
-				t.Fatal(err)
-			}
-			got = append(got, key(tenant, id, idx))
-		}
-		rows.Close()
-		slices.Sort(got)
 		if !slices.Equal(got, want) {
 			t.Fatalf("%s holds %d visible rows, want the %d applied records once each", table, len(got), len(want))
 		}
 	}
+	// records_by_subject: one row per record and subject kind (none for a record without parent).
+	var wantSubjects []string
+	for _, e := range applied {
+		r := e.Record
+		wantSubjects = append(wantSubjects, key(r.Tenant, "1:"+r.Agent.ID, e.Index), key(r.Tenant, "2:"+r.Decision.Policy.ID, e.Index))
+		if r.ParentID != "" {
+			wantSubjects = append(wantSubjects, key(r.Tenant, "3:"+r.ParentID, e.Index))
+		}
+	}
+	slices.Sort(wantSubjects)
+	if got := visibleKeys(t, s, "SELECT tenant, concat(toString(kind), ':', subject), log_index FROM "+
+		s.table("records_by_subject")+" FINAL WHERE log_index < "+s.positionSQL()); !slices.Equal(got, wantSubjects) {
+		t.Fatalf("records_by_subject holds %d visible rows, want %d (one per applied record and subject)", len(got), len(wantSubjects))
+	}
+	checkSearch(t, s, applied, invisible)
 
 	for i, e := range applied {
 		if i%10 != 0 {
@@ -296,6 +299,112 @@ func checkIndexed(t *testing.T, s *Store, applied, invisible []index.Entry) {
 	}
 }
 
+// visibleKeys runs a query of (tenant, string, log_index) rows and returns them as sorted keys.
+func visibleKeys(t *testing.T, s *Store, query string) []string {
+	t.Helper()
+	rows, err := s.conn.Query(t.Context(), query)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var got []string
+	for rows.Next() {
+		var tenant, id string
+		var idx uint64
+		if err := rows.Scan(&tenant, &id, &idx); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, key(tenant, id, idx))
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(got)
+	return got
+}
+
+// checkSearch fails the test unless Records, PolicyStats and LookupMany answer for applied and
+// nothing else, each record once however many copies crashed batches left: every agent's and
+// policy's records and stats, a sample of parents (each query costs milliseconds), and a lookup
+// of every applied and invisible key.
+func checkSearch(t *testing.T, s *Store, applied, invisible []index.Entry) {
+	t.Helper()
+	ctx := t.Context()
+	var queries []index.Query
+	seen := map[string]bool{}
+	add := func(q index.Query) {
+		if k := fmt.Sprint(q); !seen[k] {
+			seen[k] = true
+			queries = append(queries, q)
+		}
+	}
+	for i, e := range append(slices.Clone(applied), invisible...) {
+		r := e.Record
+		add(index.Query{Tenant: r.Tenant, AgentID: r.Agent.ID, Limit: MaxLimit})
+		add(index.Query{Tenant: r.Tenant, PolicyID: r.Decision.Policy.ID, Limit: MaxLimit})
+		if i%50 == 0 {
+			add(index.Query{Tenant: r.Tenant, UserID: r.User.ID, Effects: []string{lineage.EffectDeny}, Limit: MaxLimit})
+			if r.ParentID != "" {
+				add(index.Query{Tenant: r.Tenant, ParentID: r.ParentID, Limit: MaxLimit})
+			}
+		}
+	}
+	// Limits are counted after copies are skipped: page through the policy queries (the largest
+	// answers) with growing limits.
+	for _, q := range slices.Clone(queries) {
+		if q.PolicyID != "" {
+			for limit := 1; limit < len(applied); limit = 3*limit + 1 {
+				q.Limit = limit
+				queries = append(queries, q)
+			}
+		}
+	}
+	for _, q := range queries {
+		rows, err := s.Records(ctx, q)
+		if err != nil {
+			t.Fatalf("Records(%+v): %v", q, err)
+		}
+		var got, want []string
+		for _, r := range rows {
+			got = append(got, key(r.Record.Tenant, r.Record.ID, r.Index))
+		}
+		for _, e := range indextest.ReferenceRecords(applied, q) {
+			want = append(want, key(e.Record.Tenant, e.Record.ID, e.Index))
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("Records(%+v):\n got  %d rows %v\n want %d rows %v", q, len(got), got, len(want), want)
+		}
+		if q.PolicyID == "" || q.Limit != MaxLimit {
+			continue
+		}
+		st, err := s.PolicyStats(ctx, q.Tenant, q.PolicyID, time.Time{}, time.Time{})
+		if err != nil {
+			t.Fatalf("PolicyStats(%s, %s): %v", q.Tenant, q.PolicyID, err)
+		}
+		if ref := indextest.ReferencePolicyStats(applied, q.Tenant, q.PolicyID, time.Time{}, time.Time{}); !reflect.DeepEqual(st, ref) {
+			t.Fatalf("PolicyStats(%s, %s) = %+v, want %+v", q.Tenant, q.PolicyID, st, ref)
+		}
+	}
+
+	var keys []index.Key
+	want := map[index.Key]index.Ref{}
+	for _, e := range applied {
+		k := index.Key{Tenant: e.Record.Tenant, ID: e.Record.ID}
+		keys = append(keys, k)
+		want[k] = index.Ref{Tenant: k.Tenant, ID: k.ID, Index: e.Index, RecordHash: e.RecordHash}
+	}
+	for _, e := range invisible {
+		keys = append(keys, index.Key{Tenant: e.Record.Tenant, ID: e.Record.ID})
+	}
+	got, err := s.LookupMany(ctx, keys)
+	if err != nil {
+		t.Fatalf("LookupMany: %v", err)
+	}
+	if !maps.Equal(got, want) {
+		t.Fatalf("LookupMany found %d of %d keys, want exactly the %d applied ones", len(got), len(keys), len(want))
+	}
+}
+
 // key describes a record as "tenant/id@index".
 func key(tenant, id string, idx uint64) string { return fmt.Sprintf("%s/%s@%d", tenant, id, idx) }
 
@@ -358,11 +467,23 @@ func TestCrashBetweenInsertAndPosition(t *testing.T) {
 	}
 	checkIndexed(t, s, entries, nil)
 
-	// Merges remove the copies for good: the sorting keys really identify a log index.
+	// Merges remove the copies for good: the sorting keys really identify a log index (and,
+	// in records_by_subject, a subject kind of it).
+	subjectRows := 0
+	for _, e := range entries {
+		subjectRows += 2
+		if e.Record.ParentID != "" {
+			subjectRows++
+		}
+	}
 	for _, table := range recordTables {
+		want := uint64(len(entries))
+		if table == "records_by_subject" {
+			want = uint64(subjectRows)
+		}
 		ts.sql(t, "OPTIMIZE TABLE "+s.table(table)+" FINAL")
-		if n := count(t, s, "SELECT count() FROM "+s.table(table)); n != uint64(len(entries)) {
-			t.Errorf("%s holds %d rows after OPTIMIZE FINAL, want %d", table, n, len(entries))
+		if n := count(t, s, "SELECT count() FROM "+s.table(table)); n != want {
+			t.Errorf("%s holds %d rows after OPTIMIZE FINAL, want %d", table, n, want)
 		}
 	}
 }
@@ -649,6 +770,43 @@ func TestMigrations(t *testing.T) {
 	}
 }
 
+// TestMigrationBackfill: an index built by a binary that knew only migration 1 is brought to
+// the current schema by Open, and migration 2 back-fills records_by_subject from records, so
+// agent, policy and parent queries answer for records applied before it existed; run again (as
+// after a crash inside it), it only adds copies that reads skip.
+func TestMigrationBackfill(t *testing.T) {
+	ts := startServer(t)
+	dir := t.TempDir()
+	current := migrations
+	migrations = migrations[:1]
+	s := ts.open(t, dir)
+	migrations = current
+	entries := indextest.GenerateRecords(13, 1200)
+	applyAll(t, s, indextest.Batches(entries[:1000], 250))
+	// A crashed batch's rows above the position must stay invisible after the back-fill too.
+	if err := s.insertRecords(t.Context(), entries[1000:1100]); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	s = ts.open(t, dir)
+	defer func() { s.Close() }()
+	if v, err := s.schemaVersion(t.Context()); err != nil || v != len(migrations) {
+		t.Fatalf("schema version after Open = %d, %v; want %d", v, err, len(migrations))
+	}
+	if n := count(t, s, "SELECT count() FROM system.tables WHERE database = '"+s.Database()+
+		"' AND name LIKE 'records_by_agent%'"); n != 0 {
+		t.Errorf("records_by_agent and its view: %d left, want them dropped", n)
+	}
+	checkIndexed(t, s, entries[:1000], entries[1000:])
+
+	if err := s.runMigration(t.Context(), 1); err != nil {
+		t.Fatalf("migration 2 again: %v", err)
+	}
+	applyAll(t, s, []index.Batch{{From: 1000, To: 1200, Entries: entries[1000:]}})
+	checkIndexed(t, s, entries, nil)
+}
+
 // TestRetention: a window shorter than six months needs ForceShortRetention; on a server without
 // TTL the driver drops the partitions whose records were all received before the window, at
 // Open, when called, and from Apply once the interval has passed; with TTL the tables carry it.
@@ -812,6 +970,55 @@ func TestQueriesUsePrimaryKey(t *testing.T) {
 	measure(fmt.Sprintf("UserActions of a user with %d records", counts[heavy]), uint64(counts[heavy])+slack,
 		func() error { _, err := s.UserActions(ctx, q); return err })
 
+	// Records by the other subjects read the subject's key range of records_by_subject, then
+	// the page's rows of records by their full key: a granule per row at most.
+	r := e.Record
+	parent := e.Record.ParentID
+	for i := 1234; parent == ""; i++ {
+		parent = entries[i].Record.ParentID
+	}
+	deny := []string{lineage.EffectDeny}
+	for _, sq := range []struct {
+		name string
+		q    index.Query
+	}{
+		{"Records by user", index.Query{Tenant: heavy[0], UserID: heavy[1], Effects: deny}},
+		{"Records by agent", index.Query{Tenant: r.Tenant, AgentID: r.Agent.ID, Limit: 100}},
+		{"Records by policy", index.Query{Tenant: r.Tenant, PolicyID: r.Decision.Policy.ID, Effects: deny, Limit: 20}},
+		{"Records by parent", index.Query{Tenant: r.Tenant, ParentID: parent}},
+	} {
+		var subjectRows uint64
+		for _, x := range entries {
+			if indextest.ReferenceRecords([]index.Entry{x}, index.Query{Tenant: sq.q.Tenant, UserID: sq.q.UserID,
+				AgentID: sq.q.AgentID, PolicyID: sq.q.PolicyID, ParentID: sq.q.ParentID}) != nil {
+				subjectRows++
+			}
+		}
+		pageRows := uint64(min(max(sq.q.Limit, 0), int(subjectRows)))
+		if sq.q.Limit == 0 {
+			pageRows = subjectRows
+		}
+		measure(fmt.Sprintf("%s (%d rows of the subject)", sq.name, subjectRows), subjectRows+pageRows*1024+slack,
+			func() error { _, err := s.Records(ctx, sq.q); return err })
+	}
+	policyRows := uint64(0)
+	for _, x := range entries {
+		if x.Record.Tenant == r.Tenant && x.Record.Decision.Policy.ID == r.Decision.Policy.ID {
+			policyRows++
+		}
+	}
+	measure(fmt.Sprintf("PolicyStats (%d decisions)", policyRows), policyRows+slack, func() error {
+		_, err := s.PolicyStats(ctx, r.Tenant, r.Decision.Policy.ID, time.Time{}, time.Time{})
+		return err
+	})
+	keys := make([]index.Key, 1000)
+	for i := range keys {
+		keys[i] = index.Key{Tenant: entries[i*29].Record.Tenant, ID: entries[i*29].Record.ID}
+	}
+	// As for Apply's duplicate check below: ids spread over the whole table may touch every
+	// granule; what matters is that the key is used.
+	measure("LookupMany of 1,000 ids", math.MaxUint64, func() error { _, err := s.LookupMany(ctx, keys); return err })
+
 	b := index.Batch{From: 30_000, To: 31_000, Entries: indextest.GenerateRecords(22, 1000)}
 	for i := range b.Entries {
 		b.Entries[i].Index += 30_000
@@ -857,12 +1064,22 @@ func TestSchemaVariants(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s := &Store{db: "lineage", feat: featuresOf(v)}
-		ddl := strings.Join(migrations[0].stmts(s), "\n")
+		s := &Store{db: "lineage", feat: featuresOf(v), retention: MinRetention}
+		var all []string
+		for _, m := range migrations {
+			all = append(all, m.stmts(s)...)
+		}
+		ddl := strings.Join(all, "\n")
 		for _, word := range newer {
 			if strings.Contains(ddl, word) != tc.modern {
 				t.Errorf("server %s: DDL mentions %s = %v, want %v", tc.version, word, !tc.modern, tc.modern)
 			}
+		}
+		// records_by_subject is created after reconcileTTL first ran on older indexes, so it
+		// carries the retention window from the start where the server has TTL.
+		subject := migrations[1].stmts(s)[0]
+		if strings.Contains(subject, "TTL "+ttlExpr(MinRetention)) != tc.modern {
+			t.Errorf("server %s: records_by_subject TTL = %v, want %v:\n%s", tc.version, !tc.modern, tc.modern, subject)
 		}
 		if s.feat.ttl != tc.modern {
 			t.Errorf("server %s: ttl = %v, want %v", tc.version, s.feat.ttl, tc.modern)
@@ -917,5 +1134,68 @@ func TestServerLifecycle(t *testing.T) {
 	})
 	if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
 		t.Errorf("server pid %d after the test: kill -0 = %v, want ESRCH (no such process)", pid, err)
+	}
+}
+
+// TestReset: Reset empties the index, so the next Open starts at position 0 and the log can be
+// applied again; a Reset interrupted after any of its statements leaves a database that Open and
+// re-applying the log turn into the right index; Reset refuses options Open would refuse before
+// dropping anything, and a missing database is already reset.
+func TestReset(t *testing.T) {
+	ts := startServer(t)
+	all := indextest.GenerateRecords(17, 700)
+	entries, crashed := all[:600], all[600:]
+	batches := indextest.Batches(entries, 200)
+	// After the first k drops of Reset: what the next Open and indexer make of it.
+	for k := 0; k <= len(resetOrder); k++ {
+		dir := t.TempDir()
+		o := ts.options(t, dir)
+		s := ts.open(t, dir)
+		applyAll(t, s, batches)
+		// A crashed batch above the position, as a dying daemon may leave.
+		if err := s.insertRecords(t.Context(), crashed); err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+		if k == len(resetOrder) {
+			if err := Reset(t.Context(), o); err != nil {
+				t.Fatalf("Reset: %v", err)
+			}
+		}
+		for _, table := range resetOrder[:k] {
+			ts.sql(t, "DROP TABLE IF EXISTS "+o.Database+"."+table)
+		}
+		s = ts.open(t, dir)
+		pos, err := s.Position(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case k <= 1: // only the bookkeeping is gone: the old index is intact
+			wantPosition(t, s, batches[len(batches)-1].To)
+		default:
+			wantPosition(t, s, 0)
+			checkIndexed(t, s, nil, all)
+			applyAll(t, s, batches)
+		}
+		t.Logf("after %d of Reset's drops, Open found position %d", k, pos)
+		checkIndexed(t, s, entries, crashed)
+		s.Close()
+	}
+
+	dir := t.TempDir()
+	s := ts.open(t, dir)
+	applyAll(t, s, batches[:1])
+	s.Close()
+	o := ts.options(t, dir)
+	o.Retention = time.Hour
+	if err := Reset(t.Context(), o); err == nil || !strings.Contains(err.Error(), "ForceShortRetention") {
+		t.Errorf("Reset with a retention Open refuses: err = %v, want a refusal", err)
+	}
+	s = ts.open(t, dir)
+	wantPosition(t, s, batches[0].To) // nothing was dropped
+	s.Close()
+	if err := Reset(t.Context(), Options{Addr: ts.ch.Addr, Database: "never_created"}); err != nil {
+		t.Errorf("Reset of a missing database: %v", err)
 	}
 }

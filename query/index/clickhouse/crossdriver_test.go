@@ -3,6 +3,7 @@ package clickhouse
 import (
 	"cmp"
 	"errors"
+	"fmt"
 	"maps"
 	"math/rand/v2"
 	"path/filepath"
@@ -20,8 +21,9 @@ import (
 // TestSameAnswersAsSQLite applies one generated record set (multi-tenant crews with delegations,
 // denies and oversight events, non-record gaps in the log, batches of uneven sizes) to the SQLite
 // driver and to this one, and requires deep-equal answers from both: Lookup, Get and FindID for
-// every record and a few absent ones, and UserActions for every (tenant, user), unbounded and
-// over random windows and limits. The conformance suite checks each driver against a brute-force
+// every record and a few absent ones, UserActions for every (tenant, user), unbounded and
+// over random windows and limits, Records for every subject with random filters, windows,
+// cursors and limits (and page by page), PolicyStats over random windows, and LookupMany. The conformance suite checks each driver against a brute-force
 // reference; this checks them against each other on exactly the values the API serves, down to
 // the decoded records and empty-versus-nil results, so either can replace the other.
 func TestSameAnswersAsSQLite(t *testing.T) {
@@ -116,5 +118,51 @@ func TestSameAnswersAsSQLite(t *testing.T) {
 			same("UserActions "+q.Tenant+"/"+q.UserID, func(st index.Store) (any, error) { return st.UserActions(ctx, q) })
 		}
 	}
-	t.Logf("%d records, %d tenants, %d users: identical answers", len(entries), len(tenants), len(users))
+
+	// The lineage API's queries: every shape the conformance suite generates, pages followed by
+	// their cursors, and the policy aggregates over random windows.
+	searches := indextest.SearchQueries(rng, entries)
+	for _, q := range searches {
+		same("Records "+fmt.Sprintf("%+v", q), func(st index.Store) (any, error) { return st.Records(ctx, q) })
+	}
+	for _, i := range rng.Perm(len(searches))[:10] {
+		q := searches[i]
+		q.Limit, q.After = 1+rng.IntN(40), nil
+		for page := 0; page < 20; page++ {
+			rows, err := lite.Records(ctx, q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			same(fmt.Sprintf("Records page %d of %+v", page, q), func(st index.Store) (any, error) { return st.Records(ctx, q) })
+			if len(rows) < q.Limit {
+				break
+			}
+			last := rows[len(rows)-1]
+			at, err := time.Parse(time.RFC3339Nano, last.Record.Time)
+			if err != nil {
+				t.Fatal(err)
+			}
+			q.After = &index.Cursor{TimeNS: at.UnixNano(), Index: last.Index}
+		}
+	}
+	for _, tenant := range slices.Sorted(maps.Keys(tenants)) {
+		for _, policy := range []string{entries[0].Record.Decision.Policy.ID, "no-such-policy"} {
+			for range 5 {
+				from := start.Add(time.Duration(rng.Int64N(int64(end.Sub(start)))))
+				to := from.Add(time.Duration(rng.Int64N(int64(10 * 24 * time.Hour))))
+				same("PolicyStats "+tenant+"/"+policy, func(st index.Store) (any, error) {
+					return st.PolicyStats(ctx, tenant, policy, from, to)
+				})
+			}
+			same("PolicyStats "+tenant+"/"+policy+" all time", func(st index.Store) (any, error) {
+				return st.PolicyStats(ctx, tenant, policy, time.Time{}, time.Time{})
+			})
+		}
+	}
+	keys := make([]index.Key, 0, len(entries))
+	for _, e := range entries {
+		keys = append(keys, index.Key{Tenant: e.Record.Tenant, ID: e.Record.ID}, index.Key{Tenant: "x" + e.Record.Tenant, ID: e.Record.ID})
+	}
+	same("LookupMany", func(st index.Store) (any, error) { return st.(index.BatchLookup).LookupMany(ctx, keys) })
+	t.Logf("%d records, %d tenants, %d users, %d searches: identical answers", len(entries), len(tenants), len(users), len(searches))
 }

@@ -24,6 +24,7 @@ type migration struct {
 // must check the current state themselves before changing it.
 var migrations = []migration{
 	{name: "records, records_by_id, records_by_agent, position, retention", stmts: schemaV1},
+	{name: "records_by_subject for agent, policy and parent queries; drop records_by_agent", stmts: schemaV2},
 }
 
 // migrate creates the database if needed and brings its schema to len(migrations). It refuses a

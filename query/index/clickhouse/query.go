@@ -116,27 +116,15 @@ func (s *Store) UserActions(ctx context.Context, q index.UserQuery) ([]index.Row
 		limit = DefaultLimit
 	}
 	limit = min(limit, MaxLimit)
-	if (!q.From.IsZero() && q.From.After(maxTime)) || (!q.To.IsZero() && q.To.Before(minTime)) {
+	if outsideTime(q.From, q.To) {
 		return []index.Row{}, nil // no time an entry can have is in the window
 	}
 	query, args := s.userActionsQuery(q, limit)
-	rows, err := s.conn.Query(ctx, query, args...)
+	rows, err := s.readRows(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("clickhouse: user actions %q/%q: %w", q.Tenant, q.UserID, err)
 	}
-	defer rows.Close()
-	out := []index.Row{}
-	for rows.Next() {
-		r, err := scanRow(rows)
-		if err != nil {
-			return nil, fmt.Errorf("clickhouse: user actions %q/%q: %w", q.Tenant, q.UserID, err)
-		}
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("clickhouse: user actions %q/%q: %w", q.Tenant, q.UserID, err)
-	}
-	return out, nil
+	return rows, nil
 }
 
 // userActionsQuery builds UserActions' SQL. A bound is left out of the SQL, rather than set to

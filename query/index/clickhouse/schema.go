@@ -22,10 +22,6 @@ const indexGranularity = "1024"
 // and reads skip; see the package doc.
 func schemaV1(s *Store) []string {
 	f := s.feat
-	lc := "String"
-	if f.lowCardinality {
-		lc = "LowCardinality(String)"
-	}
 	canonicalCodec := ""
 	if f.zstd {
 		canonicalCodec = " CODEC(ZSTD(3))"
@@ -38,23 +34,8 @@ func schemaV1(s *Store) []string {
 	INDEX parent_bf parent_id TYPE bloom_filter(0.01) GRANULARITY 4,
 	INDEX token_bf delegation_token TYPE bloom_filter(0.01) GRANULARITY 4`
 	}
-	settings := "index_granularity = " + indexGranularity
-	if f.fsyncAfterInsert {
-		settings += ", fsync_after_insert = 1, fsync_part_directory = 1"
-	}
-	if f.ttl {
-		settings += ", ttl_only_drop_parts = 1"
-	}
-	// Partitions are months of received (when Lineage received the record, assigned by the
-	// ingester, so each batch falls in one or two partitions whatever times clients write),
-	// which is also the unit retention drops on servers without TTL.
-	engine := func(order string) string {
-		return `ENGINE = ReplacingMergeTree
-PARTITION BY toYYYYMM(received)
-ORDER BY (` + order + `)
-SETTINGS ` + settings
-	}
-	r := strings.NewReplacer("{lc}", lc, "{db}", s.db)
+	engine := func(order string) string { return s.recordEngine(order, "") }
+	r := s.ddlReplacer()
 
 	return []string{
 		r.Replace(`CREATE TABLE IF NOT EXISTS {db}.records (
@@ -129,5 +110,103 @@ SELECT tenant, agent_id, time_ns, log_index, user_id, id, received FROM {db}.rec
 	}
 }
 
-// recordTables are the tables that hold a row per record, which retention expires.
-var recordTables = []string{"records", "records_by_id", "records_by_agent"}
+// recordEngine is the engine clause of every record table, ordered by order, with an optional
+// TTL clause (which must come before SETTINGS).
+//
+// Partitions are months of received (when Lineage received the record, assigned by the
+// ingester, so each batch falls in one or two partitions whatever times clients write), which
+// is also the unit retention drops on servers without TTL.
+func (s *Store) recordEngine(order, ttl string) string {
+	settings := "index_granularity = " + indexGranularity
+	if s.feat.fsyncAfterInsert {
+		settings += ", fsync_after_insert = 1, fsync_part_directory = 1"
+	}
+	if s.feat.ttl {
+		settings += ", ttl_only_drop_parts = 1"
+	}
+	if ttl != "" {
+		ttl = "\nTTL " + ttl
+	}
+	return `ENGINE = ReplacingMergeTree
+PARTITION BY toYYYYMM(received)
+ORDER BY (` + order + `)` + ttl + `
+SETTINGS ` + settings
+}
+
+// ddlReplacer fills the placeholders of the DDL templates: {db} is the database and {lc} the
+// type of columns with few distinct values.
+func (s *Store) ddlReplacer() *strings.Replacer {
+	lc := "String"
+	if s.feat.lowCardinality {
+		lc = "LowCardinality(String)"
+	}
+	return strings.NewReplacer("{lc}", lc, "{db}", s.db)
+}
+
+// Subject kinds of records_by_subject: which record field the subject column holds.
+const (
+	kindAgent  = 1 // agent_id: what an agent did
+	kindPolicy = 2 // policy_id: what a policy decided
+	kindParent = 3 // parent_id: the actions an action caused (only records that have a parent)
+)
+
+// subjectSelect is the SELECT that turns records rows into records_by_subject rows, shared by
+// the materialized view and migration 2's back-fill so both write identical rows (and a row
+// written by both is an exact copy, which reads and merges deduplicate). ARRAY JOIN over two
+// parallel arrays makes one row per kind; rows without a parent are left out. policy_id is cast
+// because it is LowCardinality on newer servers and array elements need one type.
+const subjectSelect = `SELECT tenant, kind, subject, time_ns, log_index, user_id, agent_id, effect,
+	action_type, policy_version, received
+FROM {db}.records
+ARRAY JOIN [1, 2, 3] AS kind, [agent_id, CAST(policy_id AS String), parent_id] AS subject
+WHERE subject != ''`
+
+// schemaV2 is migration 2: records_by_subject, which serves Records for the agent, policy and
+// parent subjects and PolicyStats, replacing records_by_agent (which no query read).
+//
+// records_by_subject holds one row per (record, subject kind), ordered by (tenant, kind,
+// subject, time_ns, log_index): a subject's rows in a time window are one key range, read in
+// the order Records returns them. It carries the columns Records filters on (agent, effect,
+// action type) and PolicyStats groups by (effect, policy version), so filters, the cursor and
+// the limit are applied there, on narrow rows, and only the page's rows are read from records
+// (by their full sorting key, which user_id, time_ns and log_index complete). One table with a
+// kind column instead of three tables means one more part per Apply instead of three.
+//
+// The statements are idempotent, as migrations must be here (migrate.go): the view is created
+// before the back-fill, so a record inserted in between is copied by both (a harmless exact
+// copy) rather than by neither; a back-fill interrupted and run again only adds copies. On a
+// large index the back-fill copies two or three narrow rows per record at Open; rebuilding the
+// index (lineagectl rebuild-index) is the alternative. On servers with TTL the table is created
+// with the retention window, because reconcileTTL only alters tables when the window changes.
+func schemaV2(s *Store) []string {
+	r := s.ddlReplacer()
+	ttl := ""
+	if s.feat.ttl && s.retention > 0 {
+		ttl = ttlExpr(s.retention)
+	}
+	return []string{
+		r.Replace(`CREATE TABLE IF NOT EXISTS {db}.records_by_subject (
+	tenant         {lc},
+	kind           UInt8,
+	subject        String,
+	time_ns        Int64,
+	log_index      UInt64,
+	user_id        String,
+	agent_id       String,
+	effect         {lc},
+	action_type    {lc},
+	policy_version {lc},
+	received       DateTime
+) `) + s.recordEngine("tenant, kind, subject, time_ns, log_index", ttl),
+		r.Replace(`CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.records_by_subject_mv TO {db}.records_by_subject AS
+` + subjectSelect),
+		r.Replace(`INSERT INTO {db}.records_by_subject (tenant, kind, subject, time_ns, log_index, user_id,
+	agent_id, effect, action_type, policy_version, received)
+` + subjectSelect),
+		r.Replace(`DROP TABLE IF EXISTS {db}.records_by_agent_mv`),
+		r.Replace(`DROP TABLE IF EXISTS {db}.records_by_agent`),
+	}
+}
+
+// recordTables are the tables that hold rows per record, which retention expires.
+var recordTables = []string{"records", "records_by_id", "records_by_subject"}

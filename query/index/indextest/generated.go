@@ -13,8 +13,8 @@ import (
 )
 
 // testGenerated applies a few thousand generated crew records in batches of uneven sizes, with
-// non-record entries between them, and checks every lookup and hundreds of user queries against a
-// brute-force filter over the same records.
+// non-record entries between them, and checks every lookup, hundreds of user queries and
+// hundreds of Records and PolicyStats queries against a brute-force filter over the same records.
 func (s suite) testGenerated(t *testing.T) {
 	st := s.fresh(t)
 	ctx := t.Context()
@@ -106,6 +106,8 @@ func (s suite) testGenerated(t *testing.T) {
 			t.Errorf("Lookup of an id never generated: err = %v, want ErrNotFound", err)
 		}
 	})
+
+	searchGenerated(t, st, entries, rng)
 }
 
 // generatedQueries returns user queries over entries: every (tenant, user) unbounded, the same user

@@ -26,6 +26,13 @@ import (
 // first rows in (time, log index) order and the default Limit (0) is at least a few rows;
 // FindID returns ErrNotFound when no tenant has the id, like Lookup and Get; tenant, user and
 // record ids compare exactly (case-sensitive, no pattern matching).
+//
+// For index.Searcher (every Store), Records must equal ReferenceRecords and PolicyStats
+// ReferencePolicyStats: the same window rules, filters that match exactly and combine with AND,
+// (time, log index) order, a cursor that continues strictly after its row (so paging
+// reproduces the unpaged answer), empty slices and maps rather than nil, and an error unless a
+// query names exactly one subject. LookupMany is checked when the store implements
+// index.BatchLookup, and skipped otherwise.
 func Run(t *testing.T, open func(t *testing.T, dir string) index.Store) {
 	s := suite{open: open}
 	t.Run("EmptyPosition", s.testEmptyPosition)
@@ -40,6 +47,12 @@ func Run(t *testing.T, open func(t *testing.T, dir string) index.Store) {
 	t.Run("TenantIsolation", s.testTenantIsolation)
 	t.Run("Durability", s.testDurability)
 	t.Run("ConcurrentReads", s.testConcurrentReads)
+	t.Run("LookupMany", s.testLookupMany)
+	t.Run("RecordsSubjects", s.testRecordsSubjects)
+	t.Run("RecordsFilters", s.testRecordsFilters)
+	t.Run("RecordsErrors", s.testRecordsErrors)
+	t.Run("RecordsPaging", s.testRecordsPaging)
+	t.Run("PolicyStats", s.testPolicyStats)
 	t.Run("Generated", s.testGenerated)
 }
 

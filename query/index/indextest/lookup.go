@@ -103,3 +103,41 @@ func withTime(r lineage.Record, rfc3339 string) lineage.Record {
 	r.Time = rfc3339
 	return r
 }
+
+// testLookupMany: a store that implements index.BatchLookup answers many keys at once exactly as
+// Lookup answers each: found keys map to their Ref, absent ones (ids of another tenant, a tenant
+// differing by case, records not applied yet, empty strings) are left out, and repeated keys
+// are harmless.
+func (s suite) testLookupMany(t *testing.T) {
+	st := s.fresh(t)
+	bl, ok := st.(index.BatchLookup)
+	if !ok {
+		t.Skip("the store does not implement index.BatchLookup")
+	}
+	ctx := t.Context()
+	entries := searchFixture()
+	applied := entries[:8]
+	applyAll(t, st, 0, applied...)
+	var keys []index.Key
+	for _, e := range entries {
+		k := index.Key{Tenant: e.Record.Tenant, ID: e.Record.ID}
+		keys = append(keys, k, k, index.Key{Tenant: strings.ToUpper(k.Tenant), ID: k.ID})
+	}
+	keys = append(keys, index.Key{}, index.Key{Tenant: "acme"}, index.Key{ID: "plan-1"},
+		index.Key{Tenant: "acme", ID: "plan-1' OR '1'='1"})
+	got, err := bl.LookupMany(ctx, keys)
+	if err != nil {
+		t.Fatalf("LookupMany: %v", err)
+	}
+	checkLookupMany(t, got, applied)
+	for k, ref := range got {
+		if want, err := st.Lookup(ctx, k.Tenant, k.ID); err != nil || want != ref {
+			t.Errorf("LookupMany(%v) = %+v, Lookup = %+v, %v", k, ref, want, err)
+		}
+	}
+	for _, keys := range [][]index.Key{nil, {}, {{Tenant: "acme", ID: "nope"}}} {
+		if got, err := bl.LookupMany(ctx, keys); err != nil || len(got) != 0 {
+			t.Errorf("LookupMany(%v) = %v, %v; want nothing", keys, got, err)
+		}
+	}
+}

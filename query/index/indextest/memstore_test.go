@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/lineage-audit/lineage/query/index"
 )
@@ -106,6 +107,41 @@ func (m *memStore) UserActions(_ context.Context, q index.UserQuery) ([]index.Ro
 		rows = append(rows, r)
 	}
 	return rows, nil
+}
+
+func (m *memStore) Records(_ context.Context, q index.Query) ([]index.Row, error) {
+	if q.Subjects() != 1 {
+		return nil, fmt.Errorf("mem: records: %d subjects", q.Subjects())
+	}
+	m.data.mu.RLock()
+	defer m.data.mu.RUnlock()
+	rows := []index.Row{}
+	for _, e := range ReferenceRecords(m.data.entries, q) {
+		r, err := row(e)
+		if err != nil {
+			return nil, err
+		}
+		rows = append(rows, r)
+	}
+	return rows, nil
+}
+
+func (m *memStore) PolicyStats(_ context.Context, tenant, policyID string, from, to time.Time) (index.PolicyStats, error) {
+	m.data.mu.RLock()
+	defer m.data.mu.RUnlock()
+	return ReferencePolicyStats(m.data.entries, tenant, policyID, from, to), nil
+}
+
+func (m *memStore) LookupMany(_ context.Context, keys []index.Key) (map[index.Key]index.Ref, error) {
+	m.data.mu.RLock()
+	defer m.data.mu.RUnlock()
+	out := map[index.Key]index.Ref{}
+	for _, k := range keys {
+		if e, ok := m.data.byKey[[2]string{k.Tenant, k.ID}]; ok {
+			out[k] = index.Ref{Tenant: k.Tenant, ID: k.ID, Index: e.Index, RecordHash: e.RecordHash}
+		}
+	}
+	return out, nil
 }
 
 func (m *memStore) Close() error { return nil }

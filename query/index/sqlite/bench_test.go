@@ -171,3 +171,79 @@ func dbBytes(tb testing.TB, s *Store) int64 {
 	}
 	return fi.Size()
 }
+
+// BenchmarkRecords measures the lineage API's queries by subject at the API's page sizes, the
+// same cases as the ClickHouse driver's BenchmarkRecords, for side-by-side figures.
+func BenchmarkRecords(b *testing.B) {
+	s, entries := sharedIndex(b)
+	tenant := entries[0].Record.Tenant
+	agent := entries[0].Record.Agent.ID
+	for _, e := range entries {
+		if e.Record.Tenant == tenant && e.Record.Role == "executor" {
+			agent = e.Record.Agent.ID
+			break
+		}
+	}
+	userTenant, user, _ := userWithAbout(entries, 10_000)
+	policy := entries[0].Record.Decision.Policy.ID
+	deny := []string{"deny"}
+	for _, bc := range []struct {
+		name string
+		q    index.Query
+	}{
+		{"agent/page=1000", index.Query{Tenant: tenant, AgentID: agent, Limit: 1001}},
+		{"agent/page=100", index.Query{Tenant: tenant, AgentID: agent, Limit: 101}},
+		{"policy/page=20", index.Query{Tenant: tenant, PolicyID: policy, Limit: 21}},
+		{"policy/deny/page=1000", index.Query{Tenant: tenant, PolicyID: policy, Effects: deny, Limit: 1001}},
+		{"parent", index.Query{Tenant: tenant, ParentID: entries[0].Record.ID, Limit: 101}},
+		{"user/deny/page=1000", index.Query{Tenant: userTenant, UserID: user, Effects: deny, Limit: 1001}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			var rows int
+			for b.Loop() {
+				got, err := s.Records(context.Background(), bc.q)
+				if err != nil {
+					b.Fatal(err)
+				}
+				rows = len(got)
+			}
+			b.ReportMetric(float64(rows), "rows/op")
+		})
+	}
+}
+
+// BenchmarkPolicyStats measures the policy report's aggregate over one tenant's decisions, as
+// the ClickHouse driver's benchmark of the same name does.
+func BenchmarkPolicyStats(b *testing.B) {
+	s, entries := sharedIndex(b)
+	r := entries[0].Record
+	var total int
+	for b.Loop() {
+		st, err := s.PolicyStats(context.Background(), r.Tenant, r.Decision.Policy.ID, time.Time{}, time.Time{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		total = st.Total
+	}
+	b.ReportMetric(float64(total), "decisions")
+}
+
+// BenchmarkLookupMany measures ingest's deduplication question for a batch of 1,000 records
+// (half of them new), as one LookupMany; one op is one batch.
+func BenchmarkLookupMany(b *testing.B) {
+	s, entries := sharedIndex(b)
+	rng := rand.New(rand.NewPCG(5, 6))
+	keys := make([]index.Key, 1000)
+	for b.Loop() {
+		for i := range keys {
+			e := entries[rng.IntN(len(entries))]
+			keys[i] = index.Key{Tenant: e.Record.Tenant, ID: e.Record.ID}
+			if i%2 == 0 {
+				keys[i].ID += "-new"
+			}
+		}
+		if _, err := s.LookupMany(context.Background(), keys); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -10,8 +10,6 @@ import (
 	"github.com/lineage-audit/lineage/query/index"
 )
 
-var _ index.Searcher = (*Store)(nil)
-
 // Records implements index.Searcher. Each subject has an index led by (tenant, subject,
 // time_ns), and log_index is the rowid that ends every index entry, so the (time, index) order
 // and the cursor predicate are answered from the index without a sort.
@@ -24,6 +22,9 @@ func (s *Store) Records(ctx context.Context, q index.Query) ([]index.Row, error)
 		limit = DefaultLimit
 	}
 	limit = min(limit, MaxLimit)
+	if outsideTime(q.From, q.To) {
+		return []index.Row{}, nil
+	}
 	var b strings.Builder
 	args := []any{q.Tenant}
 	b.WriteString(`SELECT log_index, record_hash, canonical FROM records WHERE tenant = ?`)
@@ -97,8 +98,12 @@ func in(b *strings.Builder, col string, vals []string, args []any) []any {
 	return args
 }
 
-// PolicyStats implements index.Searcher.
+// PolicyStats implements index.Searcher; records_policy serves it.
 func (s *Store) PolicyStats(ctx context.Context, tenant, policyID string, from, to time.Time) (index.PolicyStats, error) {
+	st := index.PolicyStats{ByEffect: map[string]int{}, ByVersion: map[string]int{}}
+	if outsideTime(from, to) {
+		return st, nil
+	}
 	q := `SELECT effect, policy_version, COUNT(*) FROM records WHERE tenant = ? AND policy_id = ?`
 	args := []any{tenant, policyID}
 	if !from.IsZero() && !from.Before(minTime) {
@@ -115,16 +120,25 @@ func (s *Store) PolicyStats(ctx context.Context, tenant, policyID string, from, 
 		return index.PolicyStats{}, fmt.Errorf("sqlite: policy stats %q/%q: %w", tenant, policyID, err)
 	}
 	defer rows.Close()
-	st := index.PolicyStats{ByEffect: map[string]int{}, ByVersion: map[string]int{}}
 	for rows.Next() {
 		var effect, version string
 		var n int
 		if err := rows.Scan(&effect, &version, &n); err != nil {
-			return st, fmt.Errorf("sqlite: policy stats: %w", err)
+			return index.PolicyStats{}, fmt.Errorf("sqlite: policy stats %q/%q: %w", tenant, policyID, err)
 		}
 		st.Total += n
 		st.ByEffect[effect] += n
 		st.ByVersion[version] += n
 	}
-	return st, rows.Err()
+	if err := rows.Err(); err != nil {
+		return index.PolicyStats{}, fmt.Errorf("sqlite: policy stats %q/%q: %w", tenant, policyID, err)
+	}
+	return st, nil
+}
+
+// outsideTime reports whether the window [from, to) lies wholly beyond the times an entry can
+// have (UnixNano's range, which checkBatch enforces): then the answer is empty, and the bound
+// must not reach SQL, where UnixNano of it would be undefined.
+func outsideTime(from, to time.Time) bool {
+	return (!from.IsZero() && from.After(maxTime)) || (!to.IsZero() && to.Before(minTime))
 }

@@ -51,7 +51,10 @@ type Store struct {
 	writeSlot chan struct{}
 }
 
-var _ index.Store = (*Store)(nil)
+var (
+	_ index.Store       = (*Store)(nil)
+	_ index.BatchLookup = (*Store)(nil)
+)
 
 // Open opens (creating it if needed) the SQLite index at path and migrates its schema to the
 // current version.
