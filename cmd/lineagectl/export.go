@@ -188,31 +188,7 @@ func post(api, path string, body any) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	req, err := http.NewRequest(http.MethodPost, strings.TrimRight(api, "/")+path, bytes.NewReader(b))
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if apiKey != "" {
-		req.Header.Set("Authorization", "Bearer "+apiKey)
-	}
-	resp, err := httpClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	rb, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		var e struct{ Error string }
-		if json.Unmarshal(rb, &e) == nil && e.Error != "" {
-			return nil, fmt.Errorf("POST %s: %s: %s", path, resp.Status, e.Error)
-		}
-		return nil, fmt.Errorf("POST %s: %s", path, resp.Status)
-	}
-	return rb, nil
+	return call(http.MethodPost, api, path, b, 16<<20)
 }
 
 // runVerifyBundle is `lineagectl verify BUNDLE [--verifier-file FILE | --verifier KEY]` (the

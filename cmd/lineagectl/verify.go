@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -28,10 +29,21 @@ func addAPIKeyFlag(fs *flag.FlagSet) {
 }
 
 // get fetches an API path and returns the body, turning error answers into errors.
-func get(api, path string) ([]byte, error) {
-	req, err := http.NewRequest(http.MethodGet, strings.TrimRight(api, "/")+path, nil)
+func get(api, path string) ([]byte, error) { return call(http.MethodGet, api, path, nil, 256<<20) }
+
+// call sends one API request with the API key, and returns the body of a 2xx answer; an error
+// answer becomes an error carrying the server's message.
+func call(method, api, path string, body []byte, limit int64) ([]byte, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequest(method, strings.TrimRight(api, "/")+path, rd)
 	if err != nil {
 		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	if apiKey != "" {
 		req.Header.Set("Authorization", "Bearer "+apiKey)
@@ -41,16 +53,16 @@ func get(api, path string) ([]byte, error) {
 		return nil, err
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
+	b, err := io.ReadAll(io.LimitReader(resp.Body, limit))
 	if err != nil {
 		return nil, err
 	}
-	if resp.StatusCode != http.StatusOK {
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		var e struct{ Error string }
 		if json.Unmarshal(b, &e) == nil && e.Error != "" {
-			return nil, fmt.Errorf("GET %s: %s: %s", path, resp.Status, e.Error)
+			return nil, fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, e.Error)
 		}
-		return nil, fmt.Errorf("GET %s: %s", path, resp.Status)
+		return nil, fmt.Errorf("%s %s: %s", method, path, resp.Status)
 	}
 	return b, nil
 }
