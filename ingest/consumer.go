@@ -16,7 +16,8 @@ import (
 )
 
 // Lookup finds a record already in the log by tenant and id; it returns index.ErrNotFound when
-// there is none. The index store satisfies it.
+// there is none. The index store satisfies it. When it also implements index.BatchLookup (both
+// index drivers do), the ingester asks it once per batch instead of once per record.
 type Lookup interface {
 	Lookup(ctx context.Context, tenant, id string) (index.Ref, error)
 }
@@ -202,7 +203,6 @@ func (in *Ingester) handle(ctx context.Context, msgs []jetstream.Msg) {
 	}
 
 	items := make([]item, len(msgs))
-	inBatch := make(map[string]int, len(msgs))
 	now := in.cfg.Now().UTC()
 	for i, msg := range msgs {
 		it := &items[i]
@@ -215,18 +215,25 @@ func (in *Ingester) handle(ctx context.Context, msgs []jetstream.Msg) {
 			continue
 		}
 		it.hash = sha256.Sum256(it.canon)
-		it.key = it.tenant + "\x00" + it.rec.ID
+		it.key = recordKey(it.tenant, it.rec.ID)
+	}
+
+	known, failed := in.lookupBatch(ctx, items)
+	inBatch := make(map[string]int, len(msgs))
+	for i := range items {
+		it := &items[i]
+		if it.reject != nil {
+			continue
+		}
 		if j, ok := inBatch[it.key]; ok {
 			it.dupOf = j
 			continue
 		}
-		prior, found, err := in.lookup(ctx, it.tenant, it.rec.ID, it.key)
-		if err != nil {
-			in.cfg.Logger.Error("ingest: id lookup", "tenant", it.tenant, "id", it.rec.ID, "err", err)
+		if failed[it.key] {
 			in.retry(it)
 			continue
 		}
-		if found {
+		if prior, found := known[it.key]; found {
 			if prior.hash == it.hash {
 				m.Duplicates.Inc()
 				in.ack(it)
@@ -284,21 +291,63 @@ func (in *Ingester) handle(ctx context.Context, msgs []jetstream.Msg) {
 	}
 }
 
-// lookup answers whether tenant/id is already in the log, from this process's pending set or
-// from the index.
-func (in *Ingester) lookup(ctx context.Context, tenant, id, key string) (pendingRec, bool, error) {
-	if p, ok := in.pending[key]; ok {
-		return p, true, nil
+// lookupBatch answers, for the key of every valid item, whether that record is already in the
+// log: known maps the keys found to their entry, from this process's pending set or else from
+// the index; failed holds the keys whose lookup failed, whose messages are retried.
+//
+// The index is asked once for the whole batch when it implements index.BatchLookup: on a
+// server-side index (ClickHouse) a Lookup is a round trip of milliseconds, so asking record by
+// record bounded ingest at a few hundred new records a second, each of which must be looked up.
+// Other stores are asked key by key.
+func (in *Ingester) lookupBatch(ctx context.Context, items []item) (known map[string]pendingRec, failed map[string]bool) {
+	known, failed = map[string]pendingRec{}, map[string]bool{}
+	var ask []index.Key
+	asked := map[string]bool{}
+	for i := range items {
+		it := &items[i]
+		if it.reject != nil || asked[it.key] {
+			continue
+		}
+		asked[it.key] = true
+		if p, ok := in.pending[it.key]; ok {
+			known[it.key] = p
+			continue
+		}
+		ask = append(ask, index.Key{Tenant: it.tenant, ID: it.rec.ID})
 	}
-	ref, err := in.cfg.Seen.Lookup(ctx, tenant, id)
-	if errors.Is(err, index.ErrNotFound) {
-		return pendingRec{}, false, nil
+	if len(ask) == 0 {
+		return known, failed
 	}
-	if err != nil {
-		return pendingRec{}, false, err
+	if bl, ok := in.cfg.Seen.(index.BatchLookup); ok {
+		refs, err := bl.LookupMany(ctx, ask)
+		if err != nil {
+			in.cfg.Logger.Error("ingest: id lookup", "records", len(ask), "err", err)
+			for _, k := range ask {
+				failed[recordKey(k.Tenant, k.ID)] = true
+			}
+			return known, failed
+		}
+		for k, ref := range refs {
+			known[recordKey(k.Tenant, k.ID)] = pendingRec{index: ref.Index, hash: ref.RecordHash}
+		}
+		return known, failed
 	}
-	return pendingRec{index: ref.Index, hash: ref.RecordHash}, true, nil
+	for _, k := range ask {
+		ref, err := in.cfg.Seen.Lookup(ctx, k.Tenant, k.ID)
+		switch {
+		case errors.Is(err, index.ErrNotFound):
+		case err != nil:
+			in.cfg.Logger.Error("ingest: id lookup", "tenant", k.Tenant, "id", k.ID, "err", err)
+			failed[recordKey(k.Tenant, k.ID)] = true
+		default:
+			known[recordKey(k.Tenant, k.ID)] = pendingRec{index: ref.Index, hash: ref.RecordHash}
+		}
+	}
+	return known, failed
 }
+
+// recordKey is a record's key in the pending set and in a batch: ids are unique per tenant.
+func recordKey(tenant, id string) string { return tenant + "\x00" + id }
 
 func (in *Ingester) ack(it *item) {
 	it.settled = true

@@ -48,8 +48,9 @@ type API struct {
 //go:embed openapi.json
 var OpenAPI []byte
 
-// MaxLineageLimit caps the actions one lineage answer returns.
-const MaxLineageLimit = 100_000
+// MaxLineageLimit caps the actions one lineage answer returns: one less than the index drivers' cap, because
+// an answer asks for one row more than its page to know whether another page follows.
+const MaxLineageLimit = 99_999
 
 // Handler builds the HTTP handler.
 func (a *API) Handler() http.Handler { return a.Engine() }

@@ -3,7 +3,9 @@
 // query API and can replace each other (or be rebuilt from the log) without anyone noticing.
 //
 // A driver's test calls Run with a function that opens its store; benchmarks use GenerateRecords
-// and Batches for realistic data.
+// and Batches for realistic data, and a driver's own tests (crash recovery, cross-driver
+// comparisons) can check its lineage queries with ReferenceRecords, ReferencePolicyStats and
+// SearchQueries.
 package indextest
 
 import (

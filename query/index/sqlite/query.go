@@ -41,9 +41,9 @@ func (s *Store) Lookup(ctx context.Context, tenant, id string) (index.Ref, error
 	return ref, nil
 }
 
-// lookupChunk bounds the ids of one LookupMany query, far below SQLite's limit on bound
+// lookupManyChunk bounds the ids of one LookupMany query, far below SQLite's limit on bound
 // parameters (32,766), so the statement stays small enough to parse quickly.
-const lookupChunk = 500
+const lookupManyChunk = 500
 
 // LookupMany implements index.BatchLookup: the keys are grouped by tenant and looked up with
 // "tenant = ? AND id IN (…)", which the UNIQUE (tenant, id) index answers one probe per id. A
@@ -56,8 +56,8 @@ func (s *Store) LookupMany(ctx context.Context, keys []index.Key) (map[index.Key
 	}
 	out := make(map[index.Key]index.Ref, len(keys))
 	for tenant, ids := range byTenant {
-		for chunk := range slices.Chunk(ids, lookupChunk) {
-			if err := s.lookupChunk(ctx, tenant, chunk, out); err != nil {
+		for chunk := range slices.Chunk(ids, lookupManyChunk) {
+			if err := s.lookupIDs(ctx, tenant, chunk, out); err != nil {
 				return nil, fmt.Errorf("sqlite: lookup %d ids of %q: %w", len(ids), tenant, err)
 			}
 		}
@@ -65,8 +65,8 @@ func (s *Store) LookupMany(ctx context.Context, keys []index.Key) (map[index.Key
 	return out, nil
 }
 
-// lookupChunk looks up ids of one tenant and adds what it finds to out.
-func (s *Store) lookupChunk(ctx context.Context, tenant string, ids []string, out map[index.Key]index.Ref) error {
+// lookupIDs looks up ids of one tenant and adds what it finds to out.
+func (s *Store) lookupIDs(ctx context.Context, tenant string, ids []string, out map[index.Key]index.Ref) error {
 	args := make([]any, 0, 1+len(ids))
 	args = append(args, tenant)
 	for _, id := range ids {

@@ -3,7 +3,8 @@
 //
 // It sits at the end of the pipeline, after the Merkle log: the indexer (package query) reads
 // entries from the log and hands them to Apply in batches, and the query API reads them back
-// with Lookup, FindID, Get and UserActions. Like every index, the file is a projection of the log
+// with Lookup, FindID, Get, UserActions and the lineage queries (Records, PolicyStats), and
+// ingest deduplicates with LookupMany. Like every index, the file is a projection of the log
 // and can be deleted and rebuilt from it (lineagectl rebuild-index).
 //
 // The driver uses github.com/mattn/go-sqlite3, so building it needs cgo.
