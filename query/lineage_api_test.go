@@ -90,7 +90,7 @@ func TestLineageQueriesVerifyOffline(t *testing.T) {
 
 	// Agent: its actions and the users it acted for; the shared identity is flagged.
 	agent := recs[1].Agent.ID
-	raw = rawGet(t, base+"agents/"+url.PathEscape(agent)+"?tenant="+tenant+"&limit=100000")
+	raw = rawGet(t, base+"agents/"+url.PathEscape(agent)+"?tenant="+tenant+"&limit=99999")
 	if _, err := query.VerifyAnswer("agents", agent, raw, v); err != nil {
 		t.Fatal(err)
 	}
