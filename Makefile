@@ -4,13 +4,19 @@ GO ?= go
 BIN := bin
 export CGO_ENABLED := 1
 
-.PHONY: all build run test lint fuzz bench soak clean deps
+.PHONY: all build run test lint fuzz bench soak clean deps test-deps
 
 all: build
 
 ## deps: the toolchain pieces a fresh Debian machine needs (gcc for the SQLite driver's cgo).
 deps:
 	@scripts/deps.sh
+
+## test-deps: the servers the tests start for real, from Debian packages: MariaDB (Trillian's
+## storage) and ClickHouse. Trillian itself is built from the pinned Go module by the tests.
+test-deps:
+	@scripts/deps-trillian.sh
+	@scripts/deps-clickhouse.sh
 
 build: deps
 	$(GO) build -o $(BIN)/lineaged ./cmd/lineaged
@@ -28,7 +34,7 @@ lint:
 	$(GO) vet ./...
 
 ## test: lint, then every test (unit, conformance, end-to-end) with the race detector.
-test: deps lint
+test: deps test-deps lint
 	$(GO) test -race -count=1 -timeout 20m ./...
 
 ## fuzz: run each decoder fuzzer for FUZZTIME (the corpus under testdata/fuzz is kept in git).
@@ -41,7 +47,7 @@ fuzz:
 ## bench: Go benchmarks of the parts, the same ingest load through lineaged on each ledger
 ## driver side by side, then BENCH_N records end to end through the embedded defaults.
 BENCH_N ?= 100000
-bench: build
+bench: build test-deps
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s . ./ledger/... ./query/...
 	$(GO) test -run '^$$' -bench EndToEnd -benchtime 1x -timeout 30m ./internal/e2e/
 	$(GO) test -run '^$$' -bench Export -benchtime 1x -timeout 60m ./exporters/
@@ -51,7 +57,7 @@ bench: build
 ## NATS restarts under it; prints records published, in log, duplicates, lost, quarantined and
 ## restarts survived.
 SOAK_N ?= 1000000
-soak: deps
+soak: deps test-deps
 	LINEAGE_CRASH_RECORDS=$(SOAK_N) LINEAGE_CRASH_RATE=0 LINEAGE_CRASH_KILLS=20 LINEAGE_CRASH_NATS_RESTARTS=5 \
 	LINEAGE_CRASH_KILL_MIN_MS=5000 LINEAGE_CRASH_KILL_SPREAD_MS=10000 \
 	$(GO) test -count=1 -v -run '^TestCrashSafety$$' -timeout 120m ./internal/e2e/

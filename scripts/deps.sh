@@ -11,8 +11,3 @@ if ! command -v gcc >/dev/null 2>&1; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc libc6-dev >/dev/null
 fi
-# Servers the tests start for real: MariaDB (Trillian's storage) and ClickHouse.
-dir=$(dirname "$0")
-for s in deps-trillian.sh deps-clickhouse.sh; do
-  if [ -x "$dir/$s" ]; then "$dir/$s"; fi
-done
