@@ -11,6 +11,8 @@ package index
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math"
 	"time"
 
 	lineage "github.com/lineage-audit/lineage"
@@ -47,6 +49,41 @@ type Entry struct {
 type Batch struct {
 	From, To uint64
 	Entries  []Entry
+}
+
+// MinTime and MaxTime are the times Unix nanoseconds represent exactly; an entry outside them
+// cannot be indexed (records are bounded well inside, see lineage.MinTime).
+var (
+	MinTime = time.Unix(0, math.MinInt64)
+	MaxTime = time.Unix(0, math.MaxInt64)
+)
+
+// Check rejects batches the indexer should never build: entries outside [From, To) or out of
+// order, missing records, and values no driver can store (log indexes beyond int64, times
+// beyond what UnixNano represents). Drivers call it first: failing loudly stops the indexer at
+// the bad batch instead of storing a projection that disagrees with the log.
+func (b Batch) Check() error {
+	if b.To < b.From || b.To > math.MaxInt64 {
+		return errors.New("invalid range")
+	}
+	if uint64(len(b.Entries)) > b.To-b.From {
+		return fmt.Errorf("%d entries do not fit in the range", len(b.Entries))
+	}
+	next := b.From
+	for i := range b.Entries {
+		e := &b.Entries[i]
+		if e.Index < next || e.Index >= b.To {
+			return fmt.Errorf("entry %d: index %d out of order or outside the range", i, e.Index)
+		}
+		next = e.Index + 1
+		if e.Record == nil {
+			return fmt.Errorf("entry %d (index %d): no record", i, e.Index)
+		}
+		if e.Time.Before(MinTime) || e.Time.After(MaxTime) {
+			return fmt.Errorf("entry %d (index %d): time %s out of range", i, e.Index, e.Time)
+		}
+	}
+	return nil
 }
 
 // Ref locates a record in the log.

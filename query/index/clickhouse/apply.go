@@ -30,7 +30,7 @@ const insertRecordColumns = `(
 // failure or crash between or inside them is harmless: the rows stay invisible until the position
 // covers them, and re-applying the batch from the unchanged position replaces them.
 func (s *Store) Apply(ctx context.Context, b index.Batch) error {
-	if err := checkBatch(b); err != nil {
+	if err := b.Check(); err != nil {
 		return fmt.Errorf("clickhouse: apply [%d,%d): %w", b.From, b.To, err)
 	}
 	if err := s.acquireWrite(ctx); err != nil {
@@ -178,47 +178,12 @@ WHERE (id, tenant) IN batch_keys AND log_index < ? ORDER BY log_index LIMIT 1`, 
 		seen[[2]string{tenant, id}], tenant, id, existing)
 }
 
-// Time bounds that UnixNano represents exactly; Entry.Time outside them cannot be indexed.
-var (
-	minTime = time.Unix(0, math.MinInt64)
-	maxTime = time.Unix(0, math.MaxInt64)
-)
-
 // DateTime's range: received is stored as a DateTime (seconds, unsigned 32 bits), the type the
 // partition key and TTL need on every server version.
 var (
 	minReceived = time.Unix(0, 0)
 	maxReceived = time.Unix(math.MaxUint32, 0)
 )
-
-// checkBatch rejects batches the indexer should never build: entries outside [From, To) or out of
-// order, missing records, and values the driver cannot store (log indexes beyond int64, like
-// SQLite, so both drivers accept the same batches; times beyond what UnixNano represents).
-// Failing loudly stops the indexer at the bad batch instead of storing a projection that
-// disagrees with the log.
-func checkBatch(b index.Batch) error {
-	if b.To < b.From || b.To > math.MaxInt64 {
-		return errors.New("invalid range")
-	}
-	if uint64(len(b.Entries)) > b.To-b.From {
-		return fmt.Errorf("%d entries do not fit in the range", len(b.Entries))
-	}
-	next := b.From
-	for i := range b.Entries {
-		e := &b.Entries[i]
-		if e.Index < next || e.Index >= b.To {
-			return fmt.Errorf("entry %d: index %d out of order or outside the range", i, e.Index)
-		}
-		next = e.Index + 1
-		if e.Record == nil {
-			return fmt.Errorf("entry %d (index %d): no record", i, e.Index)
-		}
-		if e.Time.Before(minTime) || e.Time.After(maxTime) {
-			return fmt.Errorf("entry %d (index %d): time %s out of range", i, e.Index, e.Time)
-		}
-	}
-	return nil
-}
 
 // received is the entry's receive time as stored: ReceivedAt, or the decision time when the
 // entry has none, clamped to DateTime's range. It only places the row in a partition and starts

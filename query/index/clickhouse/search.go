@@ -85,11 +85,11 @@ func (s *Store) searchFilters(q index.Query) (string, []any) {
 		b    strings.Builder
 		args []any
 	)
-	if !q.From.IsZero() && !q.From.Before(minTime) {
+	if !q.From.IsZero() && !q.From.Before(index.MinTime) {
 		b.WriteString(` AND time_ns >= ?`)
 		args = append(args, q.From.UnixNano())
 	}
-	if !q.To.IsZero() && !q.To.After(maxTime) {
+	if !q.To.IsZero() && !q.To.After(index.MaxTime) {
 		b.WriteString(` AND time_ns < ?`)
 		args = append(args, q.To.UnixNano())
 	}
@@ -213,8 +213,8 @@ func (s *Store) readRows(ctx context.Context, query string, args ...any) ([]inde
 }
 
 // outsideTime reports whether the window [from, to) lies wholly beyond the times an entry can
-// have (UnixNano's range, which checkBatch enforces): then the answer is empty, and the bound
+// have (UnixNano's range, which Batch.Check enforces): then the answer is empty, and the bound
 // must not reach SQL, where UnixNano of it would be undefined.
 func outsideTime(from, to time.Time) bool {
-	return (!from.IsZero() && from.After(maxTime)) || (!to.IsZero() && to.Before(minTime))
+	return (!from.IsZero() && from.After(index.MaxTime)) || (!to.IsZero() && to.Before(index.MinTime))
 }

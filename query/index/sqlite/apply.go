@@ -5,8 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"math"
-	"time"
 
 	sqlite3 "github.com/mattn/go-sqlite3"
 
@@ -29,7 +27,7 @@ const insertRecord = `INSERT INTO records (
 // b.From is the current position, and an error, changing nothing, if the batch is malformed or
 // one of its (tenant, id) pairs is already stored.
 func (s *Store) Apply(ctx context.Context, b index.Batch) error {
-	if err := checkBatch(b); err != nil {
+	if err := b.Check(); err != nil {
 		return fmt.Errorf("sqlite: apply [%d,%d): %w", b.From, b.To, err)
 	}
 	if err := s.acquireWrite(ctx); err != nil {
@@ -102,40 +100,6 @@ func readPosition(ctx context.Context, q queryRower) (uint64, error) {
 		return 0, fmt.Errorf("read position: %w", err)
 	}
 	return uint64(pos), nil
-}
-
-// Time bounds that UnixNano represents exactly; Entry.Time outside them cannot be indexed.
-var (
-	minTime = time.Unix(0, math.MinInt64)
-	maxTime = time.Unix(0, math.MaxInt64)
-)
-
-// checkBatch rejects batches the indexer should never build: entries outside [From, To) or out of
-// order, missing records, and values SQLite cannot store (log indexes beyond int64, times beyond
-// what UnixNano represents). Failing loudly stops the indexer at the bad batch instead of storing a
-// projection that disagrees with the log.
-func checkBatch(b index.Batch) error {
-	if b.To < b.From || b.To > math.MaxInt64 {
-		return errors.New("invalid range")
-	}
-	if uint64(len(b.Entries)) > b.To-b.From {
-		return fmt.Errorf("%d entries do not fit in the range", len(b.Entries))
-	}
-	next := b.From
-	for i := range b.Entries {
-		e := &b.Entries[i]
-		if e.Index < next || e.Index >= b.To {
-			return fmt.Errorf("entry %d: index %d out of order or outside the range", i, e.Index)
-		}
-		next = e.Index + 1
-		if e.Record == nil {
-			return fmt.Errorf("entry %d (index %d): no record", i, e.Index)
-		}
-		if e.Time.Before(minTime) || e.Time.After(maxTime) {
-			return fmt.Errorf("entry %d (index %d): time %s out of range", i, e.Index, e.Time)
-		}
-	}
-	return nil
 }
 
 // insertArgs returns insertRecord's arguments for e, in column order.

@@ -188,11 +188,11 @@ func userActionsQuery(q index.UserQuery, limit int) (string, []any) {
 	query := `SELECT log_index, record_hash, canonical FROM records
 WHERE tenant = ? AND user_id = ?`
 	args := []any{q.Tenant, q.UserID}
-	if !q.From.IsZero() && !q.From.Before(minTime) {
+	if !q.From.IsZero() && !q.From.Before(index.MinTime) {
 		query += ` AND time_ns >= ?`
 		args = append(args, q.From.UnixNano())
 	}
-	if !q.To.IsZero() && !q.To.After(maxTime) {
+	if !q.To.IsZero() && !q.To.After(index.MaxTime) {
 		query += ` AND time_ns < ?`
 		args = append(args, q.To.UnixNano())
 	}

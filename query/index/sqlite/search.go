@@ -42,11 +42,11 @@ func (s *Store) Records(ctx context.Context, q index.Query) ([]index.Row, error)
 		b.WriteString(` AND parent_id = ?`)
 		args = append(args, q.ParentID)
 	}
-	if !q.From.IsZero() && !q.From.Before(minTime) {
+	if !q.From.IsZero() && !q.From.Before(index.MinTime) {
 		b.WriteString(` AND time_ns >= ?`)
 		args = append(args, q.From.UnixNano())
 	}
-	if !q.To.IsZero() && !q.To.After(maxTime) {
+	if !q.To.IsZero() && !q.To.After(index.MaxTime) {
 		b.WriteString(` AND time_ns < ?`)
 		args = append(args, q.To.UnixNano())
 	}
@@ -106,11 +106,11 @@ func (s *Store) PolicyStats(ctx context.Context, tenant, policyID string, from, 
 	}
 	q := `SELECT effect, policy_version, COUNT(*) FROM records WHERE tenant = ? AND policy_id = ?`
 	args := []any{tenant, policyID}
-	if !from.IsZero() && !from.Before(minTime) {
+	if !from.IsZero() && !from.Before(index.MinTime) {
 		q += ` AND time_ns >= ?`
 		args = append(args, from.UnixNano())
 	}
-	if !to.IsZero() && !to.After(maxTime) {
+	if !to.IsZero() && !to.After(index.MaxTime) {
 		q += ` AND time_ns < ?`
 		args = append(args, to.UnixNano())
 	}
@@ -137,8 +137,8 @@ func (s *Store) PolicyStats(ctx context.Context, tenant, policyID string, from, 
 }
 
 // outsideTime reports whether the window [from, to) lies wholly beyond the times an entry can
-// have (UnixNano's range, which checkBatch enforces): then the answer is empty, and the bound
+// have (UnixNano's range, which Batch.Check enforces): then the answer is empty, and the bound
 // must not reach SQL, where UnixNano of it would be undefined.
 func outsideTime(from, to time.Time) bool {
-	return (!from.IsZero() && from.After(maxTime)) || (!to.IsZero() && to.Before(minTime))
+	return (!from.IsZero() && from.After(index.MaxTime)) || (!to.IsZero() && to.Before(index.MinTime))
 }
