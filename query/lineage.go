@@ -79,7 +79,7 @@ func (t *UserTree) nodes() []*ActionNode {
 //   - otherwise, if its parent action is in the answer, the parent's path, extended by this
 //     agent when it differs from the parent's (a planner spawning an executor);
 //   - otherwise the agent alone, directly under the user.
-func BuildUserTree(tenant string, user lineage.Person, rows []index.Row, truncated bool) *UserTree {
+func BuildUserTree(user lineage.Person, rows []index.Row, truncated bool) *UserTree {
 	t := &UserTree{User: user, Agents: []*AgentNode{}, Truncated: truncated}
 	byID := make(map[string]*lineage.Record, len(rows))
 	for i := range rows {

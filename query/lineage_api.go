@@ -264,7 +264,6 @@ func (a *API) userLineage(c *gin.Context) {
 	if !a.filters(c, &q) {
 		return
 	}
-	q.PolicyID = "" // a user query may narrow by policy only through the policy endpoint
 	var out UserLineage
 	rows, cp, ok := a.search(c, q, &out.Answer)
 	if !ok {
@@ -274,7 +273,7 @@ func (a *API) userLineage(c *gin.Context) {
 	if len(rows) > 0 {
 		person = rows[0].Record.User
 	}
-	out.UserTree = BuildUserTree(q.Tenant, person, rows, out.NextCursor != "")
+	out.UserTree = BuildUserTree(person, rows, out.NextCursor != "")
 	if !a.withProofs(c, cp, out.UserTree.nodes()) {
 		return
 	}

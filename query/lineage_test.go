@@ -27,7 +27,7 @@ func TestBuildUserTree(t *testing.T) {
 		row(5, "o1", "critic", "missing"),                  // parent outside the answer: top level
 		row(6, "d1", "sub", "", "sub", "exec2", "planner"), // three-level act chain
 	}
-	tree := BuildUserTree("acme", lineage.Person{ID: "alice"}, rows, false)
+	tree := BuildUserTree(lineage.Person{ID: "alice"}, rows, false)
 	if tree.Actions != len(rows) {
 		t.Fatalf("actions = %d", tree.Actions)
 	}
@@ -62,7 +62,7 @@ func TestBuildUserTree(t *testing.T) {
 
 func TestBuildUserTreeParentCycle(t *testing.T) {
 	rows := []index.Row{row(0, "a", "x", "b"), row(1, "b", "y", "a")}
-	tree := BuildUserTree("acme", lineage.Person{ID: "alice"}, rows, false)
+	tree := BuildUserTree(lineage.Person{ID: "alice"}, rows, false)
 	if tree.Actions != 2 {
 		t.Fatalf("a parent cycle lost actions: %d", tree.Actions)
 	}
