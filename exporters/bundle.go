@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/lineage-audit/lineage/internal/atomicfile"
 )
 
 // The evidence bundle is a ZIP archive:
@@ -94,7 +96,7 @@ func writeBundle(path string, manifest []byte, root string, files []ManifestFile
 		err = os.Rename(tmp, path)
 	}
 	if err == nil {
-		err = syncDir(filepath.Dir(path))
+		err = atomicfile.SyncDir(filepath.Dir(path))
 	}
 	if err != nil {
 		return sum, 0, fmt.Errorf("exporters: bundle %s: %w", filepath.Base(path), err)

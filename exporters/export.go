@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lineage-audit/lineage/internal/atomicfile"
 	"github.com/lineage-audit/lineage/ledger"
 	"golang.org/x/mod/sumdb/note"
 )
@@ -282,7 +283,7 @@ func (x *exportRun) finish(ctx context.Context) (*Result, error) {
 		res.Files = append(res.Files, FileInfo{Name: name, Size: f.Size, SHA256: hex.EncodeToString(f.SHA256[:])})
 	}
 	res.Files = append(res.Files, FileInfo{Name: bundle, Size: size, SHA256: res.BundleSHA256})
-	if err := syncDir(x.dir); err != nil {
+	if err := atomicfile.SyncDir(x.dir); err != nil {
 		return nil, fmt.Errorf("exporters: %w", err)
 	}
 	return res, nil

@@ -103,13 +103,3 @@ func syncFile(path string) error {
 	defer f.Close()
 	return f.Sync()
 }
-
-// syncDir fsyncs a directory, making the creation and renames of its entries durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}

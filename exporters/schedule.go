@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/lineage-audit/lineage/exporters/cron"
+	"github.com/lineage-audit/lineage/internal/atomicfile"
 )
 
 // The schedule file is JSON (unknown fields refused):
@@ -203,7 +204,7 @@ func (s *Service) saveState() {
 	b, err := json.MarshalIndent(s.state, "", " ")
 	s.mu.Unlock()
 	if err == nil {
-		err = writeFileAtomic(s.stateFile(), b)
+		err = atomicfile.WriteFile(s.stateFile(), b, 0o640)
 	}
 	if err != nil {
 		s.log.Error("export schedule state not saved", "err", err)

@@ -18,6 +18,7 @@ import (
 
 	lineage "github.com/lineage-audit/lineage"
 	"github.com/lineage-audit/lineage/exporters/cron"
+	"github.com/lineage-audit/lineage/internal/atomicfile"
 	"github.com/lineage-audit/lineage/ledger"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/mod/sumdb/note"
@@ -353,30 +354,7 @@ func (s *Service) saveJob(j *Job) error {
 	if err := os.MkdirAll(filepath.Join(s.c.Dir, j.ID), 0o750); err != nil {
 		return err
 	}
-	return writeFileAtomic(s.jobFile(j.ID), b)
-}
-
-func writeFileAtomic(path string, b []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return syncDir(filepath.Dir(path))
+	return atomicfile.WriteFile(s.jobFile(j.ID), b, 0o640)
 }
 
 // maxJobFile bounds a job.json read at start-up.

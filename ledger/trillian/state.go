@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"syscall"
 
+	"github.com/lineage-audit/lineage/internal/atomicfile"
 	"github.com/lineage-audit/lineage/ledger"
 	"golang.org/x/mod/sumdb/note"
 )
@@ -71,7 +72,7 @@ func (s *stateDir) readCheckpoint() (ledger.Checkpoint, bool, error) {
 
 // writeCheckpoint persists a signed checkpoint before it is published.
 func (s *stateDir) writeCheckpoint(n []byte) error {
-	return writeFileAtomic(filepath.Join(s.dir, checkpointFile), n)
+	return atomicfile.WriteFile(filepath.Join(s.dir, checkpointFile), n, 0o600)
 }
 
 func (s *stateDir) leaf0Path(treeID int64) string {
@@ -92,48 +93,12 @@ func (s *stateDir) readLeaf0(treeID int64) ([]byte, bool, error) {
 
 // writeLeaf0 saves the entry about to be sent for index 0 (see recoverSize for why).
 func (s *stateDir) writeLeaf0(treeID int64, entry []byte) error {
-	return writeFileAtomic(s.leaf0Path(treeID), entry)
+	return atomicfile.WriteFile(s.leaf0Path(treeID), entry, 0o600)
 }
 
 func (s *stateDir) removeLeaf0(treeID int64) error {
 	if err := os.Remove(s.leaf0Path(treeID)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("trillian: remove index-0 copy: %w", err)
-	}
-	return nil
-}
-
-// writeFileAtomic replaces path with data so that after a crash the file holds either the old
-// or the new content, never a torn mix, and the new content survives once this returns: the
-// data is written to a temporary file and fsynced, renamed over path, and the directory is
-// fsynced so the rename itself is durable.
-func writeFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("trillian: write %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name()) // no-op after a successful rename
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("trillian: write %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("trillian: sync %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("trillian: close %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("trillian: rename %s: %w", path, err)
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("trillian: open dir %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("trillian: sync dir %s: %w", dir, err)
 	}
 	return nil
 }
