@@ -1,7 +1,8 @@
 // Package testenv starts real external servers for tests: Lineage's tests run against the real
-// engines (STYLE habit 7), never mocks. Each Start function brings up a private instance on free
-// loopback ports and tears it down with the test; StartTrillian, for one, runs a private MariaDB
-// plus Trillian's log server and signer.
+// engines, never mocks (docs/ARCHITECTURE.md, "Testing"). Each Start function brings up a private
+// instance on free loopback ports and tears it down with the test: StartTrillian runs a private
+// MariaDB plus Trillian's log server and signer, StartClickHouse a ClickHouse server, and
+// StartOIDCProvider an OpenID provider process (internal/testenv/oidcop).
 //
 // It is a normal (non-_test) package so that the tests of every package (ledger/trillian, ingest,
 // the end-to-end tests) can share it. Expensive preparation is done once per machine and cached

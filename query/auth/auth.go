@@ -2,7 +2,7 @@
 //
 // A Principal has roles (publisher, auditor, compliance, admin) and the tenants it may see.
 // Credentials are API keys (random bearer tokens; only their SHA-256 is stored, in a key file)
-// and, later, OIDC bearer tokens. Every handler asks the Principal, never the request, so
+// and OIDC bearer tokens (oidc.go). Every handler asks the Principal, never the request, so
 // tenant isolation is decided in one place.
 //
 // Without any credentials configured, lineaged only listens on loopback and every local caller
