@@ -22,6 +22,11 @@ const (
 	// CodeInvalidValue: a member of the right type whose value breaks a rule of the schema
 	// (format, length, enumeration, item count, number precision).
 	CodeInvalidValue = "invalid_value"
+	// CodeControlCharacter: a string holds a character that could deceive the person reading it
+	// on a terminal or a page: a control character, a bidirectional override or, in an
+	// identifier, an invisible or line-breaking one (the rules are next to Record, in record.go).
+	// Field names the member, down into policy_context and identity_object.
+	CodeControlCharacter = "control_character"
 )
 
 // DecodeError says why a record was rejected: a stable Code, the dotted path of the offending

@@ -220,7 +220,8 @@ func TestDecodeRecordAccepts(t *testing.T) {
 		{"nulls for optional members", with(`"role":null,"delegation":null,"policy_context":null,"parent_id":null,` +
 			`"trace":null,"ai_system":null,"human_oversight":null,"safeguards":null,"identity_object":null`)},
 		{"empty optional objects and lists", with(`"delegation":{},"trace":{},"safeguards":[]`)},
-		{"escapes", edit(`"crm"`, `"\u0063rm\/\t\"\\\u00e9\ud83d\ude00"`)},
+		{"escapes", edit(`"crm"`, `"\u0063rm\/\"\\\u00e9\ud83d\ude00"`)},
+		{"escaped line breaks in prose", edit(`"version":"1"}`, `"version":"1"},"reason":"\u0063rm\/\t\"\\\u00e9\ud83d\ude00\n\r"`)},
 		{"escaped known key", edit(`"tenant"`, `"\u0074enant"`)},
 		{"max depth", with(`"policy_context":{"a":` + nest(30) + `}`)},
 		{"max items", with(`"delegation":{"actors":` + strs("a", MaxActors) + `,"scope":` + strs("s", MaxScopeItems) + `}`)},
@@ -299,7 +300,7 @@ func fullRecord() *Record {
 		Role:   "planner",
 		Action: Action{Type: "tool.call", Target: "crm.lookup <customer> & \"quotes\""},
 		Decision: Decision{Effect: EffectModify, Policy: Policy{ID: "pol", Version: "v1"},
-			Reason: "redacted PII\n\tline two \u2028 é 😀 \x01"},
+			Reason: "redacted PII\n\tline two\r\n \u2028 é 😀 \u200d"},
 		Delegation: &Delegation{TokenID: "jti-1", Issuer: "https://login.example", Mechanism: "rfc8693",
 			Scope: []string{"crm:read", "loans:draft"}, IssuedAt: "2026-03-02T09:10:00Z",
 			ExpiresAt: "2026-03-02T10:10:00Z", Actors: []string{"agent-b", "agent-a"}},
@@ -492,5 +493,157 @@ func TestDecodeRejectsTimesOutsideTheIndexableWindow(t *testing.T) {
 		if !errors.As(err, &de) || de.Code != CodeInvalidValue || de.Field != "time" {
 			t.Errorf("time %s: err = %v, want invalid_value on time", ts, err)
 		}
+	}
+}
+
+// hostileID is the identity from the security report: it clears the screen and prints a red
+// "FAKE OK" when a terminal shows it.
+const hostileID = "eve\u001b[2J\u001b[31mFAKE OK\u001b[0m"
+
+func TestDecodeRejectsControlCharacters(t *testing.T) {
+	q := func(s string) string { b, _ := json.Marshal(s); return string(b) }
+	tests := []struct {
+		name, in, field string
+	}{
+		{"ESC in user id", edit(`"id":"u1"`, `"id":`+q(hostileID)), "user.id"},
+		{"escaped ESC in user id", edit(`"id":"u1"`, `"id":"eve\u001b[2J"`), "user.id"},
+		{"newline in user id", edit(`"id":"u1"`, `"id":"eve\nOK: record acme/r1 is entry 1"`), "user.id"},
+		{"carriage return in agent id", edit(`"id":"agent-1"`, `"id":"agent\rroot"`), "agent.id"},
+		{"tab in user issuer", edit(`"issuer":"https://idp"`, `"issuer":"https://idp\t"`), "user.issuer"},
+		{"NUL in source id", edit(`"id":"gw"`, `"id":"gw\u0000"`), "source.id"},
+		{"DEL in source type", edit(`"ai-gateway"`, `"ai-gateway\u007f"`), "source.type"},
+		{"C1 CSI in action target", edit(`"crm"`, `"crm\u009b2J"`), "action.target"},
+		{"raw C1 NEL in action type", edit(`"tool.call"`, "\"tool\u0085call\""), "action.type"},
+		{"RLO in agent id", edit(`"id":"agent-1"`, `"id":"agent-\u202egpj.exe"`), "agent.id"},
+		{"RLI in user id", edit(`"id":"u1"`, `"id":"u\u20671"`), "user.id"},
+		{"PDI in user id", edit(`"id":"u1"`, `"id":"u\u20691"`), "user.id"},
+		{"LRM in policy id", edit(`"id":"p"`, `"id":"p\u200e"`), "decision.policy.id"},
+		{"RLM in policy version", edit(`"version":"1"`, `"version":"1\u200f"`), "decision.policy.version"},
+		{"ALM in tenant-like id", edit(`"id":"u1"`, `"id":"u\u061c1"`), "user.id"},
+		{"zero-width space in user id", edit(`"id":"u1"`, `"id":"u\u200b1"`), "user.id"},
+		{"zero-width joiner in agent id", edit(`"id":"agent-1"`, `"id":"agent\u200d-1"`), "agent.id"},
+		{"BOM in user id", edit(`"id":"u1"`, `"id":"\ufeffu1"`), "user.id"},
+		{"line separator in agent id", edit(`"id":"agent-1"`, `"id":"agent\u2028-1"`), "agent.id"},
+		{"paragraph separator in role", with(`"role":"planner\u2029"`), "role"},
+		{"tag character in user id", edit(`"id":"u1"`, `"id":"u1\udb40\udc41"`), "user.id"},
+		{"ESC in record id", edit(`"id":"r1"`, `"id":"r\u001b1"`), "id"},
+		{"ESC in parent id", with(`"parent_id":"r\u001b0"`), "parent_id"},
+		{"newline in tenant", edit(`"tenant":"acme"`, `"tenant":"acme\n"`), "tenant"},
+		{"ESC in model name", edit(`"agent":{"id":"agent-1"}`, `"agent":{"id":"agent-1","model":{"name":"c\u001b"}}`), "agent.model.name"},
+		{"newline in token id", with(`"delegation":{"token_id":"jti\n1"}`), "delegation.token_id"},
+		{"ESC in delegation issuer", with(`"delegation":{"issuer":"i\u001b"}`), "delegation.issuer"},
+		{"RLO in scope", with(`"delegation":{"scope":["read","write\u202e"]}`), "delegation.scope[1]"},
+		{"newline in actor", with(`"delegation":{"actors":["a","b\nc"]}`), "delegation.actors[1]"},
+		{"ESC in trace id", with(`"trace":{"trace_id":"t\u001b"}`), "trace.trace_id"},
+		{"ESC in ai_system id", with(`"ai_system":{"id":"s\u001b"}`), "ai_system.id"},
+		{"ESC in reviewer id", with(`"human_oversight":{"reviewer":{"id":"e\u001b","issuer":"i"},"outcome":"ok"}`), "human_oversight.reviewer.id"},
+		{"newline in outcome", with(`"human_oversight":{"reviewer":{"id":"e","issuer":"i"},"outcome":"ok\nforged"}`), "human_oversight.outcome"},
+		{"ESC in safeguard", with(`"safeguards":["pii","x\u001b[0m"]`), "safeguards[1]"},
+		// Prose keeps line breaks, but not escapes, other controls or bidi overrides.
+		{"ESC in reason", edit(`"version":"1"}`, `"version":"1"},"reason":"ok\u001b[2J"`), "decision.reason"},
+		{"backspace in reason", edit(`"version":"1"}`, `"version":"1"},"reason":"ok\b\b"`), "decision.reason"},
+		{"C1 in reason", edit(`"version":"1"}`, `"version":"1"},"reason":"ok\u0090"`), "decision.reason"},
+		{"RLO in ai_system name", with(`"ai_system":{"id":"s","name":"\u202eevil"}`), "ai_system.name"},
+		{"LRI in use case", with(`"ai_system":{"id":"s","use_case":"\u2066x"}`), "ai_system.use_case"},
+		{"ESC in policy_context value", with(`"policy_context":{"a":{"b":[1,"x\u001b[2J"]}}`), "policy_context.a.b[1]"},
+		{"form feed in policy_context", with(`"policy_context":{"a":"\f"}`), "policy_context.a"},
+		{"RLO in policy_context", with(`"policy_context":{"x":1,"note":"\u202e"}`), "policy_context.note"},
+		{"ESC in policy_context name", with(`"policy_context":{"k":{"\u001b[2J":1}}`), "policy_context.k"},
+		{"ESC in identity_object string", with(`"identity_object":"Bearer \u001b"`), "identity_object"},
+		{"C1 in identity_object claim", with(`"identity_object":{"sub":"u1","act":{"sub":"\u009b"}}`), "identity_object.act.sub"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := DecodeRecord([]byte(tt.in))
+			if err == nil {
+				t.Fatalf("DecodeRecord accepted the record (%+v)", r)
+			}
+			var de *DecodeError
+			if !errors.As(err, &de) || de.Code != CodeControlCharacter || de.Field != tt.field {
+				t.Fatalf("got %v, want %s at %q", err, CodeControlCharacter, tt.field)
+			}
+			// The reason must itself be safe to show: quarantine listings print it.
+			if msg := err.Error(); Printable(msg) != msg {
+				t.Errorf("error message %q holds characters Printable escapes", msg)
+			}
+		})
+	}
+}
+
+func TestDecodeAcceptsProseAndUnicode(t *testing.T) {
+	for _, in := range []string{
+		edit(`"version":"1"}`, `"version":"1"},"reason":"line one\nline two\r\n\ttabbed \u2028 \u200d\ud83d\udc68\u200d\ud83d\udc69"`),
+		with(`"ai_system":{"id":"s","name":"Kreditprüfung Größe","use_case":"عربى و English"}`),
+		with(`"policy_context":{"prompt":"a\nb\tc","name\nwith break":"\r"}`),
+		edit(`"id":"u1"`, `"id":"José Ñúñez <jose@example.com>"`),
+		edit(`"id":"agent-1"`, `"id":"spiffe://example/ns/x/sa/планировщик"`),
+		edit(`"crm"`, `"crm.lookup <customer> & \"quotes\" \\ 😀"`),
+	} {
+		r, err := DecodeRecord([]byte(in))
+		if err != nil {
+			t.Errorf("%s: %v", in, err)
+			continue
+		}
+		assertStable(t, r)
+	}
+}
+
+func TestValidateRejectsControlCharacters(t *testing.T) {
+	tests := []struct {
+		name   string
+		modify func(r *Record)
+		field  string
+	}{
+		{"hostile user id", func(r *Record) { r.User.ID = hostileID }, "user.id"},
+		{"newline in reviewer", func(r *Record) { r.HumanOversight.Reviewer.ID = "emp-1\nemp-2" }, "human_oversight.reviewer.id"},
+		{"RLO in actor", func(r *Record) { r.Delegation.Actors = []string{"a", "b\u202e"} }, "delegation.actors[1]"},
+		{"C1 in reason", func(r *Record) { r.Decision.Reason = "x\u009b" }, "decision.reason"},
+		{"ESC in policy_context", func(r *Record) { r.PolicyContext = json.RawMessage(`{"a":["\u001b"]}`) }, "policy_context.a[0]"},
+		{"RLO in identity_object", func(r *Record) { r.IdentityObject = json.RawMessage(`"\u202e"`) }, "identity_object"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := fullRecord()
+			tt.modify(r)
+			var de *DecodeError
+			if err := r.Validate(); !errors.As(err, &de) || de.Code != CodeControlCharacter || de.Field != tt.field {
+				t.Fatalf("Validate() = %v, want %s at %q", err, CodeControlCharacter, tt.field)
+			}
+		})
+	}
+}
+
+// TestDecodeLoggedReadsOlderEntries: a record logged before the character rule still decodes
+// from the ledger, while every older rule still applies.
+func TestDecodeLoggedReadsOlderEntries(t *testing.T) {
+	q, _ := json.Marshal(hostileID)
+	old := []byte(edit(`"id":"u1"`, `"id":`+string(q)))
+	if _, err := DecodeRecord(old); err == nil {
+		t.Fatal("DecodeRecord accepted the hostile record")
+	}
+	r, err := decodeLogged(old)
+	if err != nil {
+		t.Fatalf("decodeLogged: %v", err)
+	}
+	if r.User.ID != hostileID {
+		t.Errorf("user.id = %q", r.User.ID)
+	}
+	bad := []byte(strings.Replace(string(old), `"effect":"allow"`, `"effect":"maybe"`, 1))
+	var de *DecodeError
+	if _, err := decodeLogged(bad); !errors.As(err, &de) || de.Code != CodeInvalidValue || de.Field != "decision.effect" {
+		t.Errorf("decodeLogged of a record breaking an older rule = %v, want invalid_value at decision.effect", err)
+	}
+	if _, err := decodeLogged([]byte(minimal + "x")); err == nil {
+		t.Error("decodeLogged accepted trailing data")
+	}
+	// The ledger's reader goes through decodeLogged: an entry logged before the character
+	// rule still opens (and so indexes, verifies and exports).
+	oldCanonical, err := r.Canonical()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := DecodeEnvelope(NewEnvelope(oldCanonical, time.Unix(0, 0), false))
+	if err != nil || e.Record.User.ID != hostileID {
+		t.Fatalf("DecodeEnvelope of an older entry with a control character: %v", err)
 	}
 }

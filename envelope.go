@@ -69,7 +69,7 @@ func DecodeEnvelope(entry []byte) (*Envelope, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lineage: envelope: %w", err)
 	}
-	if e.Record, err = DecodeRecord(e.Canonical); err != nil {
+	if e.Record, err = decodeLogged(e.Canonical); err != nil {
 		return nil, fmt.Errorf("lineage: envelope: record: %w", err)
 	}
 	canon, err := e.Record.Canonical()

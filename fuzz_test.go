@@ -11,7 +11,7 @@ import (
 
 var decodeCodes = map[string]bool{
 	CodeTooLarge: true, CodeTooDeep: true, CodeInvalidJSON: true, CodeDuplicateKey: true,
-	CodeUnknownField: true, CodeWrongType: true, CodeMissingField: true, CodeInvalidValue: true,
+	CodeUnknownField: true, CodeWrongType: true, CodeMissingField: true, CodeInvalidValue: true, CodeControlCharacter: true,
 }
 
 // FuzzDecodeRecord checks that DecodeRecord never panics, fails only with a *DecodeError carrying

@@ -19,6 +19,24 @@ const SchemaV1 = "lineage.decision/v1"
 //
 // The Go type mirrors schema/decision-v1.json field for field; DecodeRecord is the only supported
 // way to build one from untrusted bytes.
+//
+// What the strings may hold. Records are read by people, on terminals and pages, so a string
+// must not be able to move the cursor, recolour or clear the screen, start a forged line, reorder
+// the text around it or make two different ids look alike. Ingest rejects such a record with
+// CodeControlCharacter and the field's path:
+//   - Identifiers and labels, that is every string member except the three prose members below
+//     (id, tenant, source, user, agent and its model, role, action, policy, delegation token
+//     id, issuer, mechanism, scope and actors, parent_id, trace, ai_system id and risk_class,
+//     human_oversight reviewer and outcome, safeguards), are single-line: no C0 control or DEL,
+//     no C1 control, no bidirectional mark, embedding, override or isolate, no zero-width or
+//     other invisible format character, no line or paragraph separator, no tag character.
+//   - Prose (decision.reason, ai_system.name, ai_system.use_case, and every member name and
+//     string inside policy_context and identity_object) may hold tab, line feed and carriage
+//     return, and any other character except the remaining C0 controls, DEL, C1 controls and
+//     the bidirectional formatting characters.
+//
+// text.go lists the exact code points. Whatever a record holds, and an entry logged before these
+// rules may hold anything, is shown to people through Printable, which makes the rest visible.
 type Record struct {
 	Schema   string   `json:"schema"`
 	ID       string   `json:"id"`

@@ -2,6 +2,7 @@ package lineage
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -25,9 +26,35 @@ import (
 // human_oversight.time are RFC 3339; decision.effect is allow, deny, modify or escalate; ids are
 // at most MaxIDLen bytes, user, reviewer, agent and actor ids at most MaxPrincipalIDLen, any other
 // string at most MaxStringLen; delegation.scope, delegation.actors and safeguards hold at most
-// MaxScopeItems, MaxActors and MaxSafeguards non-empty strings.
+// MaxScopeItems, MaxActors and MaxSafeguards non-empty strings. No string may hold a character
+// that could deceive a reader (CodeControlCharacter): identifiers and labels no control,
+// invisible formatting or line-separator character, prose (decision.reason, ai_system.name,
+// ai_system.use_case and the strings inside policy_context and identity_object) no control
+// character but tab, line feed and carriage return and no bidirectional formatting character;
+// the exact sets are in text.go.
 func (r *Record) Validate() error {
 	return r.validate(true)
+}
+
+// decodeLogged decodes a record read back from the ledger. It applies every rule of
+// DecodeRecord except the character rule (CodeControlCharacter), which is younger than the
+// ledger: an entry logged before it must still decode, verify and index, and is shown through
+// Printable. DecodeEnvelope uses it.
+func decodeLogged(data []byte) (*Record, error) {
+	r, err := DecodeRecord(data)
+	var de *DecodeError
+	if err == nil || !errors.As(err, &de) || de.Code != CodeControlCharacter {
+		return r, err
+	}
+	// Only the value rules report CodeControlCharacter, and they run last: the pre-scan, the
+	// decoding and the size bound have passed, so what is left is to check the other rules.
+	if r, err = DecodeTrusted(data); err != nil {
+		return nil, err
+	}
+	if err := r.check(false, false); err != nil {
+		return nil, err
+	}
+	return r, nil
 }
 
 // ParsedTime returns the decision time. Records keep the time as the publisher wrote it (that
@@ -44,6 +71,7 @@ func (r *Record) ParsedTime() (time.Time, error) {
 // keeps validate a flat list in schema order.
 type checker struct {
 	goBuilt bool // the record did not come from DecodeRecord
+	chars   bool // apply the character rules (CodeControlCharacter)
 	err     *DecodeError
 }
 
@@ -68,9 +96,37 @@ func (c *checker) str(field, s string, required bool, max int) {
 	}
 }
 
+// ident checks an identifier or label: str, then no control, invisible formatting or
+// line-separator character (identForbidden).
+func (c *checker) ident(field, s string, required bool, max int) {
+	c.str(field, s, required, max)
+	c.forbid(field, s, true)
+}
+
+// text checks prose: str, then no control character but tab, line feed and carriage return,
+// and no bidirectional formatting character (textForbidden).
+func (c *checker) text(field, s string, required bool, max int) {
+	c.str(field, s, required, max)
+	c.forbid(field, s, false)
+}
+
+// forbid applies the character rule of an identifier (ident) or of prose to s.
+func (c *checker) forbid(field, s string, ident bool) {
+	if c.err != nil || !c.chars {
+		return
+	}
+	forbidden := textForbidden
+	if ident {
+		forbidden = identForbidden
+	}
+	if r, at := findForbidden(s, forbidden); at >= 0 {
+		c.fail(controlError(field, r, at, ident))
+	}
+}
+
 // id checks an identifier that becomes a NATS message id and a lookup key.
 func (c *checker) id(field, s string, required bool) {
-	c.str(field, s, required, MaxIDLen)
+	c.ident(field, s, required, MaxIDLen)
 	if c.err != nil {
 		return
 	}
@@ -105,8 +161,17 @@ var (
 	MaxTime = time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)
 )
 
+// ValidTenant reports whether s is a tenant name records may carry: ^[a-z0-9][a-z0-9_-]{0,62}$
+// (a tenant becomes a NATS subject token). Tools that take a tenant name (API keys, source keys)
+// check it with this rule, so they cannot name a tenant no record could belong to.
+func ValidTenant(s string) bool {
+	c := checker{chars: true}
+	c.tenant(s)
+	return c.err == nil
+}
+
 func (c *checker) tenant(s string) {
-	c.str("tenant", s, true, 63)
+	c.ident("tenant", s, true, 63)
 	if c.err != nil {
 		return
 	}
@@ -132,6 +197,7 @@ func (c *checker) effect(s string) {
 	}
 }
 
+// list checks a list of identifiers or labels.
 func (c *checker) list(field string, items []string, maxItems, maxLen int) {
 	if c.err != nil {
 		return
@@ -150,13 +216,23 @@ func (c *checker) list(field string, items []string, maxItems, maxLen int) {
 			c.str(item(), s, true, maxLen)
 			return
 		}
+		if c.chars {
+			if r, at := findForbidden(s, identForbidden); at >= 0 {
+				c.fail(controlError(item(), r, at, true))
+				return
+			}
+		}
 	}
 }
 
 // freeForm checks policy_context or identity_object on a record built in Go; DecodeRecord has
 // already checked and canonicalized them.
 func (c *checker) freeForm(field string, raw json.RawMessage, kinds string) {
-	if c.err != nil || !c.goBuilt || len(raw) == 0 {
+	if c.err != nil || len(raw) == 0 {
+		return
+	}
+	if !c.goBuilt {
+		c.freeChars(field, raw) // DecodeRecord stored the canonical form
 		return
 	}
 	if err := checkIJSON(raw, field, 1, kinds); err != nil {
@@ -170,11 +246,29 @@ func (c *checker) freeForm(field string, raw json.RawMessage, kinds string) {
 	}
 	if len(canon) > MaxFreeFormSize {
 		c.fail(invalid(field, "canonical form is "+strconv.Itoa(len(canon))+" bytes, the limit is "+strconv.Itoa(MaxFreeFormSize)))
+		return
+	}
+	c.freeChars(field, canon)
+}
+
+// freeChars applies the prose character rule to every member name and string in the canonical
+// form of a free-form member.
+func (c *checker) freeChars(field string, canon []byte) {
+	if !c.chars {
+		return
+	}
+	if err := scanFree(field, canon); err != nil {
+		c.fail(err)
 	}
 }
 
 func (r *Record) validate(goBuilt bool) error {
-	c := checker{goBuilt: goBuilt}
+	return r.check(goBuilt, true)
+}
+
+// check applies the rules; chars false leaves out the character rules (for decodeLogged).
+func (r *Record) check(goBuilt, chars bool) error {
+	c := checker{goBuilt: goBuilt, chars: chars}
 	if r.Schema != SchemaV1 {
 		c.str("schema", r.Schema, true, MaxStringLen)
 		c.fail(invalid("schema", "must be "+strconv.Quote(SchemaV1)))
@@ -182,27 +276,27 @@ func (r *Record) validate(goBuilt bool) error {
 	c.id("id", r.ID, true)
 	c.timestamp("time", r.Time, true)
 	c.tenant(r.Tenant)
-	c.str("source.id", r.Source.ID, true, MaxIDLen)
-	c.str("source.type", r.Source.Type, true, MaxStringLen)
-	c.str("user.id", r.User.ID, true, MaxPrincipalIDLen)
-	c.str("user.issuer", r.User.Issuer, true, MaxStringLen)
-	c.str("agent.id", r.Agent.ID, true, MaxPrincipalIDLen)
+	c.ident("source.id", r.Source.ID, true, MaxIDLen)
+	c.ident("source.type", r.Source.Type, true, MaxStringLen)
+	c.ident("user.id", r.User.ID, true, MaxPrincipalIDLen)
+	c.ident("user.issuer", r.User.Issuer, true, MaxStringLen)
+	c.ident("agent.id", r.Agent.ID, true, MaxPrincipalIDLen)
 	if m := r.Agent.Model; m != nil {
-		c.str("agent.model.provider", m.Provider, false, MaxStringLen)
-		c.str("agent.model.name", m.Name, false, MaxStringLen)
-		c.str("agent.model.version", m.Version, false, MaxStringLen)
+		c.ident("agent.model.provider", m.Provider, false, MaxStringLen)
+		c.ident("agent.model.name", m.Name, false, MaxStringLen)
+		c.ident("agent.model.version", m.Version, false, MaxStringLen)
 	}
-	c.str("role", r.Role, false, MaxStringLen)
-	c.str("action.type", r.Action.Type, true, MaxStringLen)
-	c.str("action.target", r.Action.Target, true, MaxStringLen)
+	c.ident("role", r.Role, false, MaxStringLen)
+	c.ident("action.type", r.Action.Type, true, MaxStringLen)
+	c.ident("action.target", r.Action.Target, true, MaxStringLen)
 	c.effect(r.Decision.Effect)
-	c.str("decision.policy.id", r.Decision.Policy.ID, true, MaxIDLen)
-	c.str("decision.policy.version", r.Decision.Policy.Version, true, MaxStringLen)
-	c.str("decision.reason", r.Decision.Reason, false, MaxStringLen)
+	c.ident("decision.policy.id", r.Decision.Policy.ID, true, MaxIDLen)
+	c.ident("decision.policy.version", r.Decision.Policy.Version, true, MaxStringLen)
+	c.text("decision.reason", r.Decision.Reason, false, MaxStringLen)
 	if g := r.Delegation; g != nil {
-		c.str("delegation.token_id", g.TokenID, false, MaxIDLen)
-		c.str("delegation.issuer", g.Issuer, false, MaxStringLen)
-		c.str("delegation.mechanism", g.Mechanism, false, MaxStringLen)
+		c.ident("delegation.token_id", g.TokenID, false, MaxIDLen)
+		c.ident("delegation.issuer", g.Issuer, false, MaxStringLen)
+		c.ident("delegation.mechanism", g.Mechanism, false, MaxStringLen)
 		c.list("delegation.scope", g.Scope, MaxScopeItems, MaxStringLen)
 		c.timestamp("delegation.issued_at", g.IssuedAt, false)
 		c.timestamp("delegation.expires_at", g.ExpiresAt, false)
@@ -211,19 +305,19 @@ func (r *Record) validate(goBuilt bool) error {
 	c.freeForm("policy_context", r.PolicyContext, "{")
 	c.id("parent_id", r.ParentID, false)
 	if t := r.Trace; t != nil {
-		c.str("trace.trace_id", t.TraceID, false, MaxIDLen)
-		c.str("trace.span_id", t.SpanID, false, MaxIDLen)
+		c.ident("trace.trace_id", t.TraceID, false, MaxIDLen)
+		c.ident("trace.span_id", t.SpanID, false, MaxIDLen)
 	}
 	if a := r.AISystem; a != nil {
-		c.str("ai_system.id", a.ID, true, MaxIDLen)
-		c.str("ai_system.name", a.Name, false, MaxStringLen)
-		c.str("ai_system.risk_class", a.RiskClass, false, MaxStringLen)
-		c.str("ai_system.use_case", a.UseCase, false, MaxStringLen)
+		c.ident("ai_system.id", a.ID, true, MaxIDLen)
+		c.text("ai_system.name", a.Name, false, MaxStringLen)
+		c.ident("ai_system.risk_class", a.RiskClass, false, MaxStringLen)
+		c.text("ai_system.use_case", a.UseCase, false, MaxStringLen)
 	}
 	if h := r.HumanOversight; h != nil {
-		c.str("human_oversight.reviewer.id", h.Reviewer.ID, true, MaxPrincipalIDLen)
-		c.str("human_oversight.reviewer.issuer", h.Reviewer.Issuer, true, MaxStringLen)
-		c.str("human_oversight.outcome", h.Outcome, true, MaxStringLen)
+		c.ident("human_oversight.reviewer.id", h.Reviewer.ID, true, MaxPrincipalIDLen)
+		c.ident("human_oversight.reviewer.issuer", h.Reviewer.Issuer, true, MaxStringLen)
+		c.ident("human_oversight.outcome", h.Outcome, true, MaxStringLen)
 		c.timestamp("human_oversight.time", h.Time, false)
 	}
 	c.list("safeguards", r.Safeguards, MaxSafeguards, MaxStringLen)

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -61,9 +62,11 @@ func WriteKeyPair(path, skey, vkey string) error {
 }
 
 // LoadOrCreateSigner reads the signing key at path, creating a key for origin there if no file
-// exists yet. It returns the signer and its verifier string.
+// exists yet (mode 0600, in a directory created 0700). It returns the signer and its verifier
+// string. It refuses a key file that other users may read or write (any group or other
+// permission bit): whoever reads the key can sign checkpoints for a forged log.
 func LoadOrCreateSigner(path, origin string) (note.Signer, string, error) {
-	b, err := os.ReadFile(path)
+	b, err := readPrivateFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		skey, vkey, err := GenerateKey(origin)
 		if err != nil {
@@ -86,6 +89,30 @@ func LoadOrCreateSigner(path, origin string) (note.Signer, string, error) {
 		return nil, "", err
 	}
 	return s, vkey, nil
+}
+
+// errKeyMode is wrapped by LoadOrCreateSigner for a key file others may read or write.
+var errKeyMode = errors.New("the checkpoint signing key must be readable and writable by its owner only")
+
+// readPrivateFile reads a key file after checking, on the open file, that only its owner has
+// access to it.
+func readPrivateFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, errors.New("not a regular file")
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return nil, fmt.Errorf("mode %04o: %w; run: chmod 600 %s (for a mounted secret, give it file mode 0400 or 0600)", perm, errKeyMode, path)
+	}
+	return io.ReadAll(f)
 }
 
 // VerifierOf derives the public verifier string from a private note key.

@@ -10,9 +10,12 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
+	lineage "github.com/lineage-audit/lineage"
 	"github.com/lineage-audit/lineage/ingest"
 	"github.com/lineage-audit/lineage/internal/cliflag"
 	"github.com/lineage-audit/lineage/query/auth"
@@ -54,7 +57,9 @@ func runQuarantine(args []string) error {
 	}
 	fmt.Printf("%-6s %-26s %-16s %-20s %s\n", "SEQ", "RECEIVED", "REASON", "FIELD", "SUBJECT / DETAIL")
 	for _, e := range out.Entries {
-		fmt.Printf("%-6d %-26s %-16s %-20s %s\n       %s\n", e.Seq, e.ReceivedAt.Format("2006-01-02T15:04:05.000Z"), e.Reason.Code, e.Reason.Field, e.Subject, preview(e.Reason.Detail, 160))
+		// Field and detail may quote the rejected record itself (an unknown member's name, a
+		// hostile id): print them through safe.go.
+		fmt.Printf("%-6d %-26s %-16s %-20s %s\n       %s\n", e.Seq, e.ReceivedAt.Format("2006-01-02T15:04:05.000Z"), safe(e.Reason.Code), safe(e.Reason.Field), safe(e.Subject), safe(preview(e.Reason.Detail, 160)))
 	}
 	if out.Next != 0 {
 		fmt.Printf("more: lineagectl quarantine ls --after %d\n", out.Next)
@@ -90,11 +95,12 @@ func runAPIKey(args []string) error {
 			rs = append(rs, auth.Role(r))
 		}
 	}
-	var ts []string
-	for _, t := range strings.Split(*tenants, ",") {
-		if t = strings.TrimSpace(t); t != "" {
-			ts = append(ts, t)
-		}
+	ts, err := apiKeyTenants(*tenants)
+	if err != nil {
+		return err
+	}
+	if safe(*id) != *id || strings.ContainsRune(*id, ' ') {
+		return fmt.Errorf("--id %s: a key name is shown in logs; use no spaces, control or invisible characters", safe(strconv.Quote(*id)))
 	}
 	key, entry, err := auth.NewKey(*id, rs, ts)
 	if err != nil {
@@ -105,6 +111,27 @@ func runAPIKey(args []string) error {
 	fmt.Println(key)
 	fmt.Fprintf(os.Stderr, "add this entry to the \"keys\" list of the file passed to lineaged --api-keys:\n%s\n", e)
 	return nil
+}
+
+// apiKeyTenants parses --tenant of apikey create: tenant names (lineage.ValidTenant), or * for
+// all tenants. A name the ledger would never accept as a tenant would give a key that matches
+// nothing, or, worse, looks like it grants something it does not.
+func apiKeyTenants(list string) ([]string, error) {
+	var ts []string
+	for _, t := range strings.Split(list, ",") {
+		t = strings.TrimSpace(t)
+		switch {
+		case t == "":
+		case t == "*" || lineage.ValidTenant(t):
+			ts = append(ts, t)
+		default:
+			return nil, fmt.Errorf("--tenant: %s is not a tenant name: tenants match ^[a-z0-9][a-z0-9_-]{0,62}$ (or give * for all tenants)", strconv.Quote(t))
+		}
+	}
+	if slices.Contains(ts, "*") && len(ts) > 1 {
+		return nil, errors.New("--tenant: * already means every tenant; give it alone")
+	}
+	return ts, nil
 }
 
 func runSourceKey(args []string) error {

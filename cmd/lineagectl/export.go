@@ -64,9 +64,9 @@ func runExport(args []string) error {
 	if err := json.Unmarshal(b, &j); err != nil {
 		return fmt.Errorf("POST /v1/exports: unexpected answer: %w", err)
 	}
-	fmt.Printf("export %s queued (%s of tenant %s, %s – %s)\n", j.ID, j.Kind, j.Tenant, j.From, j.To)
+	fmt.Printf("export %s queued (%s of tenant %s, %s – %s)\n", safe(j.ID), safeV(j.Kind), safe(j.Tenant), safe(j.From), safe(j.To))
 	if !*wait && *out == "" {
-		fmt.Printf("its status: GET %s/v1/exports/%s (or run with --wait or --out DIR)\n", strings.TrimRight(*api, "/"), j.ID)
+		fmt.Printf("its status: GET %s/v1/exports/%s (or run with --wait or --out DIR)\n", safe(strings.TrimRight(*api, "/")), safe(url.PathEscape(j.ID)))
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
@@ -75,9 +75,9 @@ func runExport(args []string) error {
 		return err
 	}
 	fmt.Printf("export %s succeeded: %d records, %d findings, bundle %s (sha256 %s), checkpoint size %d, logged as record %s\n",
-		j.ID, j.Records, len(j.Findings), j.Bundle, j.BundleSHA256, j.CheckpointSize, j.RecordID)
+		safe(j.ID), j.Records, len(j.Findings), safe(j.Bundle), safe(j.BundleSHA256), j.CheckpointSize, safe(j.RecordID))
 	for _, f := range j.Findings {
-		fmt.Printf("  finding [%s] %s: %s\n", f.Severity, f.Code, f.Message)
+		fmt.Printf("  finding [%s] %s: %s\n", safe(f.Severity), safe(f.Code), safe(f.Message))
 	}
 	if *out == "" {
 		return nil
@@ -91,7 +91,7 @@ func runExport(args []string) error {
 		}
 	}
 	fmt.Printf("downloaded %d files into %s\nverify offline: lineagectl verify %s --verifier-file <log public key file>\n",
-		len(j.Files), *out, filepath.Join(*out, j.Bundle))
+		len(j.Files), safe(*out), safe(filepath.Join(*out, j.Bundle)))
 	return nil
 }
 
@@ -113,7 +113,7 @@ func waitExport(ctx context.Context, api, id string) (exporters.Job, error) {
 				100*float64(p.Scanned)/float64(p.Total), p.Matched)
 		}
 		if line != last {
-			fmt.Fprintln(os.Stderr, line)
+			fmt.Fprintln(os.Stderr, safe(line))
 			last = line
 		}
 		switch j.Status {
@@ -240,8 +240,8 @@ func verifyBundle(path string, v note.Verifier) error {
 		if sys == "" {
 			sys = "all AI systems"
 		}
-		fmt.Printf("bundle %s: export %s, %s of tenant %s (%s), %s – %s, created %s for %s\n", path, m.ExportID, m.Kind, m.Tenant, sys,
-			m.From.Format(time.RFC3339), m.To.Format(time.RFC3339), m.Created.Format(time.RFC3339), m.RequestedBy)
+		fmt.Printf("bundle %s: export %s, %s of tenant %s (%s), %s – %s, created %s for %s\n", safe(path), safe(m.ExportID), safeV(m.Kind), safe(m.Tenant), safe(sys),
+			m.From.Format(time.RFC3339), m.To.Format(time.RFC3339), m.Created.Format(time.RFC3339), safe(m.RequestedBy))
 	}
 	if err != nil {
 		var ve *exporters.VerifyError
@@ -250,15 +250,15 @@ func verifyBundle(path string, v note.Verifier) error {
 		}
 		fmt.Fprintf(os.Stderr, "FAILED: %d problem(s):\n", len(ve.Problems)+ve.Unlisted)
 		for _, p := range ve.Problems {
-			fmt.Fprintf(os.Stderr, "  %s\n", p)
+			fmt.Fprintf(os.Stderr, "  %s\n", safeV(p))
 		}
 		if ve.Unlisted > 0 {
 			fmt.Fprintf(os.Stderr, "  … and %d more of the same kinds\n", ve.Unlisted)
 		}
-		return fmt.Errorf("bundle %s does not verify", path)
+		return fmt.Errorf("bundle %s does not verify", safe(path))
 	}
 	cp := rep.Checkpoint
 	fmt.Printf("OK: %d files match the manifest signed by %s; %d records verified with inclusion proofs against the checkpoint of size %d (root %x); %d table citations resolved\n",
-		rep.Files, v.Name(), rep.Records, cp.Size, cp.Hash, rep.Citations)
+		rep.Files, safe(v.Name()), rep.Records, cp.Size, cp.Hash, rep.Citations)
 	return nil
 }

@@ -35,7 +35,8 @@ func main() {
 		os.Exit(2)
 	}
 	if err := commands[os.Args[1]].run(os.Args[2:]); err != nil {
-		fmt.Fprintf(os.Stderr, "lineagectl %s: %v\n", os.Args[1], err)
+		// Errors may quote the API, a record or a file: show them printable (safe.go).
+		fmt.Fprintf(os.Stderr, "lineagectl %s: %s\n", os.Args[1], safe(err.Error()))
 		os.Exit(1)
 	}
 }

@@ -125,7 +125,7 @@ func runVerify(args []string) error {
 		id2 = rp.Record.Tenant + "/" + rp.Record.ID
 	}
 	fmt.Printf("OK: record %s is entry %d of log %q, included in the checkpoint of size %d (root %x) signed by %s\n",
-		id2, rp.Index, cp.Origin, cp.Size, cp.Hash, v.Name())
+		safe(id2), rp.Index, cp.Origin, cp.Size, cp.Hash, safe(v.Name()))
 	return nil
 }
 
@@ -256,10 +256,12 @@ func runLineage(args []string) error {
 		_, err := os.Stdout.Write(append(b, '\n'))
 		return err
 	}
-	return printAnswer(kind, b)
+	return printAnswer(os.Stdout, kind, b)
 }
 
-func printAnswer(kind string, b []byte) error {
+// printAnswer prints a lineage answer as a tree for a person; every record-derived string goes
+// through the helpers of safe.go.
+func printAnswer(w io.Writer, kind string, b []byte) error {
 	var head query.Answer
 	if err := json.Unmarshal(b, &head); err != nil {
 		return err
@@ -270,67 +272,72 @@ func printAnswer(kind string, b []byte) error {
 		if err := json.Unmarshal(b, &ul); err != nil {
 			return err
 		}
-		fmt.Printf("%s (issuer %s), tenant %s: %d actions, checkpoint size %d\n", ul.User.ID, ul.User.Issuer, ul.Tenant, ul.Actions, ul.CheckpointSize)
+		if ul.UserTree == nil {
+			return errors.New("the answer holds no user tree")
+		}
+		fmt.Fprintf(w, "%s (issuer %s), tenant %s: %d actions, checkpoint size %d\n", safe(ul.User.ID), safe(ul.User.Issuer), safe(ul.Tenant), ul.Actions, ul.CheckpointSize)
 		for _, a := range ul.Agents {
-			printAgent(a, "  ")
+			printAgent(w, a, "  ")
 		}
 	case "agents":
 		var al query.AgentLineage
 		if err := json.Unmarshal(b, &al); err != nil {
 			return err
 		}
-		fmt.Printf("agent %s, tenant %s: %d actions for %d users, checkpoint size %d\n", al.Agent, al.Tenant, len(al.Actions), len(al.Users), al.CheckpointSize)
+		fmt.Fprintf(w, "agent %s, tenant %s: %d actions for %d users, checkpoint size %d\n", safe(al.Agent), safe(al.Tenant), len(al.Actions), len(al.Users), al.CheckpointSize)
 		for _, u := range al.Users {
-			fmt.Printf("  for %s (issuer %s): %d actions\n", u.ID, u.Issuer, u.Actions)
+			fmt.Fprintf(w, "  for %s (issuer %s): %d actions\n", safe(u.ID), safe(u.Issuer), u.Actions)
 		}
 		for _, x := range al.Actions {
-			printAction(x, "  ")
+			printAction(w, x, "  ")
 		}
 	case "actions":
 		var ch query.ActionChain
 		if err := json.Unmarshal(b, &ch); err != nil {
 			return err
 		}
-		fmt.Printf("authorized by %s (issuer %s), tenant %s, complete chain %v\n", ch.AuthorizedBy.ID, ch.AuthorizedBy.Issuer, ch.Tenant, ch.Complete)
+		fmt.Fprintf(w, "authorized by %s (issuer %s), tenant %s, complete chain %v\n", safe(ch.AuthorizedBy.ID), safe(ch.AuthorizedBy.Issuer), safe(ch.Tenant), ch.Complete)
 		if d := ch.Delegation; d != nil {
-			fmt.Printf("  delegation %s (%s) scope %v, actors %v\n", d.TokenID, d.Mechanism, d.Scope, d.Actors)
+			fmt.Fprintf(w, "  delegation %s (%s) scope %s, actors %s\n", safe(d.TokenID), safe(d.Mechanism), safeList(d.Scope), safeList(d.Actors))
 		}
 		for i, x := range ch.Chain {
-			printAction(x, strings.Repeat("  ", i+1))
+			printAction(w, x, strings.Repeat("  ", i+1))
 		}
 		for _, x := range ch.Oversight {
-			fmt.Printf("  human oversight by %s: %s at %s (record %s)\n", x.HumanOversight.Reviewer.ID, x.HumanOversight.Outcome, x.HumanOversight.Time, x.ID)
+			if h := x.HumanOversight; h != nil {
+				fmt.Fprintf(w, "  human oversight by %s: %s at %s (record %s)\n", safe(h.Reviewer.ID), safe(h.Outcome), safe(h.Time), safe(x.ID))
+			}
 		}
 	case "policies":
 		var pd query.PolicyDecisions
 		if err := json.Unmarshal(b, &pd); err != nil {
 			return err
 		}
-		fmt.Printf("policy %s, tenant %s: %d decisions %v, versions %v\n", pd.Policy, pd.Tenant, pd.Stats.Total, pd.Stats.ByEffect, pd.Stats.ByVersion)
+		fmt.Fprintf(w, "policy %s, tenant %s: %d decisions %s, versions %s\n", safe(pd.Policy), safe(pd.Tenant), pd.Stats.Total, safeCounts(pd.Stats.ByEffect), safeCounts(pd.Stats.ByVersion))
 		for _, x := range pd.Examples {
-			printAction(x, "  ")
+			printAction(w, x, "  ")
 		}
 	}
 	for _, f := range head.Flags {
-		fmt.Printf("FLAG %s: %s\n", f.Kind, f.Detail)
+		fmt.Fprintf(w, "FLAG %s: %s\n", safe(f.Kind), safe(f.Detail))
 	}
 	if head.NextCursor != "" {
-		fmt.Printf("more: --cursor %s\n", head.NextCursor)
+		fmt.Fprintf(w, "more: --cursor %s\n", safe(head.NextCursor))
 	}
 	return nil
 }
 
-func printAction(x *query.ActionNode, indent string) {
-	fmt.Printf("%s%s %-8s %s %s  (agent %s, policy %s@%s, log #%d, id %s)\n", indent, x.Time, x.Decision.Effect, x.Action.Type, x.Action.Target,
-		x.Agent, x.Decision.Policy.ID, x.Decision.Policy.Version, x.LogIndex, x.ID)
+func printAction(w io.Writer, x *query.ActionNode, indent string) {
+	fmt.Fprintf(w, "%s%s %-8s %s %s  (agent %s, policy %s@%s, log #%d, id %s)\n", indent, safe(x.Time), safe(x.Decision.Effect), safe(x.Action.Type), safe(x.Action.Target),
+		safe(x.Agent), safe(x.Decision.Policy.ID), safe(x.Decision.Policy.Version), x.LogIndex, safe(x.ID))
 }
 
-func printAgent(a *query.AgentNode, indent string) {
-	fmt.Printf("%s└ agent %s %v\n", indent, a.ID, a.Roles)
+func printAgent(w io.Writer, a *query.AgentNode, indent string) {
+	fmt.Fprintf(w, "%s└ agent %s %s\n", indent, safe(a.ID), safeList(a.Roles))
 	for _, x := range a.Actions {
-		printAction(x, indent+"    ")
+		printAction(w, x, indent+"    ")
 	}
 	for _, s := range a.Agents {
-		printAgent(s, indent+"    ")
+		printAgent(w, s, indent+"    ")
 	}
 }
