@@ -5,6 +5,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -41,6 +42,21 @@ type API struct {
 	// Mounts add routes (HTTP ingest, quarantine, exports) to the authenticated /v1 group.
 	Mounts []func(v1 *gin.RouterGroup)
 	Logger *slog.Logger
+
+	// AllowedHosts are the Host names (or name:port) served besides "localhost" and IP
+	// literals; "*" serves any. Empty with Auth set serves any Host (see guard.go).
+	AllowedHosts []string
+	// AllowedOrigins are browser origins ("https://ui.example") that may change state besides
+	// the API's own origin; "*" allows any.
+	AllowedOrigins []string
+	// MaxInflightBytes bounds the request bodies received at once (DefaultMaxInflightBytes);
+	// MaxRequestBody is the largest body of any route (DefaultMaxRequestBody); InflightWait is
+	// how long a request may wait for room before a 503 (DefaultInflightWait).
+	MaxInflightBytes int64
+	MaxRequestBody   int64
+	InflightWait     time.Duration
+	// Registerer, if set, receives the HTTP guards' metrics.
+	Registerer prometheus.Registerer
 }
 
 // OpenAPI is the OpenAPI 3.1 document of this API, served at /v1/openapi.json.
@@ -62,11 +78,15 @@ func (a *API) Engine() *gin.Engine {
 	// Ids (SPIFFE ids, emails) may contain '/', sent as %2F; match on the raw path and unescape.
 	r.UseRawPath = true
 	r.UnescapePathValues = true
-	r.Use(gin.Recovery(), a.logRequests)
+	r.Use(gin.Recovery(), a.logRequests, securityHeaders,
+		hostGuard(newHostPolicy(a.AllowedHosts, a.Auth != nil)), originGuard(newOriginPolicy(a.AllowedOrigins)))
 
 	// Liveness stays open so orchestrators can probe it; it reveals two counters only.
 	r.GET("/healthz", a.health)
-	authed := r.Group("", auth.Middleware(a.Auth))
+	budget := newBodyBudget(a.MaxInflightBytes, a.MaxRequestBody, a.InflightWait, a.Registerer)
+	// Authentication comes before anything reads a body; then the body must be JSON and fit
+	// in the budget of bytes in flight.
+	authed := r.Group("", auth.Middleware(a.Auth), jsonGuard, budget.handle)
 	if a.Gatherer != nil {
 		authed.GET("/metrics", auth.Require(auth.RoleAdmin), gin.WrapH(promhttp.HandlerFor(a.Gatherer, promhttp.HandlerOpts{})))
 	}
@@ -344,16 +364,20 @@ func parseWindow(c *gin.Context) (from, to time.Time, ok bool) {
 
 var tenantRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
 
-// tiles serves the log directory read-only as C2SP tlog-tiles: only "checkpoint" and paths
-// under "tile/" are reachable; Tessera's private state directory is not.
+// tilePathRE is a C2SP tlog-tiles tile or entry-bundle path: level 0-63 or "entries", the index
+// in three-digit groups ("x" before all but the last), and an optional partial width 1-255.
+var tilePathRE = regexp.MustCompile(`^tile/(entries|[0-9]|[1-5][0-9]|6[0-3])/(x[0-9]{3}/)*[0-9]{3}(\.p/([1-9]|[1-9][0-9]|1[0-9]{2}|2[0-4][0-9]|25[0-5]))?$`)
+
+// tiles serves the log directory read-only as C2SP tlog-tiles: only "checkpoint" and tile
+// paths are reachable, as regular files; Tessera's private state directory is not.
 func (a *API) tiles(c *gin.Context) {
 	p := path.Clean("/" + c.Param("path"))[1:]
-	if p != "checkpoint" && !strings.HasPrefix(p, "tile/") {
+	if p != "checkpoint" && !tilePathRE.MatchString(p) {
 		fail(c, http.StatusNotFound, "not a tlog-tiles path")
 		return
 	}
 	f := filepath.Join(a.LogDir, filepath.FromSlash(p))
-	b, err := os.ReadFile(f)
+	b, err := readRegular(f)
 	if errors.Is(err, os.ErrNotExist) {
 		fail(c, http.StatusNotFound, "not found")
 		return
@@ -370,4 +394,19 @@ func (a *API) tiles(c *gin.Context) {
 		c.Header("Cache-Control", "public, max-age=31536000, immutable")
 	}
 	c.Data(http.StatusOK, ct, b)
+}
+
+// readRegular reads a regular file; anything else (a directory, a device) is "not found".
+func readRegular(name string) ([]byte, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err != nil {
+		return nil, err
+	} else if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: %w (not a regular file)", name, os.ErrNotExist)
+	}
+	return io.ReadAll(f)
 }

@@ -13,11 +13,13 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/lineage-audit/lineage/internal/cliflag"
 	"github.com/lineage-audit/lineage/internal/service"
+	"github.com/lineage-audit/lineage/query"
 )
 
 const envPrefix = "LINEAGE_"
@@ -61,6 +63,14 @@ func serve(args []string) error {
 	fs.StringVar(&c.SourceKeys, "source-keys", "", "JSON file of enforcement points' Ed25519 keys and tenants that require signed records")
 	fs.StringVar(&c.OPAIdentityPath, "opa-identity-path", "lineage", "dotted path in OPA decision input that holds the identity object")
 	fs.StringVar(&c.HTTPAddr, "http-addr", "127.0.0.1:8080", "listen address of the query API")
+	fs.DurationVar(&c.HTTPReadHeaderTimeout, "http-read-header-timeout", service.DefaultHTTPReadHeaderTimeout, "time allowed to read a request's headers")
+	fs.DurationVar(&c.HTTPReadTimeout, "http-read-timeout", service.DefaultHTTPReadTimeout, "time allowed to read a whole request, headers and body (a 16 MiB ingest body then needs 16 MiB/this)")
+	fs.DurationVar(&c.HTTPWriteTimeout, "http-write-timeout", service.DefaultHTTPWriteTimeout, "how long one write to a client may stall (a client that stops reading); not a limit on a whole answer such as an export download")
+	fs.DurationVar(&c.HTTPIdleTimeout, "http-idle-timeout", service.DefaultHTTPIdleTimeout, "how long an idle keep-alive connection stays open")
+	fs.IntVar(&c.HTTPMaxConns, "http-max-conns", service.DefaultHTTPMaxConns, "most HTTP connections open at once (further ones wait to be accepted)")
+	fs.Int64Var(&c.HTTPMaxInflightBytes, "http-max-inflight-bytes", query.DefaultMaxInflightBytes, "most request-body bytes received at once across all requests; beyond it requests wait briefly, then get 503 with Retry-After")
+	fs.Var((*commaList)(&c.HTTPAllowedHosts), "http-allowed-hosts", "comma-separated Host names served besides localhost and IP literals (\"*\": any); default with authentication on: any")
+	fs.Var((*commaList)(&c.HTTPAllowedOrigins), "http-allowed-origins", "comma-separated browser origins (https://ui.example) that may POST besides the API's own (\"*\": any)")
 	fs.StringVar(&c.ExportDir, "export-dir", "", "directory for compliance exports (default <data-dir>/exports)")
 	fs.StringVar(&c.ExportSchedule, "export-schedule", "", "JSON schedule file of recurring exports (cron, kind, tenant, period; see docs/EXPORTS.md)")
 	fs.DurationVar(&c.CheckpointInterval, "checkpoint-interval", 0, "how often a signed checkpoint is published while the log grows (default 250ms, min 100ms)")
@@ -122,4 +132,19 @@ func newLogger(level, format string) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(os.Stderr, o)), nil
 	}
 	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+}
+
+// commaList is a flag holding a comma-separated list; each Set replaces it.
+type commaList []string
+
+func (l *commaList) String() string { return strings.Join(*l, ",") }
+
+func (l *commaList) Set(v string) error {
+	*l = nil
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			*l = append(*l, s)
+		}
+	}
+	return nil
 }

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -95,6 +94,24 @@ type Config struct {
 	// Ready, if set, is called once the service accepts records and queries.
 	Ready  func(Info)
 	Logger *slog.Logger
+
+	// HTTP server limits (zero: the Default* in httpserver.go). HTTPReadTimeout bounds reading
+	// a whole request; HTTPWriteTimeout bounds one stalled write, not a whole answer.
+	HTTPReadHeaderTimeout time.Duration
+	HTTPReadTimeout       time.Duration
+	HTTPWriteTimeout      time.Duration
+	HTTPIdleTimeout       time.Duration
+	HTTPMaxConns          int
+	// HTTPMaxInflightBytes bounds the request bodies received at once across all requests
+	// (query.DefaultMaxInflightBytes); HTTPInflightWait is how long a request waits for room
+	// before a 503 (query.DefaultInflightWait).
+	HTTPMaxInflightBytes int64
+	HTTPInflightWait     time.Duration
+	// HTTPAllowedHosts are Host names served besides localhost and IP literals ("*": any;
+	// empty with authentication on: any); HTTPAllowedOrigins are browser origins that may
+	// change state besides the API's own.
+	HTTPAllowedHosts   []string
+	HTTPAllowedOrigins []string
 }
 
 // Info describes a started service.
@@ -317,12 +334,13 @@ func Run(ctx context.Context, c Config) error {
 	httpIngest := &ingest.HTTP{JS: js, OPA: opaCfg, Metrics: inMetrics,
 		Logger: log.With("component", "ingest-http")}
 	api := &query.API{Log: lg, Store: store, Verifier: vkey, LogDir: logDir, Gatherer: reg, Auth: authn,
-		Mounts: []func(*gin.RouterGroup){httpIngest.Mount, exports.Mount}, Logger: log.With("component", "api")}
-	ln, err := net.Listen("tcp", c.HTTPAddr)
+		Mounts: []func(*gin.RouterGroup){httpIngest.Mount, exports.Mount}, Logger: log.With("component", "api"),
+		AllowedHosts: allowedHosts(c), AllowedOrigins: c.HTTPAllowedOrigins, MaxInflightBytes: c.HTTPMaxInflightBytes,
+		MaxRequestBody: ingest.DefaultMaxBody, InflightWait: c.HTTPInflightWait, Registerer: reg}
+	srv, ln, err := newHTTPServer(&c, api.Handler(), reg)
 	if err != nil {
-		return fmt.Errorf("service: listen %s: %w", c.HTTPAddr, err)
+		return err
 	}
-	srv := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: 64 << 10}
 	httpDone := make(chan error, 1)
 	go func() { httpDone <- srv.Serve(ln) }()
 	log.Info("lineaged serving", "http", ln.Addr().String(), "nats", natsURL, "data_dir", c.DataDir)
@@ -405,14 +423,19 @@ func openLedger(ctx context.Context, c Config, s note.Signer, v note.Verifier, r
 }
 
 // connectNATS starts the embedded server (unless an external URL is given) and connects.
+// The connection (and every JetStream context made on it) receives its replies under
+// ingest.ServiceInboxPrefix, never under the default "_INBOX" that publishers may read: the
+// ingester's fetched records and the quarantine listings travel there.
 func connectNATS(c Config, log *slog.Logger) (*nats.Conn, string, func(), error) {
 	opts := []nats.Option{nats.Name("lineaged"), nats.MaxReconnects(-1), nats.ReconnectWait(500 * time.Millisecond)}
+	inbox := nats.CustomInboxPrefix(ingest.ServiceInboxPrefix)
 	if c.NATSURL != "" {
 		creds, err := c.NATS.Options()
 		if err != nil {
 			return nil, "", nil, err
 		}
-		nc, err := nats.Connect(c.NATSURL, append(opts, creds...)...)
+		// The inbox option goes last: it overrides the publisher prefix an NKey seed sets.
+		nc, err := nats.Connect(c.NATSURL, append(append(opts, creds...), inbox)...)
 		if err != nil {
 			return nil, "", nil, fmt.Errorf("service: connect %s (%s): %w", redactURL(c.NATSURL), c.NATS.Describe(), err)
 		}
@@ -421,8 +444,10 @@ func connectNATS(c Config, log *slog.Logger) (*nats.Conn, string, func(), error)
 	eo := ingest.EmbeddedOptions{
 		Addr: c.NATSAddr, StoreDir: filepath.Join(c.DataDir, "nats"), MaxPayload: MaxNATSPayload, Token: c.NATS.Token,
 	}
+	opts = append(opts, inbox)
 	if c.NATS.Token != "" {
 		opts = append(opts, nats.Token(c.NATS.Token))
+		warnSharedToken(log)
 	}
 	if c.NATSPublisherNKeys != "" {
 		b, err := os.ReadFile(c.NATSPublisherNKeys)
@@ -458,6 +483,16 @@ func connectNATS(c Config, log *slog.Logger) (*nats.Conn, string, func(), error)
 		ns.Shutdown()
 		ns.WaitForShutdown()
 	}, nil
+}
+
+// warnSharedToken says at start what a shared --nats-token grants. The nats-server library
+// attaches permissions to users and NKeys only, never to a token, so every token holder may
+// subscribe to and publish on every subject: read all tenants' records and quarantine, write
+// the quarantine, call the JetStream API. Publisher NKeys are the isolation mode.
+func warnSharedToken(log *slog.Logger) {
+	log.Warn("embedded NATS: every holder of the shared --nats-token has full NATS rights " +
+		"(reads every tenant's records and quarantine, publishes to any subject, uses the JetStream API); " +
+		"give each publisher an NKey with --nats-publisher-nkeys to confine it to its tenants")
 }
 
 func requireLoopback(flag, addr string) error {

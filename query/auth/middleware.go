@@ -3,6 +3,7 @@ package auth
 import (
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/gin-gonic/gin"
 )
@@ -43,6 +44,8 @@ func Middleware(a Authenticator) gin.HandlerFunc {
 			err = ErrUnauthenticated
 		}
 		if err != nil {
+			// Refused before the body is read: answer now and close, never drain the body.
+			DropBody(c)
 			c.Header("WWW-Authenticate", `Bearer realm="lineage"`)
 			msg := ErrUnauthenticated.Error()
 			if !errors.Is(err, ErrUnauthenticated) {
@@ -54,6 +57,26 @@ func Middleware(a Authenticator) gin.HandlerFunc {
 		c.Set(principalKey, p)
 		c.Next()
 	}
+}
+
+// DropLinger is how long a connection whose request was refused unread may still deliver
+// body bytes (at most 256 KiB, which net/http discards) before it is closed: the time a
+// client that sends before it reads has to read the answer.
+const DropLinger = time.Second
+
+// DropBody prepares an answer to a request whose body will not be read: the answer closes the
+// connection (without "Connection: close" net/http would first drain the body, which a slow or
+// endless chunked body never lets finish, so the answer would never be sent), and reading what
+// remains of the body stops after DropLinger.
+func DropBody(c *gin.Context) {
+	r := c.Request
+	if r.ContentLength == 0 {
+		return // nothing to drain; the connection may stay open
+	}
+	c.Header("Connection", "close")
+	// Not every ResponseWriter supports deadlines (httptest recorders); then the server's
+	// read timeout still bounds the drain.
+	_ = http.NewResponseController(c.Writer).SetReadDeadline(time.Now().Add(DropLinger))
 }
 
 // Require lets the request through only if its principal holds role.
