@@ -29,7 +29,11 @@ import (
 // A bundle comes from outside (an examiner's share, an e-mail attachment), so it is read as
 // hostile input: member names must be plain relative paths (no "..", no absolute paths, no
 // backslashes), duplicates, symlinks, directories and encrypted members are refused, and every
-// size is bounded.
+// size is bounded. The archive must also have the strict layout checkZipLayout
+// (exporters/zipcheck.go) describes (archive-layout): every byte before the central directory
+// belongs to a listed member, each local header agrees with the central directory, no comment,
+// nothing after the end record; otherwise streaming readers could show members the verifier
+// never read.
 //
 // The checks, each reported with the file or record it concerns:
 //   - MANIFEST is a note signed by v (manifest-signature), well formed (manifest);
@@ -67,6 +71,7 @@ const (
 // Problem codes.
 const (
 	ProblemArchive            = "archive"
+	ProblemArchiveLayout      = "archive-layout"
 	ProblemUnsafeEntry        = "unsafe-entry"
 	ProblemDuplicateEntry     = "duplicate-entry"
 	ProblemManifest           = "manifest"
@@ -219,6 +224,22 @@ func (vr *verifier) run(path string) {
 		return
 	}
 	if !vr.index(zr) {
+		return
+	}
+	if err := checkZipLayout(f, st.Size(), zr.File); err != nil {
+		// Nothing else is checked: what the archive holds depends on the tool that reads it.
+		p := Problem{Code: ProblemArchiveLayout, Detail: err.Error()}
+		var le *LayoutError
+		if errors.As(err, &le) {
+			p.Detail = fmt.Sprintf("%s (at offset %d)", le.Detail, le.Offset)
+			if le.Member != "" {
+				p.File = le.Member
+				if !validBundlePath(le.Member) {
+					p.File = strconv.Quote(clip(le.Member))
+				}
+			}
+		}
+		vr.rep.add(p)
 		return
 	}
 	if !vr.manifest() {
@@ -406,7 +427,7 @@ func (vr *verifier) check(mf ManifestFile, parse func(string, io.Reader) error) 
 		vr.rep.add(Problem{Code: ProblemFileUnreadable, File: mf.Path, Detail: fmt.Sprintf("the bundle's files exceed %d bytes in total; not read", int64(maxBundleTotal))})
 		return
 	}
-	rc, err := zf.Open()
+	rc, err := openMember(zf)
 	if err != nil {
 		vr.rep.add(Problem{Code: ProblemFileUnreadable, File: mf.Path, Detail: err.Error()})
 		return
@@ -597,7 +618,7 @@ func readMember(zf *zip.File, limit int64) ([]byte, error) {
 	if zf.UncompressedSize64 > uint64(limit) {
 		return nil, fmt.Errorf("%d bytes; the limit is %d", zf.UncompressedSize64, limit)
 	}
-	rc, err := zf.Open()
+	rc, err := openMember(zf)
 	if err != nil {
 		return nil, err
 	}

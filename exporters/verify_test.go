@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"hash/crc32"
@@ -570,6 +571,121 @@ func FuzzVerifyBundle(f *testing.F) {
 			// same manifest as the genuine bundle.
 			if rep.Manifest == nil || rep.Manifest.ExportID != "exp-fuzz" {
 				t.Fatalf("a different bundle verified: %+v", rep.Manifest)
+			}
+		}
+	})
+}
+
+// realBundle exports the first week of June, as baseBundle does, and returns the archive's
+// bytes as the exporter wrote them.
+func realBundle(t *testing.T) ([]byte, *rig) {
+	t.Helper()
+	r := getRig(t)
+	req := june(KindEUAIAct, "acme-bank/credit-copilot")
+	req.To = req.From.AddDate(0, 0, 7)
+	dir := filepath.Join(t.TempDir(), "real")
+	res, err := r.exporter().Export(context.Background(), req, dir, Run{ID: "exp-layout", RequestedBy: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, res.Bundle))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b, r
+}
+
+// TestVerifyRefusesLayoutForgeries builds, from a real bundle, archives in which archive/zip
+// (and so the central directory) still lists exactly the genuine members, while a streaming
+// reader (Java's ZipInputStream) shows a forged report/report.html; each must fail with an
+// archive-layout problem that says what is wrong.
+func TestVerifyRefusesLayoutForgeries(t *testing.T) {
+	good, r := realBundle(t)
+	forgedHTML := []byte("<h1>All decisions were reviewed.</h1>")
+	forged := forgedMember("report/report.html", forgedHTML)
+	genuine, err := streamMembers(good)
+	if err != nil || len(genuine) < 15 {
+		t.Fatalf("the real bundle does not stream: %d members, %v", len(genuine), err)
+	}
+	var genuineHTML []byte
+	for _, m := range genuine {
+		if m.name == "report/report.html" {
+			genuineHTML = m.data
+		}
+	}
+	for _, tc := range []struct {
+		name, file, want string
+		b                []byte
+	}{
+		{"forged member before the central directory", "", `bytes before the central directory belong to no member the central directory lists: they hold an unlisted member "report/report.html"`,
+			insertBeforeDirectory(t, good, forged)},
+		{"forged member prepended", "", `bytes before member "MANIFEST" belong to no member the central directory lists: they hold an unlisted member "report/report.html"`,
+			prependMember(t, good, forged)},
+		{"member renamed in its local header", "report/report.json", `local header: names the member "report/report.html"; the central directory names it "report/report.json"`,
+			renameLocal(t, good, "report/report.json", "report/report.html")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// The attack is real: archive/zip sees the genuine members, a streaming reader the
+			// forged report.
+			zr, err := zip.NewReader(bytes.NewReader(tc.b), int64(len(tc.b)))
+			if err != nil || len(zr.File) != len(genuine) {
+				t.Fatalf("archive/zip: %v", err)
+			}
+			ms, _ := streamMembers(tc.b)
+			shown := slices.ContainsFunc(ms, func(m streamed) bool {
+				return m.name == "report/report.html" && !bytes.Equal(m.data, genuineHTML)
+			})
+			if !shown {
+				t.Fatalf("a streaming reader does not show the forgery: %q", streamedNames(ms))
+			}
+			path := filepath.Join(t.TempDir(), "forged.zip")
+			if err := os.WriteFile(path, tc.b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			rep, err := VerifyBundle(path, r.verifier)
+			if err == nil || !errors.Is(err, ErrBundleInvalid) {
+				t.Fatalf("forgery verified: %v", err)
+			}
+			if len(rep.Problems) != 1 || rep.Problems[0].Code != ProblemArchiveLayout || rep.Problems[0].File != tc.file ||
+				!strings.Contains(rep.Problems[0].Detail, tc.want) {
+				t.Fatalf("want one %s problem on %q saying %q; got:\n%s", ProblemArchiveLayout, tc.file, tc.want, problemList(rep))
+			}
+		})
+	}
+	t.Run("data hidden after a DEFLATE stream", func(t *testing.T) {
+		// The layout is exact, but report.html's compressed size also covers a forged member
+		// after the end of its DEFLATE stream: archive/zip stops at the stream's end.
+		b := hideAfterStream(t, good, "report/report.html", forged)
+		path := filepath.Join(t.TempDir(), "hidden.zip")
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		rep, err := VerifyBundle(path, r.verifier)
+		if err == nil {
+			t.Fatal("hidden data verified")
+		}
+		if !slices.ContainsFunc(rep.Problems, func(p Problem) bool {
+			return p.Code == ProblemFileUnreadable && p.File == "report/report.html" && strings.Contains(p.Detail, "follow the end of its DEFLATE stream")
+		}) {
+			t.Fatalf("hidden data not reported on report/report.html:\n%s", problemList(rep))
+		}
+	})
+	t.Run("comment and trailing bytes", func(t *testing.T) {
+		withComment := slices.Concat(good, []byte("see attached"))
+		binary.LittleEndian.PutUint16(withComment[len(good)-2:], 12)
+		for _, tc := range []struct {
+			b    []byte
+			want string
+		}{
+			{withComment, "the archive has a 12-byte comment"},
+			{slices.Concat(good, []byte("PK\x03\x04 more")), "9 bytes follow the end-of-central-directory record"},
+		} {
+			b, want := tc.b, tc.want
+			path := filepath.Join(t.TempDir(), "x.zip")
+			os.WriteFile(path, b, 0o644)
+			rep, err := VerifyBundle(path, r.verifier)
+			if err == nil || !hasCode(rep, ProblemArchiveLayout) || !strings.Contains(problemList(rep), want) {
+				t.Fatalf("want %q; got %v\n%s", want, err, problemList(rep))
 			}
 		}
 	})
