@@ -47,7 +47,7 @@ type Options struct {
 }
 
 // DefaultOptions returns options tuned for the ingest path: batches of up to 1024 entries
-// (one fsync group per batch, DESIGN §7) and checkpoints every 250 ms, which bounds the
+// (one fsync group per batch, docs/ARCHITECTURE.md, "Performance principles") and checkpoints every 250 ms, which bounds the
 // publish→queryable latency.
 func DefaultOptions(dir string, s note.Signer, v note.Verifier) Options {
 	return Options{

@@ -16,7 +16,7 @@ import (
 // wait for all their futures, repeated. records/s counts entries durably stored (futures
 // resolved); checkpoint-lag-ms is how long after the last add a signed checkpoint covered it.
 // The Tessera POSIX driver runs the same loop beside it, so one run gives the side-by-side
-// figures (both with their DefaultOptions, ~700-byte entries as in DESIGN §7).
+// figures (both with their DefaultOptions, ~700-byte entries as in docs/ARCHITECTURE.md, "Performance principles").
 func BenchmarkAppend(b *testing.B) {
 	e := newEnv(b)
 	b.Run("driver=trillian", func(b *testing.B) {

@@ -21,7 +21,7 @@
 //     server stores value and index in one MariaDB transaction (rows in LeafData and
 //     SequencedLeafData). The signer then integrates the contiguous run of stored leaves after
 //     the current root into the Merkle tree (RFC 6962 hashing, as with Tessera) and writes the
-//     new root. Lineage runs exactly one ingester per log (the single writer, DESIGN §8), so the
+//     new root. Lineage runs exactly one ingester per log (the single writer, docs/ARCHITECTURE.md "Scale-out"), so the
 //     driver can assign consecutive indexes itself: a future resolves as soon as the commit
 //     returns, which is when the leaf is durable at its index — no wait for the signer.
 //
@@ -30,7 +30,7 @@
 // Adds are grouped: concurrent and serial Add calls become one AddSequencedLeaves call per batch
 // (BatchMaxSize entries or BatchMaxAge, whichever comes first), and the batch is one MariaDB
 // transaction, so one commit (one redo-log fsync with innodb_flush_log_at_trx_commit=1) covers
-// the whole batch: the group commit of DESIGN §7. Exactly one batch is in flight at a time.
+// the whole batch: the group commit of docs/ARCHITECTURE.md "Performance principles". Exactly one batch is in flight at a time.
 // That is deliberate: with two in flight, the second could commit while the first fails, and a
 // crash then leaves stored leaves after a hole that the signer never integrates and that a
 // restarted driver cannot account for. It also costs nothing: Trillian's MySQL storage spends
@@ -122,7 +122,7 @@ type Options struct {
 	// RPCTimeout bounds one gRPC call; failed writes are retried, so it is no give-up time.
 	RPCTimeout time.Duration
 	// TLS, when set, is used for the connection. Without it the connection is plaintext, which
-	// is refused for non-loopback addresses unless Insecure is set (fail closed, DESIGN §6).
+	// is refused for non-loopback addresses unless Insecure is set (fail closed, docs/ARCHITECTURE.md "Security").
 	TLS      *tls.Config
 	Insecure bool
 	// DialOptions are added to the gRPC dial (per-RPC credentials, interceptors, …).
@@ -132,7 +132,7 @@ type Options struct {
 }
 
 // DefaultOptions returns options tuned for the ingest path: batches of up to 1000 entries (one
-// MariaDB commit each, DESIGN §7), 10 ms for a batch to fill, and a checkpoint check every
+// MariaDB commit each, docs/ARCHITECTURE.md "Performance principles"), 10 ms for a batch to fill, and a checkpoint check every
 // 250 ms, which with the signer's sequencer interval bounds publish→queryable latency.
 func DefaultOptions(addr string, treeID int64, stateDir string, s note.Signer, v note.Verifier) Options {
 	return Options{

@@ -1,6 +1,6 @@
 // Package clickhouse is the index.Store driver for scale: the lineage index kept in ClickHouse,
 // a columnar engine that answers user, agent and report queries over hundreds of millions of
-// decision records and scales out to replicated, sharded tables (DESIGN.md §8).
+// decision records and scales out to replicated, sharded tables (docs/ARCHITECTURE.md, "Scale-out").
 //
 // It sits where the SQLite driver sits, after the Merkle log: the indexer (package query) follows
 // the log from Position and hands each run of entries to Apply, and the query API reads them back
