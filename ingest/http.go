@@ -19,6 +19,7 @@ import (
 	"github.com/gin-gonic/gin"
 	lineage "github.com/lineage-audit/lineage"
 	"github.com/lineage-audit/lineage/query/auth"
+	"github.com/lineage-audit/lineage/query/index"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -27,11 +28,17 @@ import (
 // records (POST /v1/records) or OPA's decision-log uploads (POST /v1/opa/{tenant}/logs). It
 // does not append to the log itself: valid records are published to the same JetStream
 // subjects as NATS publishers use, so they take the one durable path through the ingester
-// (dedupe, conflicts, group commit), and a 202 means "durably accepted by JetStream". Invalid
-// records are quarantined here, with the same reasons the ingester uses.
+// (dedupe, conflicts, group commit), and "accepted" means "durably accepted by JetStream".
+// Invalid records are quarantined here, with the same reasons the ingester uses, and so is a
+// record whose id is already in the log (Seen) with other content (id_conflict): the caller
+// learns of the conflict in the answer. A conflict with a record still on its way to the log
+// is caught by the ingester, which quarantines it.
 type HTTP struct {
-	JS      jetstream.JetStream
-	OPA     OPAConfig
+	JS  jetstream.JetStream
+	OPA OPAConfig
+	// Seen is the index the ingester asks (Config.Seen); nil skips the check at submit time and
+	// leaves every conflict to the ingester.
+	Seen    Lookup
 	Metrics *Metrics
 	Logger  *slog.Logger
 	// MaxBody bounds a request body (and a decompressed OPA upload); MaxRecords the records in it.
@@ -77,10 +84,22 @@ type Result struct {
 	Reason *Rejection `json:"reason,omitempty"`
 }
 
-// Response is the body of a 202 (or 503) answer to an ingest request.
+// Response is the body of every answer to an ingest request that got as far as its records:
+//
+//   - 503 with Retry-After when some record could not be stored for now ("failed"): retry the
+//     request (records already accepted are deduplicated);
+//   - otherwise 202, with one result per record, "accepted" or "quarantined" with its reason;
+//   - except, on POST /v1/records, when no record at all was accepted (all were quarantined,
+//     a permanent rejection that must not be retried): 409 when every one is an id_conflict,
+//     413 when every one is too_large, else 422. OPA uploads get 202 then too: OPA re-sends
+//     any upload answered with something other than a 2xx, forever, and the events are kept
+//     in quarantine.
+//
+// Conflicts counts the quarantined records whose id is already taken by different content.
 type Response struct {
 	Accepted    int      `json:"accepted"`
 	Quarantined int      `json:"quarantined"`
+	Conflicts   int      `json:"conflicts"`
 	Failed      int      `json:"failed"`
 	Results     []Result `json:"results"`
 }
@@ -176,9 +195,15 @@ func (h *HTTP) postRecords(c *gin.Context) {
 		if err != nil {
 			subs[i].reject = rejectDecode(err)
 			subs[i].tenant = soleTenant(p)
+			if t := recordTenant(raw); t != "" && p.CanSee(t) {
+				subs[i].tenant = t
+			}
 			continue
 		}
 		subs[i].rec, subs[i].tenant = rec, rec.Tenant
+		if subs[i].canon, err = rec.Canonical(); err != nil {
+			subs[i].reject = &Rejection{Code: ReasonInvalid, Detail: err.Error()}
+		}
 	}
 	h.submit(c, p, subs, "http")
 }
@@ -215,7 +240,7 @@ func (h *HTTP) postOPALogs(c *gin.Context) {
 			subs[i].reject = &Rejection{Code: ReasonInvalid, Detail: err.Error()}
 			continue
 		}
-		subs[i].rec, subs[i].raw = rec, canon
+		subs[i].rec, subs[i].raw, subs[i].canon = rec, canon, canon
 	}
 	h.submit(c, auth.From(c), subs, "opa")
 }
@@ -224,8 +249,115 @@ func (h *HTTP) postOPALogs(c *gin.Context) {
 type submission struct {
 	raw    []byte
 	rec    *lineage.Record
+	canon  []byte // the record's canonical form, whose SHA-256 the index keeps
 	tenant string
 	reject *Rejection
+	inLog  bool // the same record is already in the log: accepted, not published again
+}
+
+// recordTenant reads the top-level "tenant" member of a record that could not be decoded (too
+// large, say) without decoding the rest: a token scan of at most its first 64 KiB. It returns
+// "" when the member is not there, or not a valid tenant name.
+func recordTenant(raw []byte) string {
+	d := json.NewDecoder(bytes.NewReader(raw[:min(len(raw), lineage.MaxRecordSize)]))
+	if t, err := d.Token(); err != nil || t != json.Delim('{') {
+		return ""
+	}
+	for {
+		t, err := d.Token()
+		key, ok := t.(string)
+		if err != nil || !ok {
+			return ""
+		}
+		if key == "tenant" {
+			t, err := d.Token()
+			if v, ok := t.(string); err == nil && ok && validTenant(v) {
+				return v
+			}
+			return ""
+		}
+		for depth := 0; ; { // skip the member's value
+			t, err := d.Token()
+			if err != nil {
+				return ""
+			}
+			switch t {
+			case json.Delim('{'), json.Delim('['):
+				depth++
+			case json.Delim('}'), json.Delim(']'):
+				depth--
+			}
+			if depth == 0 {
+				break
+			}
+		}
+	}
+}
+
+// checkConflicts rejects, before anything is published, each record whose id an earlier
+// record of the request or a record in the log has with different content (id_conflict), and
+// marks the ones already in the log unchanged. A failed lookup is logged and skipped: the
+// ingester checks every record again.
+func (h *HTTP) checkConflicts(ctx context.Context, subs []submission) {
+	type first struct {
+		i    int
+		hash [32]byte
+	}
+	seen := map[string]first{}
+	hashes := make([][32]byte, len(subs))
+	var ask []index.Key
+	for i := range subs {
+		s := &subs[i]
+		if s.reject != nil {
+			continue
+		}
+		hashes[i] = sha256.Sum256(s.canon)
+		key := recordKey(s.tenant, s.rec.ID)
+		if f, ok := seen[key]; ok {
+			if f.hash != hashes[i] {
+				s.reject = conflictInRequest(f.i)
+			}
+			continue
+		}
+		seen[key] = first{i, hashes[i]}
+		ask = append(ask, index.Key{Tenant: s.tenant, ID: s.rec.ID})
+	}
+	if h.Seen == nil || len(ask) == 0 {
+		return
+	}
+	known := map[index.Key]index.Ref{}
+	if bl, ok := h.Seen.(index.BatchLookup); ok {
+		refs, err := bl.LookupMany(ctx, ask)
+		if err != nil {
+			h.Logger.Warn("ingest: http id lookup; conflicts are left to the ingester", "records", len(ask), "err", err)
+		}
+		known = refs
+	} else {
+		for _, k := range ask {
+			ref, err := h.Seen.Lookup(ctx, k.Tenant, k.ID)
+			switch {
+			case errors.Is(err, index.ErrNotFound):
+			case err != nil:
+				h.Logger.Warn("ingest: http id lookup; conflicts are left to the ingester", "tenant", k.Tenant, "id", k.ID, "err", err)
+			default:
+				known[k] = ref
+			}
+		}
+	}
+	for i := range subs {
+		s := &subs[i]
+		if s.reject != nil {
+			continue
+		}
+		ref, ok := known[index.Key{Tenant: s.tenant, ID: s.rec.ID}]
+		switch {
+		case !ok:
+		case ref.RecordHash == hashes[i]:
+			s.inLog = true
+		default:
+			s.reject = conflict(ref.Index)
+		}
+	}
 }
 
 // soleTenant is the tenant an undecodable record is quarantined under: the caller's only
@@ -250,6 +382,7 @@ func (h *HTTP) submit(c *gin.Context, p *auth.Principal, subs []submission, via 
 	}
 	ctx, cancel := context.WithTimeout(c, 30*time.Second)
 	defer cancel()
+	h.checkConflicts(ctx, subs)
 	resp := Response{Results: make([]Result, len(subs))}
 	futures := make([]jetstream.PubAckFuture, len(subs))
 	now := h.Now().UTC()
@@ -271,6 +404,11 @@ func (h *HTTP) submit(c *gin.Context, p *auth.Principal, subs []submission, via 
 			}
 			h.Metrics.Quarantined.WithLabelValues(s.reject.Code).Inc()
 			r.Status = "quarantined"
+			continue
+		}
+		if s.inLog {
+			h.Metrics.Duplicates.Inc()
+			r.Status = "accepted"
 			continue
 		}
 		m := RecordMsg(s.rec.Tenant, s.rec.ID, s.raw)
@@ -304,21 +442,35 @@ func (h *HTTP) submit(c *gin.Context, p *auth.Principal, subs []submission, via 
 			resp.Results[i].Status = "failed"
 		}
 	}
+	codes := map[string]int{}
 	for _, r := range resp.Results {
 		switch r.Status {
 		case "accepted":
 			resp.Accepted++
 		case "quarantined":
 			resp.Quarantined++
+			codes[r.Reason.Code]++
 		default:
 			resp.Failed++
 		}
 	}
+	resp.Conflicts = codes[ReasonConflict]
 	status := http.StatusAccepted
-	if resp.Failed > 0 {
+	switch {
+	case resp.Failed > 0:
 		// The caller must retry the failed ones; retries of accepted ones are deduplicated.
 		status = http.StatusServiceUnavailable
 		c.Header("Retry-After", "1")
+	case resp.Accepted == 0 && via == "http":
+		// Every record was quarantined: a permanent rejection, not to be retried (see Response).
+		switch {
+		case codes[ReasonConflict] == resp.Quarantined:
+			status = http.StatusConflict
+		case codes[lineage.CodeTooLarge] == resp.Quarantined:
+			status = http.StatusRequestEntityTooLarge
+		default:
+			status = http.StatusUnprocessableEntity
+		}
 	}
 	c.PureJSON(status, resp)
 }

@@ -25,10 +25,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "lineage_ingest_appended_total", Help: "Records durably appended to the log.",
 		}),
 		Duplicates: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "lineage_ingest_duplicates_total", Help: "Messages whose record id was already in the log with identical content (acked, not appended).",
+			Name: "lineage_ingest_duplicates_total", Help: "Records whose id was already in the log with identical content (acked, not appended; over HTTP, not published).",
 		}),
 		Quarantined: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "lineage_ingest_quarantined_total", Help: "Messages moved to the quarantine stream, by reason.",
+			Name: "lineage_ingest_quarantined_total", Help: "Records moved to the quarantine stream by the ingester or by HTTP ingest, by reason (id_conflict: an id already logged with other content).",
 		}, []string{"reason"}),
 		Retries: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "lineage_ingest_retries_total", Help: "Messages handed back to JetStream for redelivery after a transient failure.",

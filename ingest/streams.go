@@ -27,9 +27,19 @@ const (
 	QuarantineSubject = "lineage.quarantine.>"
 	ConsumerName      = "lineage-ingester"
 
-	// DuplicateWindow is JetStream's Nats-Msg-Id dedupe window: publisher retries within it are
-	// dropped by the server; later redeliveries are caught by the record-id lookup.
-	DuplicateWindow = 10 * time.Minute
+	// DuplicateWindow is the records stream's Nats-Msg-Id dedupe window, the smallest the
+	// server accepts (nats-server refuses a window under 100 ms; zero means its 2-minute
+	// default). JetStream drops a message whose Nats-Msg-Id it saw within the window and answers
+	// the publisher with a PubAck marked duplicate, before the ingester could compare contents.
+	// RecordMsg's id covers the record's bytes, so that only drops true retries; but a publisher
+	// may still send the old-style <tenant>/<id>, which would hide a changed record with the
+	// same id for as long as the window lasts. Exactly-once does not depend on the window: the
+	// ingester drops every message whose record is already in the log with identical content
+	// and quarantines one with different content (id_conflict); see consumer.go.
+	DuplicateWindow = 100 * time.Millisecond
+	// QuarantineDuplicateWindow dedupes repeated quarantines of the same input (ids built by
+	// the ingester and by HTTP ingest, never by publishers).
+	QuarantineDuplicateWindow = 10 * time.Minute
 	// HeaderAllowance is the room left for NATS headers on top of the 64 KiB record limit.
 	HeaderAllowance = 4 << 10
 )
@@ -46,7 +56,9 @@ type StreamOptions struct {
 
 // EnsureStreams creates or updates the records and quarantine streams. Both use file storage:
 // a record acked by JetStream to its publisher must survive a restart of the server before
-// the ingester has appended it.
+// the ingester has appended it. An existing stream is updated in place (a records stream made
+// by an older version had a 10-minute dedupe window; the server forgets the ids it remembered
+// beyond the new window as soon as the update applies).
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions) error {
 	if o.Replicas == 0 {
 		o.Replicas = 1
@@ -71,7 +83,7 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions)
 		Subjects:    []string{QuarantineSubject},
 		Storage:     jetstream.FileStorage,
 		Retention:   jetstream.LimitsPolicy,
-		Duplicates:  DuplicateWindow,
+		Duplicates:  QuarantineDuplicateWindow,
 		MaxMsgSize:  2 * o.MaxMsgSize,
 		Replicas:    o.Replicas,
 	})
