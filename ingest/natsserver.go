@@ -22,10 +22,12 @@ type EmbeddedOptions struct {
 	// MaxPayload is the largest message the server accepts, headers included. It is enforced by
 	// the server itself so an oversized record never reaches the ingester's memory.
 	MaxPayload int32
-	// Token, when set, is required from every client (publishers and the ingester).
+	// Token, when set, is required from every client (publishers and the ingester). The server
+	// cannot attach permissions to a token: every holder has full rights (see Publishers).
 	Token string
 	// Publishers, when set, are the only NKeys (besides ServiceNKey) that may connect, each
-	// allowed to publish only to its tenants' record subjects: tenant isolation at the broker.
+	// allowed to publish only to its tenants' record subjects and to subscribe only to its
+	// private inbox (PublisherInboxPrefix): tenant isolation at the broker.
 	Publishers []PublisherNKey
 	// ServiceNKey is the public NKey of lineaged itself, with full permissions.
 	ServiceNKey string
@@ -65,10 +67,24 @@ func ParsePublisherNKeys(text string) ([]PublisherNKey, error) {
 	return out, nil
 }
 
+// Inbox prefixes. A NATS client receives replies (JetStream PubAcks, the messages a pull
+// consumer fetches, API answers) on subjects under its inbox prefix, "_INBOX" unless it picks
+// another. Anyone who may subscribe to a client's inbox prefix reads those replies, so every
+// connection lineaged makes uses ServiceInboxPrefix, which no publisher may subscribe to, and a
+// publisher signing in with an NKey must use PublisherInboxPrefix(its public key), the only
+// subjects it may subscribe to.
+const ServiceInboxPrefix = "_LINEAGED_INBOX"
+
+// PublisherInboxPrefix is the private inbox prefix of the publisher with this public NKey:
+// "_INBOX_<public key>" (set it with nats.CustomInboxPrefix).
+func PublisherInboxPrefix(publicKey string) string { return "_INBOX_" + publicKey }
+
 // publisherPermissions lets a publisher send records for its tenants and receive the
-// JetStream acks on its inbox, and nothing else: it cannot read other tenants' records, the
-// quarantine, or the JetStream API.
-func publisherPermissions(tenants []string) *server.Permissions {
+// JetStream acks on its private inbox, and nothing else: it cannot read other tenants'
+// records, other clients' inboxes (lineaged's carry every tenant's records and quarantine),
+// the quarantine, or the JetStream API. It gets no response permission (allow_responses): a
+// publisher answers no requests.
+func publisherPermissions(publicKey string, tenants []string) *server.Permissions {
 	var subjects []string
 	for _, t := range tenants {
 		if t == "*" {
@@ -79,7 +95,7 @@ func publisherPermissions(tenants []string) *server.Permissions {
 	}
 	return &server.Permissions{
 		Publish:   &server.SubjectPermission{Allow: subjects},
-		Subscribe: &server.SubjectPermission{Allow: []string{"_INBOX.>"}},
+		Subscribe: &server.SubjectPermission{Allow: []string{PublisherInboxPrefix(publicKey) + ".>"}},
 	}
 }
 
@@ -117,7 +133,7 @@ func StartEmbedded(o EmbeddedOptions) (*server.Server, error) {
 		}
 		opts.Nkeys = append(opts.Nkeys, &server.NkeyUser{Nkey: o.ServiceNKey})
 		for _, p := range o.Publishers {
-			opts.Nkeys = append(opts.Nkeys, &server.NkeyUser{Nkey: p.PublicKey, Permissions: publisherPermissions(p.Tenants)})
+			opts.Nkeys = append(opts.Nkeys, &server.NkeyUser{Nkey: p.PublicKey, Permissions: publisherPermissions(p.PublicKey, p.Tenants)})
 		}
 	}
 	ns, err := server.NewServer(opts)

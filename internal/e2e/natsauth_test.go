@@ -58,7 +58,8 @@ func TestEmbeddedNATSPublisherNKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nc, err := nats.Connect("nats://"+natsAddr, opt)
+	// A publisher NKey reads only its own inbox (ingest.PublisherInboxPrefix).
+	nc, err := nats.Connect("nats://"+natsAddr, opt, nats.CustomInboxPrefix(ingest.PublisherInboxPrefix(pub)))
 	if err != nil {
 		t.Fatalf("registered publisher NKey: %v", err)
 	}

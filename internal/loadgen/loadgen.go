@@ -23,6 +23,7 @@ import (
 
 	"github.com/lineage-audit/lineage/ingest"
 	"github.com/lineage-audit/lineage/internal/demo"
+	"github.com/lineage-audit/lineage/internal/natsclient"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -30,7 +31,10 @@ import (
 // Options configures one load run.
 type Options struct {
 	NATSURL string
-	API     string
+	// NATS holds the credentials and TLS to publish with; with an NKey seed the connection uses
+	// the publisher's private inbox prefix, as lineagectl publish does.
+	NATS natsclient.Settings
+	API  string
 	// N records are published; every SampleEvery-th one has its latency measured.
 	N           int
 	SampleEvery int
@@ -86,9 +90,13 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	if err != nil {
 		return Result{}, fmt.Errorf("loadgen: is lineaged running at %s? %w", o.API, err)
 	}
-	nc, err := nats.Connect(o.NATSURL)
+	creds, err := o.NATS.Options()
 	if err != nil {
-		return Result{}, err
+		return Result{}, fmt.Errorf("loadgen: %w", err)
+	}
+	nc, err := nats.Connect(o.NATSURL, append([]nats.Option{nats.Name("lineage-loadgen")}, creds...)...)
+	if err != nil {
+		return Result{}, fmt.Errorf("loadgen: connect nats (%s): %w", o.NATS.Describe(), err)
 	}
 	defer nc.Close()
 	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(8192))

@@ -10,7 +10,9 @@ import (
 	"os"
 	"strings"
 
+	"github.com/lineage-audit/lineage/ingest"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
 )
 
 // Settings are the client credentials and TLS options for one NATS connection.
@@ -30,7 +32,7 @@ func (s *Settings) Register(fs *flag.FlagSet) {
 	fs.StringVar(&s.Token, "nats-token", "", "NATS token (prefer the environment variable)")
 	fs.StringVar(&s.User, "nats-user", "", "NATS user name")
 	fs.StringVar(&s.Password, "nats-password", "", "NATS password (prefer the environment variable)")
-	fs.StringVar(&s.NKeySeed, "nats-nkey-seed", "", "file with the NKey seed to authenticate with")
+	fs.StringVar(&s.NKeySeed, "nats-nkey-seed", "", "file with the NKey seed to authenticate with (replies then arrive under the private inbox prefix _INBOX_<public key>)")
 	fs.StringVar(&s.CredsFile, "nats-creds", "", "NATS credentials file (JWT and NKey seed)")
 	fs.StringVar(&s.TLSCA, "nats-tls-ca", "", "CA file to verify the NATS server's certificate (enables TLS)")
 	fs.StringVar(&s.TLSCert, "nats-tls-cert", "", "client certificate file for NATS mutual TLS")
@@ -38,6 +40,10 @@ func (s *Settings) Register(fs *flag.FlagSet) {
 }
 
 // Options turns the settings into nats.Options. At most one way to authenticate may be given.
+// With an NKey seed the connection uses the publisher's private inbox prefix
+// (ingest.PublisherInboxPrefix), the only one the embedded server lets that NKey read; a caller
+// that needs another prefix (lineaged itself) appends its own nats.CustomInboxPrefix after
+// these options.
 func (s Settings) Options() ([]nats.Option, error) {
 	var opts []nats.Option
 	n := 0
@@ -57,7 +63,12 @@ func (s Settings) Options() ([]nats.Option, error) {
 		if err != nil {
 			return nil, fmt.Errorf("natsclient: nkey seed %s: %w", s.NKeySeed, err)
 		}
-		opts = append(opts, o)
+		pub, err := publicKeyOfSeed(s.NKeySeed)
+		if err != nil {
+			return nil, fmt.Errorf("natsclient: nkey seed %s: %w", s.NKeySeed, err)
+		}
+		// A publisher NKey may subscribe only to its private inbox (ingest/natsserver.go).
+		opts = append(opts, o, nats.CustomInboxPrefix(ingest.PublisherInboxPrefix(pub)))
 		n++
 	}
 	if s.CredsFile != "" {
@@ -101,4 +112,26 @@ func (s Settings) Describe() string {
 		parts = append(parts, "tls")
 	}
 	return strings.Join(parts, ", ")
+}
+
+// publicKeyOfSeed reads an NKey seed file (bare or decorated, as nats.NkeyOptionFromSeed
+// accepts it) and returns its public key; the seed is wiped from memory.
+func publicKeyOfSeed(file string) (string, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", err
+	}
+	defer wipe(b)
+	kp, err := nkeys.ParseDecoratedNKey(b)
+	if err != nil {
+		return "", err
+	}
+	defer kp.Wipe()
+	return kp.PublicKey()
+}
+
+func wipe(b []byte) {
+	for i := range b {
+		b[i] = 'x'
+	}
 }

@@ -331,7 +331,7 @@ func Run(ctx context.Context, c Config) error {
 	stopExports := sync.OnceFunc(func() { stopExp(); <-expDone })
 	defer stopExports()
 
-	httpIngest := &ingest.HTTP{JS: js, OPA: opaCfg, Metrics: inMetrics,
+	httpIngest := &ingest.HTTP{JS: js, OPA: opaCfg, Metrics: inMetrics, Seen: store,
 		Logger: log.With("component", "ingest-http")}
 	api := &query.API{Log: lg, Store: store, Verifier: vkey, LogDir: logDir, Gatherer: reg, Auth: authn,
 		Mounts: []func(*gin.RouterGroup){httpIngest.Mount, exports.Mount}, Logger: log.With("component", "api"),
