@@ -22,6 +22,7 @@ build: deps
 	$(GO) build -o $(BIN)/lineaged ./cmd/lineaged
 	$(GO) build -o $(BIN)/lineagectl ./cmd/lineagectl
 	$(GO) build -o $(BIN)/lineagebench ./cmd/lineagebench
+	$(GO) build -o $(BIN)/lineage-verify ./cmd/lineage-verify
 
 ## run: the service on embedded defaults (NATS :4222, API :8080 on 127.0.0.1, state in ./data).
 run: build

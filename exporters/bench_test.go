@@ -19,6 +19,7 @@ import (
 	"github.com/lineage-audit/lineage/internal/demo"
 	"github.com/lineage-audit/lineage/ledger"
 	"github.com/lineage-audit/lineage/ledger/tessera"
+	"github.com/lineage-audit/lineage/verify"
 )
 
 // BenchmarkExport measures exports over a large log: LINEAGE_EXPORT_BENCH_N records (default
@@ -157,7 +158,7 @@ func TestExportBenchChild(t *testing.T) {
 	}
 	if c.Verify {
 		start := time.Now()
-		rep, err := VerifyBundle(filepath.Join(c.Out, "x", "bench.zip"), v)
+		rep, err := verify.VerifyBundle(filepath.Join(c.Out, "x", "bench.zip"), v)
 		if err != nil {
 			t.Fatal(err)
 		}

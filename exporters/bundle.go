@@ -12,31 +12,20 @@ import (
 	"time"
 
 	"github.com/lineage-audit/lineage/internal/atomicfile"
+	"github.com/lineage-audit/lineage/verify"
 )
 
-// The evidence bundle is a ZIP archive:
-//
-//	MANIFEST                      signed note: every other file with its SHA-256 and size
-//	checkpoint                    the signed checkpoint every proof is against, as published
-//	report/report.json            the report (schema lineage.export/v1)
-//	report/report.html            the printable report
-//	report/<table>.csv            one file per table
-//	records/records-NNNNN.ndjson  every cited record: log index, ledger entry, inclusion proof
+// The evidence bundle is a ZIP archive whose layout, manifest and records lines
+// verify/manifest.go defines, for this writer and for the offline verifier alike.
 //
 // Why ZIP and not tar.gz: an examiner opens a ZIP with the file manager of any desktop and reads
 // report.html straight from it, with no tools; and a ZIP has a central directory, so the
 // verifier reads MANIFEST first and then each file in the order it needs (records before the
 // tables that cite them) instead of buffering a stream. ZIP's weak points (names that climb out
-// of the extraction directory, duplicate names, symlinks, bombs) are exactly what VerifyBundle
+// of the extraction directory, duplicate names, symlinks, bombs) are exactly what verify.VerifyBundle
 // refuses or bounds. Entries are DEFLATE-compressed at BestSpeed: ledger entries and proofs
 // compress well, and on a shared 2-core machine compressing a million records at the default
 // level would take longer than reading them from the log.
-
-// Names of the fixed bundle members.
-const (
-	manifestName   = "MANIFEST"
-	checkpointName = "checkpoint"
-)
 
 // recordsPerFile bounds the records in one records/*.ndjson file, so that the manifest lists
 // a handful of files for a million records and a changed byte still points at a small file.
@@ -45,7 +34,7 @@ const recordsPerFile = 10_000
 // writeBundle writes the archive at path: the signed manifest, then every staged file in
 // manifest order. It is written to a temporary name, fsynced and renamed, so a crash never
 // leaves a partial bundle under the final name. It returns the archive's SHA-256 and size.
-func writeBundle(path string, manifest []byte, root string, files []ManifestFile, modified time.Time) ([32]byte, int64, error) {
+func writeBundle(path string, manifest []byte, root string, files []verify.ManifestFile, modified time.Time) ([32]byte, int64, error) {
 	var sum [32]byte
 	tmp := path + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
@@ -70,7 +59,7 @@ func writeBundle(path string, manifest []byte, root string, files []ManifestFile
 		return err
 	}
 	err = func() error {
-		if err := add(manifestName, bytes.NewReader(manifest)); err != nil {
+		if err := add(verify.ManifestName, bytes.NewReader(manifest)); err != nil {
 			return err
 		}
 		for _, mf := range files {

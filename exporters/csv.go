@@ -9,41 +9,18 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/lineage-audit/lineage/verify"
 )
 
 // Tables. Each is one CSV file under report/ in the bundle, and one array in report.json.
 // The CSV columns and the JSON members carry the same names.
 //
-// Cells are defused for spreadsheets: a cell that starts with '=', '+', '-', '@', a tab, a
-// carriage return or a single quote gets one single quote in front (OWASP "CSV injection"), so
-// a record crafted by a compromised enforcement point cannot run a formula on an auditor's
-// machine. The rule is reversible (strip one leading quote); the exact values are in the
-// records' ledger entries, which are the evidence.
+// Cells are defused for spreadsheets (verify.CSVCell, defined with the bundle format in
+// verify/manifest.go because the verifier reverses it to match citations).
 
 // Lists inside a cell are joined with listSep; OAuth scopes with a space (RFC 6749 §3.3).
 const listSep = "; "
-
-func csvCell(s string) string {
-	if s == "" {
-		return s
-	}
-	switch s[0] {
-	case '=', '+', '-', '@', '\t', '\r', '\'':
-		return "'" + s
-	}
-	return s
-}
-
-// csvUncell reverses csvCell.
-func csvUncell(s string) string {
-	if len(s) >= 2 && s[0] == '\'' {
-		switch s[1] {
-		case '=', '+', '-', '@', '\t', '\r', '\'':
-			return s[1:]
-		}
-	}
-	return s
-}
 
 var decisionHeader = []string{
 	"log_index", "record_id", "time", "received_at", "ai_system", "use_id",
@@ -119,7 +96,7 @@ func newStreamTable(st *staging, tmpDir, name string, header []string, keep int)
 // add writes one row: cells to the CSV (defused), row to the JSON fragment.
 func (t *streamTable) add(row any, cells []string) error {
 	for i, c := range cells {
-		cells[i] = csvCell(c)
+		cells[i] = verify.CSVCell(c)
 	}
 	if err := t.cw.Write(cells); err != nil {
 		return fmt.Errorf("exporters: %s.csv: %w", t.name, err)
@@ -182,7 +159,7 @@ func writeCSV(st *staging, name string, header []string, rows [][]string) (Table
 	w.Write(header)
 	for _, r := range rows {
 		for i, c := range r {
-			r[i] = csvCell(c)
+			r[i] = verify.CSVCell(c)
 		}
 		w.Write(r)
 	}

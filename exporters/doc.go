@@ -4,8 +4,9 @@
 // disclosure (AI tools, safeguards, and the natural person and delegation behind each
 // AI-assisted decision), as JSON, CSV and a printable HTML workpaper, each with an evidence
 // bundle: the cited ledger entries, their inclusion proofs against one signed checkpoint, and a
-// manifest signed with the ledger's key, which VerifyBundle checks offline with the public key
-// alone.
+// manifest signed with the ledger's key, which verify.VerifyBundle checks offline with the
+// public key alone. The bundle format (layout, manifest, records lines, CSV cells) is defined
+// in verify/manifest.go, for this package's writer and that verifier alike.
 //
 // It sits at the end of the pipeline, beside the query API: it reads the log (ledger.Log),
 // never the index, so a report is the same on every index driver and provably complete (the

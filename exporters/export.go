@@ -14,6 +14,7 @@ import (
 
 	"github.com/lineage-audit/lineage/internal/atomicfile"
 	"github.com/lineage-audit/lineage/ledger"
+	"github.com/lineage-audit/lineage/verify"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -92,7 +93,7 @@ func (e *Exporter) Export(ctx context.Context, req Request, dir string, run Run)
 	if err := req.Validate(); err != nil {
 		return nil, err
 	}
-	if !exportIDRE.MatchString(run.ID) {
+	if !verify.ValidExportID(run.ID) {
 		return nil, fmt.Errorf("exporters: export id %q: want ^[a-z0-9][a-z0-9_.-]*$", run.ID)
 	}
 	if e.Log == nil || e.Signer == nil || e.Verifier == nil {
@@ -243,18 +244,18 @@ func (x *exportRun) finish(ctx context.Context) (*Result, error) {
 	if err := x.writeHTML(h); err != nil {
 		return nil, err
 	}
-	if err := x.st.write(checkpointName, x.cp.Note); err != nil {
+	if err := x.st.write(verify.CheckpointName, x.cp.Note); err != nil {
 		return nil, err
 	}
 
 	x.progress("bundle")
-	m := &Manifest{
+	m := &verify.Manifest{
 		ExportID: x.run.ID, Kind: x.req.Kind, Tenant: x.req.Tenant, AISystem: x.req.AISystem,
 		From: x.req.From, To: x.req.To, Created: x.created, RequestedBy: x.run.RequestedBy,
 		LogOrigin: x.cp.Origin, CheckpointSize: x.cp.Size, CheckpointRoot: x.cp.Hash,
 		Records: x.records.n, Files: x.st.manifestFiles(),
 	}
-	signed, err := m.sign(x.e.Signer)
+	signed, err := m.Sign(x.e.Signer)
 	if err != nil {
 		return nil, err
 	}

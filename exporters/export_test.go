@@ -14,6 +14,7 @@ import (
 	"time"
 
 	lineage "github.com/lineage-audit/lineage"
+	"github.com/lineage-audit/lineage/verify"
 )
 
 // expectation is what a report must say, computed straight from the records.
@@ -262,7 +263,7 @@ func checkCommon(t *testing.T, r *rig, req Request, res *Result, doc *Document, 
 		}
 	}
 	// The bundle verifies, and holds exactly the records in scope.
-	rep, err := VerifyBundle(filepath.Join(dir, res.Bundle), r.verifier)
+	rep, err := verify.VerifyBundle(filepath.Join(dir, res.Bundle), r.verifier)
 	if err != nil {
 		t.Fatalf("bundle does not verify: %v", err)
 	}
@@ -420,7 +421,7 @@ func TestEmptyPeriod(t *testing.T) {
 	if doc.Summary.Records != 0 || len(doc.Decisions) != 0 || !slices.Contains(findingCodes(doc), "no_records") {
 		t.Fatalf("empty period: %+v %v", doc.Summary, findingCodes(doc))
 	}
-	if _, err := VerifyBundle(filepath.Join(dir, res.Bundle), r.verifier); err != nil {
+	if _, err := verify.VerifyBundle(filepath.Join(dir, res.Bundle), r.verifier); err != nil {
 		t.Fatalf("empty bundle: %v", err)
 	}
 }
@@ -452,7 +453,7 @@ func TestEmptyLog(t *testing.T) {
 	if res.Records != 0 || res.Checkpoint.Size != 0 {
 		t.Fatalf("empty log: %+v", res)
 	}
-	if _, err := VerifyBundle(filepath.Join(dir, res.Bundle), r.verifier); err != nil {
+	if _, err := verify.VerifyBundle(filepath.Join(dir, res.Bundle), r.verifier); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -474,7 +475,7 @@ func TestBundleProofsEqualTheLogs(t *testing.T) {
 		if line == "" {
 			continue
 		}
-		var ev evidenceLine
+		var ev verify.EvidenceLine
 		if err := json.Unmarshal([]byte(line), &ev); err != nil {
 			t.Fatal(err)
 		}

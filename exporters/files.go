@@ -9,13 +9,15 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/lineage-audit/lineage/verify"
 )
 
 // staging is the directory an export writes its files into before they are archived. Every
 // file is hashed while it is written, so the manifest costs no second read.
 type staging struct {
 	root  string
-	files []ManifestFile
+	files []verify.ManifestFile
 }
 
 // outFile is one file of the export being written; it hashes what passes through it.
@@ -30,7 +32,7 @@ type outFile struct {
 
 // create starts the file rel (a slash-separated path) under the staging root.
 func (s *staging) create(rel string) (*outFile, error) {
-	if !validBundlePath(rel) {
+	if !verify.ValidBundlePath(rel) {
 		return nil, fmt.Errorf("exporters: internal: bad bundle path %q", rel)
 	}
 	p := filepath.Join(s.root, filepath.FromSlash(rel))
@@ -66,7 +68,7 @@ func (o *outFile) close() error {
 	}
 	var sum [32]byte
 	copy(sum[:], o.h.Sum(nil))
-	o.st.files = append(o.st.files, ManifestFile{Path: o.rel, Size: o.n, SHA256: sum})
+	o.st.files = append(o.st.files, verify.ManifestFile{Path: o.rel, Size: o.n, SHA256: sum})
 	return nil
 }
 
@@ -87,9 +89,9 @@ func (s *staging) write(rel string, b []byte) error {
 }
 
 // manifestFiles returns the recorded files sorted by path.
-func (s *staging) manifestFiles() []ManifestFile {
+func (s *staging) manifestFiles() []verify.ManifestFile {
 	out := slices.Clone(s.files)
-	slices.SortFunc(out, func(a, b ManifestFile) int { return strings.Compare(a.Path, b.Path) })
+	slices.SortFunc(out, func(a, b verify.ManifestFile) int { return strings.Compare(a.Path, b.Path) })
 	return out
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/lineage-audit/lineage/query/auth"
+	"github.com/lineage-audit/lineage/verify"
 )
 
 // Mount registers the export routes on the authenticated /v1 group. Every route needs the
@@ -113,7 +114,7 @@ func (s *Service) list(c *gin.Context) {
 func (s *Service) visible(c *gin.Context) (Job, bool) {
 	id := c.Param("id")
 	j, ok := s.job(id)
-	if !ok || !exportIDRE.MatchString(id) || !auth.From(c).CanSee(j.Tenant) {
+	if !ok || !verify.ValidExportID(id) || !auth.From(c).CanSee(j.Tenant) {
 		httpFail(c, http.StatusNotFound, "no export %q", clip(id))
 		return Job{}, false
 	}

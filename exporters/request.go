@@ -7,23 +7,23 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/lineage-audit/lineage/verify"
 )
 
-// Kind is the regulation an export reports for.
-type Kind string
+// Kind is the regulation an export reports for (defined with the bundle format, in
+// verify/manifest.go, since the signed manifest names it).
+type Kind = verify.Kind
 
 // The export kinds.
 const (
 	// KindEUAIAct is the EU AI Act record-keeping report: Art. 12 logs per use, Art. 14 human
 	// oversight, Art. 19 / 26(6) retention coverage, for one AI system or all.
-	KindEUAIAct Kind = "eu-ai-act"
+	KindEUAIAct = verify.KindEUAIAct
 	// KindFannieMae is the Fannie Mae LL-2026-04 disclosure: AI tools, safeguards, and the
 	// natural person and delegation behind each AI-assisted decision of a lending process.
-	KindFannieMae Kind = "fannie-mae"
+	KindFannieMae = verify.KindFannieMae
 )
-
-// Valid tells whether k is a known kind.
-func (k Kind) Valid() bool { return k == KindEUAIAct || k == KindFannieMae }
 
 // Report formats. The bundle always holds all three; Request.Formats selects which are also
 // offered as separate downloads.
@@ -100,4 +100,12 @@ func ParseTime(s string) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("exporters: time %q: want RFC 3339 or YYYY-MM-DD", s)
 	}
 	return t, nil
+}
+
+// clip shortens untrusted text quoted in an error.
+func clip(s string) string {
+	if len(s) > 80 {
+		return s[:80] + "…"
+	}
+	return s
 }

@@ -15,6 +15,7 @@ import (
 
 	lineage "github.com/lineage-audit/lineage"
 	"github.com/lineage-audit/lineage/ledger"
+	"github.com/lineage-audit/lineage/verify"
 )
 
 // Records Lineage writes about its own exports (see exportRecord). They are not decisions of
@@ -277,14 +278,6 @@ type recordsWriter struct {
 	file int
 }
 
-// evidenceLine is one line of a records file.
-type evidenceLine struct {
-	Index uint64   `json:"index"`
-	ID    string   `json:"id"`
-	Entry string   `json:"entry"`
-	Proof [][]byte `json:"proof"`
-}
-
 func (w *recordsWriter) add(idx uint64, id string, entry []byte, proof [][]byte) error {
 	if w.cur == nil || w.n%recordsPerFile == 0 {
 		if w.cur != nil {
@@ -301,7 +294,7 @@ func (w *recordsWriter) add(idx uint64, id string, entry []byte, proof [][]byte)
 		w.enc = json.NewEncoder(o)
 		w.enc.SetEscapeHTML(false)
 	}
-	if err := w.enc.Encode(evidenceLine{Index: idx, ID: id, Entry: string(entry), Proof: proof}); err != nil {
+	if err := w.enc.Encode(verify.EvidenceLine{Index: idx, ID: id, Entry: string(entry), Proof: proof}); err != nil {
 		return fmt.Errorf("exporters: records: %w", err)
 	}
 	w.n++

@@ -20,6 +20,7 @@ import (
 	"github.com/lineage-audit/lineage/exporters/cron"
 	"github.com/lineage-audit/lineage/internal/atomicfile"
 	"github.com/lineage-audit/lineage/ledger"
+	"github.com/lineage-audit/lineage/verify"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/mod/sumdb/note"
 )
@@ -368,7 +369,7 @@ func (s *Service) loadJobs() error {
 		return fmt.Errorf("exporters: export dir: %w", err)
 	}
 	for _, e := range ents {
-		if !e.IsDir() || !exportIDRE.MatchString(e.Name()) {
+		if !e.IsDir() || !verify.ValidExportID(e.Name()) {
 			continue
 		}
 		st, err := os.Stat(s.jobFile(e.Name()))

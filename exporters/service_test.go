@@ -18,6 +18,7 @@ import (
 	"github.com/gin-gonic/gin"
 	lineage "github.com/lineage-audit/lineage"
 	"github.com/lineage-audit/lineage/query/auth"
+	"github.com/lineage-audit/lineage/verify"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -166,7 +167,7 @@ func TestServiceAPI(t *testing.T) {
 	}
 	path := filepath.Join(t.TempDir(), "b.zip")
 	os.WriteFile(path, zipBytes, 0o644)
-	rep, err := VerifyBundle(path, r.verifier)
+	rep, err := verify.VerifyBundle(path, r.verifier)
 	if err != nil || rep.Records != j.Records {
 		t.Fatalf("downloaded bundle: %v (%d records, job says %d)", err, rep.Records, j.Records)
 	}

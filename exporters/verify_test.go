@@ -22,6 +22,7 @@ import (
 
 	lineage "github.com/lineage-audit/lineage"
 	"github.com/lineage-audit/lineage/ledger"
+	"github.com/lineage-audit/lineage/verify"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -107,28 +108,28 @@ func (b bundleFiles) remove(name string) bundleFiles {
 // with a key (theirs, or a leaked one) would do to make a changed bundle self-consistent.
 func (b bundleFiles) resign(t *testing.T, s note.Signer) bundleFiles {
 	t.Helper()
-	n, err := note.Open(b.get(manifestName), note.VerifierList())
+	n, err := note.Open(b.get(verify.ManifestName), note.VerifierList())
 	var unv *note.UnverifiedNoteError
 	if !errors.As(err, &unv) {
 		t.Fatalf("manifest: %v", err)
 	}
 	n = unv.Note
-	m, err := parseManifest(n.Text)
+	m, err := verify.ParseManifest(n.Text)
 	if err != nil {
 		t.Fatal(err)
 	}
 	m.Files = nil
 	for _, x := range b {
-		if x.name != manifestName {
-			m.Files = append(m.Files, ManifestFile{Path: x.name, Size: int64(len(x.data)), SHA256: sha256.Sum256(x.data)})
+		if x.name != verify.ManifestName {
+			m.Files = append(m.Files, verify.ManifestFile{Path: x.name, Size: int64(len(x.data)), SHA256: sha256.Sum256(x.data)})
 		}
 	}
-	slices.SortFunc(m.Files, func(a, b ManifestFile) int { return strings.Compare(a.Path, b.Path) })
-	signed, err := m.sign(s)
+	slices.SortFunc(m.Files, func(a, b verify.ManifestFile) int { return strings.Compare(a.Path, b.Path) })
+	signed, err := m.Sign(s)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return b.set(manifestName, signed)
+	return b.set(verify.ManifestName, signed)
 }
 
 func otherSigner(t *testing.T) note.Signer {
@@ -169,7 +170,7 @@ func baseBundle(t *testing.T) (bundleFiles, *rig) {
 		t.Fatal(err)
 	}
 	path := filepath.Join(dir, res.Bundle)
-	if _, err := VerifyBundle(path, r.verifier); err != nil {
+	if _, err := verify.VerifyBundle(path, r.verifier); err != nil {
 		t.Fatalf("pristine bundle: %v", err)
 	}
 	return readBundle(t, path), r
@@ -177,16 +178,16 @@ func baseBundle(t *testing.T) (bundleFiles, *rig) {
 
 // verifyTampered writes b and verifies it; it fails the test unless verification fails with a
 // problem of code on file (a prefix match, so "records/x.ndjson" matches "records/x.ndjson:3").
-func verifyTampered(t *testing.T, b bundleFiles, v note.Verifier, code, file string) *Report {
+func verifyTampered(t *testing.T, b bundleFiles, v note.Verifier, code, file string) *verify.Report {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "tampered.zip")
 	b.write(t, path)
-	rep, err := VerifyBundle(path, v)
+	rep, err := verify.VerifyBundle(path, v)
 	if err == nil || rep.OK() {
 		t.Fatalf("tampering not detected (want %s on %s)", code, file)
 	}
-	if !errors.Is(err, ErrBundleInvalid) {
-		t.Fatalf("error %v does not match ErrBundleInvalid", err)
+	if !errors.Is(err, verify.ErrBundleInvalid) {
+		t.Fatalf("error %v does not match verify.ErrBundleInvalid", err)
 	}
 	for _, p := range rep.Problems {
 		if p.Code == code && strings.HasPrefix(p.File, file) {
@@ -197,7 +198,7 @@ func verifyTampered(t *testing.T, b bundleFiles, v note.Verifier, code, file str
 	return nil
 }
 
-func problemList(rep *Report) string {
+func problemList(rep *verify.Report) string {
 	var b strings.Builder
 	for _, p := range rep.Problems {
 		b.WriteString("  " + p.String() + "\n")
@@ -205,15 +206,15 @@ func problemList(rep *Report) string {
 	return b.String()
 }
 
-func hasCode(rep *Report, code string) bool {
-	return slices.ContainsFunc(rep.Problems, func(p Problem) bool { return p.Code == code })
+func hasCode(rep *verify.Report, code string) bool {
+	return slices.ContainsFunc(rep.Problems, func(p verify.Problem) bool { return p.Code == code })
 }
 
 func TestTamperAnyFileByte(t *testing.T) {
 	base, r := baseBundle(t)
 	names := 0
 	for _, m := range base {
-		if m.name == manifestName || len(m.data) == 0 {
+		if m.name == verify.ManifestName || len(m.data) == 0 {
 			continue
 		}
 		names++
@@ -228,7 +229,7 @@ func TestTamperAnyFileByte(t *testing.T) {
 			default:
 				data[i] = c ^ 1
 			}
-			verifyTampered(t, base.set(m.name, data), r.verifier, ProblemFileChanged, m.name)
+			verifyTampered(t, base.set(m.name, data), r.verifier, verify.ProblemFileChanged, m.name)
 		})
 	}
 	if names < 15 {
@@ -241,26 +242,26 @@ func TestTamperCases(t *testing.T) {
 	v := r.verifier
 	recFile := "records/records-00000.ndjson"
 	recLines := lines(base.get(recFile))
-	var third evidenceLine
+	var third verify.EvidenceLine
 	if err := json.Unmarshal([]byte(recLines[2]), &third); err != nil {
 		t.Fatal(err)
 	}
 
 	t.Run("manifest byte", func(t *testing.T) {
-		m := bytes.Replace(base.get(manifestName), []byte("tenant acme-bank"), []byte("tenant acme-bank-2"), 1)
-		verifyTampered(t, base.set(manifestName, m), v, ProblemManifestSignature, manifestName)
+		m := bytes.Replace(base.get(verify.ManifestName), []byte("tenant acme-bank"), []byte("tenant acme-bank-2"), 1)
+		verifyTampered(t, base.set(verify.ManifestName, m), v, verify.ProblemManifestSignature, verify.ManifestName)
 	})
 	t.Run("manifest re-signed by another key", func(t *testing.T) {
 		b := base.set("report/report.html", []byte("<p>nothing to see</p>")).resign(t, otherSigner(t))
-		rep := verifyTampered(t, b, v, ProblemManifestSignature, manifestName)
-		if hasCode(rep, ProblemFileChanged) {
+		rep := verifyTampered(t, b, v, verify.ProblemManifestSignature, verify.ManifestName)
+		if hasCode(rep, verify.ProblemFileChanged) {
 			t.Errorf("the forged manifest matches the files; only its signature should fail:\n%s", problemList(rep))
 		}
 	})
 	t.Run("removed record", func(t *testing.T) {
 		b := base.set(recFile, deleteLine(base.get(recFile), 2))
-		rep := verifyTampered(t, b, v, ProblemRecordMissing, "report/decisions.csv")
-		for _, c := range []string{ProblemFileChanged, ProblemRecordCount} {
+		rep := verifyTampered(t, b, v, verify.ProblemRecordMissing, "report/decisions.csv")
+		for _, c := range []string{verify.ProblemFileChanged, verify.ProblemRecordCount} {
 			if !hasCode(rep, c) {
 				t.Errorf("no %s problem:\n%s", c, problemList(rep))
 			}
@@ -273,30 +274,30 @@ func TestTamperCases(t *testing.T) {
 		// Even a bundle re-signed with the real key (a buggy or compromised service) cannot
 		// drop a record its own tables cite.
 		b := base.set(recFile, deleteLine(base.get(recFile), 2)).resign(t, r.signer)
-		verifyTampered(t, b, v, ProblemRecordMissing, "report/decisions.csv")
+		verifyTampered(t, b, v, verify.ProblemRecordMissing, "report/decisions.csv")
 	})
 	t.Run("removed file", func(t *testing.T) {
-		verifyTampered(t, base.remove("report/uses.csv"), v, ProblemFileMissing, "report/uses.csv")
+		verifyTampered(t, base.remove("report/uses.csv"), v, verify.ProblemFileMissing, "report/uses.csv")
 	})
 	t.Run("removed records file", func(t *testing.T) {
-		rep := verifyTampered(t, base.remove(recFile), v, ProblemFileMissing, recFile)
-		if !hasCode(rep, ProblemRecordMissing) {
+		rep := verifyTampered(t, base.remove(recFile), v, verify.ProblemFileMissing, recFile)
+		if !hasCode(rep, verify.ProblemRecordMissing) {
 			t.Errorf("cited records not reported missing:\n%s", problemList(rep))
 		}
 	})
 	t.Run("extra file", func(t *testing.T) {
-		verifyTampered(t, base.set("report/notes.txt", []byte("added later")), v, ProblemFileExtra, "report/notes.txt")
+		verifyTampered(t, base.set("report/notes.txt", []byte("added later")), v, verify.ProblemFileExtra, "report/notes.txt")
 	})
 	t.Run("forged checkpoint", func(t *testing.T) {
 		// Same origin, same size and root, signed by a key that is not the log's.
-		cp := base.get(checkpointName)
+		cp := base.get(verify.CheckpointName)
 		text := noteText(cp)
 		forged, err := note.Sign(&note.Note{Text: text}, otherSigner(t))
 		if err != nil {
 			t.Fatal(err)
 		}
-		verifyTampered(t, base.set(checkpointName, forged), v, ProblemCheckpoint, checkpointName)
-		verifyTampered(t, base.set(checkpointName, forged).resign(t, r.signer), v, ProblemCheckpoint, checkpointName)
+		verifyTampered(t, base.set(verify.CheckpointName, forged), v, verify.ProblemCheckpoint, verify.CheckpointName)
+		verifyTampered(t, base.set(verify.CheckpointName, forged).resign(t, r.signer), v, verify.ProblemCheckpoint, verify.CheckpointName)
 	})
 	t.Run("checkpoint of another size", func(t *testing.T) {
 		// A genuine checkpoint, but not the one the manifest and proofs are for.
@@ -305,28 +306,28 @@ func TestTamperCases(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		b := base.set(checkpointName, cp.Note).resign(t, r.signer)
-		verifyTampered(t, b, other.verifier, ProblemManifestSignature, manifestName)
-		verifyTampered(t, b, v, ProblemCheckpoint, checkpointName)
+		b := base.set(verify.CheckpointName, cp.Note).resign(t, r.signer)
+		verifyTampered(t, b, other.verifier, verify.ProblemManifestSignature, verify.ManifestName)
+		verifyTampered(t, b, v, verify.ProblemCheckpoint, verify.CheckpointName)
 	})
 	t.Run("inclusion proof", func(t *testing.T) {
-		var ev evidenceLine
+		var ev verify.EvidenceLine
 		json.Unmarshal([]byte(recLines[2]), &ev)
 		ev.Proof[0][0] ^= 0xff
 		line, _ := json.Marshal(ev)
 		b := base.set(recFile, setLine(base.get(recFile), 2, string(line)+"\n")).resign(t, r.signer)
-		rep := verifyTampered(t, b, v, ProblemRecordInclusion, recFile+":3")
+		rep := verifyTampered(t, b, v, verify.ProblemRecordInclusion, recFile+":3")
 		if len(rep.Problems) != 1 {
 			t.Errorf("want only the proof to fail:\n%s", problemList(rep))
 		}
 	})
 	t.Run("altered record entry", func(t *testing.T) {
-		var ev evidenceLine
+		var ev verify.EvidenceLine
 		json.Unmarshal([]byte(recLines[2]), &ev)
 		ev.Entry = strings.Replace(ev.Entry, `"effect":"`, `"effect":"x`, 1)
 		line, _ := json.Marshal(ev)
 		b := base.set(recFile, setLine(base.get(recFile), 2, string(line)+"\n")).resign(t, r.signer)
-		verifyTampered(t, b, v, ProblemRecordInvalid, recFile+":3")
+		verifyTampered(t, b, v, verify.ProblemRecordInvalid, recFile+":3")
 	})
 	t.Run("record of another tenant", func(t *testing.T) {
 		// A genuine logged record with a valid proof, but not the tenant's: an export must never
@@ -339,7 +340,7 @@ func TestTamperCases(t *testing.T) {
 				break
 			}
 		}
-		cp, _ := ledger.OpenCheckpoint(base.get(checkpointName), v)
+		cp, _ := ledger.OpenCheckpoint(base.get(verify.CheckpointName), v)
 		entries, err := r.log.Entries(context.Background(), idx, 1, cp.Size)
 		if err != nil {
 			t.Fatal(err)
@@ -348,13 +349,13 @@ func TestTamperCases(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		line, _ := json.Marshal(evidenceLine{Index: idx, ID: foreign.ID, Entry: string(entries[0]), Proof: proof})
+		line, _ := json.Marshal(verify.EvidenceLine{Index: idx, ID: foreign.ID, Entry: string(entries[0]), Proof: proof})
 		recs := base.get(recFile)
 		b := base.set(recFile, append([]byte(string(line)+"\n"), recs...)).resign(t, r.signer)
-		var first evidenceLine
+		var first verify.EvidenceLine
 		json.Unmarshal([]byte(recLines[0]), &first)
 		if idx < first.Index { // keep log order so that the scope check is what fails
-			verifyTampered(t, b, v, ProblemRecordScope, recFile+":1")
+			verifyTampered(t, b, v, verify.ProblemRecordScope, recFile+":1")
 		} else {
 			t.Skip("no foreign record before the export's first")
 		}
@@ -367,17 +368,17 @@ func TestTamperCases(t *testing.T) {
 			t.Skip("first decision is not an allow")
 		}
 		b := base.set("report/decisions.csv", []byte(strings.Join(l, ""))).resign(t, r.signer)
-		verifyTampered(t, b, v, ProblemCitationMismatch, "report/decisions.csv row 2")
+		verifyTampered(t, b, v, verify.ProblemCitationMismatch, "report/decisions.csv row 2")
 	})
 	t.Run("duplicated record line", func(t *testing.T) {
 		b := base.set(recFile, setLine(base.get(recFile), 3, recLines[2])).resign(t, r.signer)
-		verifyTampered(t, b, v, ProblemRecordOrder, recFile+":4")
+		verifyTampered(t, b, v, verify.ProblemRecordOrder, recFile+":4")
 	})
 	t.Run("wrong key", func(t *testing.T) {
 		_, vkey, _ := note.GenerateKey(rand.Reader, "lineage.test/other")
 		ov, _ := note.NewVerifier(vkey)
-		rep := verifyTampered(t, base, ov, ProblemManifestSignature, manifestName)
-		if !hasCode(rep, ProblemCheckpoint) {
+		rep := verifyTampered(t, base, ov, verify.ProblemManifestSignature, verify.ManifestName)
+		if !hasCode(rep, verify.ProblemCheckpoint) {
 			t.Errorf("checkpoint accepted with the wrong key:\n%s", problemList(rep))
 		}
 	})
@@ -389,12 +390,12 @@ func TestVerifyRefusesUnsafeArchives(t *testing.T) {
 	for _, name := range []string{"../evil.txt", "/etc/passwd", `report\..\x`, "report/../../x", "./MANIFEST", "report//x", "a b"} {
 		t.Run("name "+name, func(t *testing.T) {
 			b := append(slices.Clone(base), member{name: name, data: []byte("x"), mode: 0o644})
-			verifyTampered(t, b, v, ProblemUnsafeEntry, "")
+			verifyTampered(t, b, v, verify.ProblemUnsafeEntry, "")
 		})
 	}
 	t.Run("duplicate name", func(t *testing.T) {
 		b := append(slices.Clone(base), member{name: "report/report.html", data: []byte("<p>second copy</p>"), mode: 0o644})
-		verifyTampered(t, b, v, ProblemDuplicateEntry, "report/report.html")
+		verifyTampered(t, b, v, verify.ProblemDuplicateEntry, "report/report.html")
 	})
 	t.Run("symlink", func(t *testing.T) {
 		b := slices.Clone(base)
@@ -403,11 +404,11 @@ func TestVerifyRefusesUnsafeArchives(t *testing.T) {
 				b[i] = member{name: b[i].name, data: []byte("/etc/passwd"), mode: fs.ModeSymlink | 0o777}
 			}
 		}
-		verifyTampered(t, b, v, ProblemUnsafeEntry, "report/report.html")
+		verifyTampered(t, b, v, verify.ProblemUnsafeEntry, "report/report.html")
 	})
 	t.Run("directory", func(t *testing.T) {
 		b := append(slices.Clone(base), member{name: "report/sub", mode: fs.ModeDir | 0o755})
-		verifyTampered(t, b, v, ProblemUnsafeEntry, "report/sub")
+		verifyTampered(t, b, v, verify.ProblemUnsafeEntry, "report/sub")
 	})
 	t.Run("declared bomb", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "bomb.zip")
@@ -429,15 +430,15 @@ func TestVerifyRefusesUnsafeArchives(t *testing.T) {
 		w.Write(raw.Bytes())
 		zw.Close()
 		f.Close()
-		rep, err := VerifyBundle(path, v)
-		if err == nil || !hasCode(rep, ProblemUnsafeEntry) {
+		rep, err := verify.VerifyBundle(path, v)
+		if err == nil || !hasCode(rep, verify.ProblemUnsafeEntry) {
 			t.Fatalf("bomb: %v\n%s", err, problemList(rep))
 		}
 	})
 	t.Run("not a zip", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "x.zip")
 		os.WriteFile(path, []byte("PK\x03\x04 this is not really a zip"), 0o644)
-		if rep, err := VerifyBundle(path, v); err == nil || !hasCode(rep, ProblemArchive) {
+		if rep, err := verify.VerifyBundle(path, v); err == nil || !hasCode(rep, verify.ProblemArchive) {
 			t.Fatalf("not a zip: %v", err)
 		}
 	})
@@ -446,7 +447,7 @@ func TestVerifyRefusesUnsafeArchives(t *testing.T) {
 		base.write(t, path)
 		b, _ := os.ReadFile(path)
 		os.WriteFile(path, b[:len(b)/2], 0o644)
-		if rep, err := VerifyBundle(path, v); err == nil || !hasCode(rep, ProblemArchive) {
+		if rep, err := verify.VerifyBundle(path, v); err == nil || !hasCode(rep, verify.ProblemArchive) {
 			t.Fatalf("truncated: %v", err)
 		}
 	})
@@ -466,79 +467,13 @@ func TestVerifyRefusesUnsafeArchives(t *testing.T) {
 		off, _ := target.DataOffset()
 		b[off+int64(target.CompressedSize64)/2] ^= 0x10
 		os.WriteFile(path, b, 0o644)
-		rep, err := VerifyBundle(path, v)
+		rep, err := verify.VerifyBundle(path, v)
 		if err == nil {
 			t.Fatal("bit flip not detected")
 		}
-		named := slices.ContainsFunc(rep.Problems, func(p Problem) bool { return p.File == "report/report.json" })
+		named := slices.ContainsFunc(rep.Problems, func(p verify.Problem) bool { return p.File == "report/report.json" })
 		if !named {
 			t.Fatalf("bit flip not attributed to report/report.json:\n%s", problemList(rep))
-		}
-	})
-}
-
-func TestManifestRoundTrip(t *testing.T) {
-	m := &Manifest{ExportID: "exp-1", Kind: KindFannieMae, Tenant: "acme-bank", AISystem: "acme/with space\"quote",
-		From: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC),
-		Created: time.Date(2026, 2, 1, 2, 0, 0, 5, time.UTC), RequestedBy: "apikey:c\nx", LogOrigin: rigOrigin,
-		CheckpointSize: 10, CheckpointRoot: make([]byte, 32), Records: 3,
-		Files: []ManifestFile{{Path: "checkpoint", Size: 1}, {Path: "report/a.csv", Size: 2}}}
-	text, err := m.marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := parseManifest(string(text))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got.AISystem != m.AISystem || got.RequestedBy != m.RequestedBy || !got.Created.Equal(m.Created) || len(got.Files) != 2 {
-		t.Fatalf("round trip: %+v", got)
-	}
-	for _, bad := range []string{
-		"", ManifestHeader + "\n", strings.Replace(string(text), "kind fannie-mae", "kind sox", 1),
-		strings.Replace(string(text), "file ", "file  ", 1),
-		strings.Replace(string(text), "report/a.csv", "../a.csv", 1),
-		strings.Replace(string(text), "report/a.csv", "checkpoint", 1),
-		string(text) + "extra line\n",
-	} {
-		if _, err := parseManifest(bad); err == nil {
-			t.Errorf("parsed: %q", bad)
-		}
-	}
-}
-
-func TestCSVCellDefused(t *testing.T) {
-	for _, s := range []string{"=HYPERLINK(\"http://x\")", "+1", "-2", "@SUM(A1)", "'quoted", "\tx", "plain", ""} {
-		c := csvCell(s)
-		if c != "" && strings.ContainsRune("=+-@\t\r", rune(c[0])) {
-			t.Errorf("csvCell(%q) = %q starts with a formula character", s, c)
-		}
-		if csvUncell(c) != s {
-			t.Errorf("csvUncell(csvCell(%q)) = %q", s, csvUncell(c))
-		}
-	}
-}
-
-// FuzzParseManifest checks that no manifest text makes the parser panic, and that what it
-// accepts it writes back identically.
-func FuzzParseManifest(f *testing.F) {
-	m := &Manifest{ExportID: "exp-1", Kind: KindEUAIAct, Tenant: "t", From: time.Unix(0, 0), To: time.Unix(60, 0),
-		Created: time.Unix(1, 0), RequestedBy: "x", LogOrigin: "o", CheckpointRoot: make([]byte, 32),
-		Files: []ManifestFile{{Path: "checkpoint"}}}
-	text, _ := m.marshal()
-	f.Add(string(text))
-	f.Add(ManifestHeader + "\nexport a\n")
-	f.Fuzz(func(t *testing.T, s string) {
-		m, err := parseManifest(s)
-		if err != nil {
-			return
-		}
-		back, err := m.marshal()
-		if err != nil {
-			t.Fatalf("accepted manifest does not marshal: %v", err)
-		}
-		if _, err := parseManifest(string(back)); err != nil {
-			t.Fatalf("re-marshalled manifest does not parse: %v", err)
 		}
 	})
 }
@@ -565,7 +500,7 @@ func FuzzVerifyBundle(f *testing.F) {
 		if err := os.WriteFile(path, b, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		rep, err := VerifyBundle(path, r.verifier)
+		rep, err := verify.VerifyBundle(path, r.verifier)
 		if err == nil && !bytes.Equal(b, good) && rep.Records > 0 {
 			// Only re-packings of the same members may pass; anything accepted must hold the
 			// same manifest as the genuine bundle.
@@ -642,13 +577,13 @@ func TestVerifyRefusesLayoutForgeries(t *testing.T) {
 			if err := os.WriteFile(path, tc.b, 0o644); err != nil {
 				t.Fatal(err)
 			}
-			rep, err := VerifyBundle(path, r.verifier)
-			if err == nil || !errors.Is(err, ErrBundleInvalid) {
+			rep, err := verify.VerifyBundle(path, r.verifier)
+			if err == nil || !errors.Is(err, verify.ErrBundleInvalid) {
 				t.Fatalf("forgery verified: %v", err)
 			}
-			if len(rep.Problems) != 1 || rep.Problems[0].Code != ProblemArchiveLayout || rep.Problems[0].File != tc.file ||
+			if len(rep.Problems) != 1 || rep.Problems[0].Code != verify.ProblemArchiveLayout || rep.Problems[0].File != tc.file ||
 				!strings.Contains(rep.Problems[0].Detail, tc.want) {
-				t.Fatalf("want one %s problem on %q saying %q; got:\n%s", ProblemArchiveLayout, tc.file, tc.want, problemList(rep))
+				t.Fatalf("want one %s problem on %q saying %q; got:\n%s", verify.ProblemArchiveLayout, tc.file, tc.want, problemList(rep))
 			}
 		})
 	}
@@ -660,12 +595,12 @@ func TestVerifyRefusesLayoutForgeries(t *testing.T) {
 		if err := os.WriteFile(path, b, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		rep, err := VerifyBundle(path, r.verifier)
+		rep, err := verify.VerifyBundle(path, r.verifier)
 		if err == nil {
 			t.Fatal("hidden data verified")
 		}
-		if !slices.ContainsFunc(rep.Problems, func(p Problem) bool {
-			return p.Code == ProblemFileUnreadable && p.File == "report/report.html" && strings.Contains(p.Detail, "follow the end of its DEFLATE stream")
+		if !slices.ContainsFunc(rep.Problems, func(p verify.Problem) bool {
+			return p.Code == verify.ProblemFileUnreadable && p.File == "report/report.html" && strings.Contains(p.Detail, "follow the end of its DEFLATE stream")
 		}) {
 			t.Fatalf("hidden data not reported on report/report.html:\n%s", problemList(rep))
 		}
@@ -683,10 +618,18 @@ func TestVerifyRefusesLayoutForgeries(t *testing.T) {
 			b, want := tc.b, tc.want
 			path := filepath.Join(t.TempDir(), "x.zip")
 			os.WriteFile(path, b, 0o644)
-			rep, err := VerifyBundle(path, r.verifier)
-			if err == nil || !hasCode(rep, ProblemArchiveLayout) || !strings.Contains(problemList(rep), want) {
+			rep, err := verify.VerifyBundle(path, r.verifier)
+			if err == nil || !hasCode(rep, verify.ProblemArchiveLayout) || !strings.Contains(problemList(rep), want) {
 				t.Fatalf("want %q; got %v\n%s", want, err, problemList(rep))
 			}
 		}
 	})
+}
+
+// noteText returns the text part of a signed note (as verify/bundle.go's noteText does).
+func noteText(raw []byte) string {
+	if i := bytes.LastIndex(raw, []byte("\n\n")); i >= 0 {
+		return string(raw[:i+1])
+	}
+	return string(raw)
 }

@@ -5,47 +5,19 @@ import (
 
 	lineage "github.com/lineage-audit/lineage"
 	"github.com/lineage-audit/lineage/query/index"
+	"github.com/lineage-audit/lineage/verify"
 )
 
-// UserTree is everything one user authorized in a window: the agents acting for them, nested
-// by delegation (agent → sub-agent), each with the actions it took.
-type UserTree struct {
-	User lineage.Person `json:"user"`
-	// Agents are the top-level agents: those the user delegated to directly.
-	Agents []*AgentNode `json:"agents"`
-	// Actions is the number of actions in the tree.
-	Actions int `json:"actions"`
-	// Truncated is set when the window holds more actions than this page (see next_cursor).
-	Truncated bool `json:"truncated"`
-}
-
-// AgentNode is one agent in the tree with its actions and the sub-agents it delegated to.
-type AgentNode struct {
-	ID          string        `json:"id"`
-	Roles       []string      `json:"roles,omitempty"`
-	Models      []string      `json:"models,omitempty"`
-	Delegations []string      `json:"delegations,omitempty"`
-	Actions     []*ActionNode `json:"actions"`
-	Agents      []*AgentNode  `json:"agents,omitempty"`
-}
-
-// ActionNode is one decision record in the tree.
-type ActionNode struct {
-	ID             string                  `json:"id"`
-	LogIndex       uint64                  `json:"log_index"`
-	Time           string                  `json:"time"`
-	Action         lineage.Action          `json:"action"`
-	Decision       lineage.Decision        `json:"decision"`
-	ParentID       string                  `json:"parent_id,omitempty"`
-	Role           string                  `json:"role,omitempty"`
-	HumanOversight *lineage.HumanOversight `json:"human_oversight,omitempty"`
-	// Agent, User and Tenant repeat the record's own, so a verifier can match them to the leaf.
-	Agent  string         `json:"agent"`
-	User   lineage.Person `json:"user"`
-	Tenant string         `json:"tenant"`
-	// Proof makes the action verifiable against the answer's checkpoint.
-	Proof *Proof `json:"proof,omitempty"`
-}
+// The tree types are defined with the other answer types in verify/answer.go.
+type (
+	// UserTree is everything one user authorized in a window: the agents acting for them,
+	// nested by delegation (agent → sub-agent), each with the actions it took.
+	UserTree = verify.UserTree
+	// AgentNode is one agent in the tree with its actions and the sub-agents it delegated to.
+	AgentNode = verify.AgentNode
+	// ActionNode is one decision record in the tree.
+	ActionNode = verify.ActionNode
+)
 
 // actionNode summarizes a row for an answer.
 func actionNode(row *index.Row) *ActionNode {
@@ -55,20 +27,6 @@ func actionNode(row *index.Row) *ActionNode {
 		ParentID: r.ParentID, Role: r.Role, HumanOversight: r.HumanOversight,
 		Agent: r.Agent.ID, User: r.User, Tenant: r.Tenant,
 	}
-}
-
-// nodes lists every action in the tree.
-func (t *UserTree) nodes() []*ActionNode {
-	var out []*ActionNode
-	var walk func([]*AgentNode)
-	walk = func(as []*AgentNode) {
-		for _, a := range as {
-			out = append(out, a.Actions...)
-			walk(a.Agents)
-		}
-	}
-	walk(t.Agents)
-	return out
 }
 
 // BuildUserTree nests the user's rows (ordered by time) into the agent tree.
@@ -112,16 +70,16 @@ func BuildUserTree(user lineage.Person, rows []index.Row, truncated bool) *UserT
 	}
 	for i := range rows {
 		r := &rows[i].Record
-		node := t.node(pathOf(r, 0))
-		node.addFacts(r)
+		node := treeNode(t, pathOf(r, 0))
+		addFacts(node, r)
 		node.Actions = append(node.Actions, actionNode(&rows[i]))
 		t.Actions++
 	}
 	return t
 }
 
-// node finds or creates the node at path.
-func (t *UserTree) node(path []string) *AgentNode {
+// treeNode finds or creates the node of t at path.
+func treeNode(t *UserTree, path []string) *AgentNode {
 	level := &t.Agents
 	var n *AgentNode
 	for _, id := range path {
@@ -141,7 +99,7 @@ func (t *UserTree) node(path []string) *AgentNode {
 	return n
 }
 
-func (n *AgentNode) addFacts(r *lineage.Record) {
+func addFacts(n *AgentNode, r *lineage.Record) {
 	addUnique(&n.Roles, r.Role)
 	if m := r.Agent.Model; m != nil {
 		addUnique(&n.Models, m.Provider+"/"+m.Name+"@"+m.Version)

@@ -17,6 +17,7 @@ import (
 	"github.com/lineage-audit/lineage/ledger"
 	"github.com/lineage-audit/lineage/query/auth"
 	"github.com/lineage-audit/lineage/query/index"
+	"github.com/lineage-audit/lineage/verify"
 )
 
 // Every lineage answer is verifiable: it names one signed checkpoint (Checkpoint, the note as
@@ -27,82 +28,27 @@ import (
 // DefaultPage is the page size of lineage answers; a page with proofs is about 2.5 KB an action.
 const DefaultPage = 1000
 
-// Proof is what makes one action verifiable.
-type Proof struct {
-	Leaf           []byte   `json:"leaf"`
-	InclusionProof [][]byte `json:"inclusion_proof"`
-}
-
-// Flag points an auditor at something wrong in the answer's records.
-type Flag struct {
-	// Kind is "shared_agent_id" (one agent identity acting in several roles of a crew: the
-	// actions cannot be told apart by identity) or "unbound_user" (the authorizing user is not
-	// bound to an identity-provider issuer URL).
-	Kind      string   `json:"kind"`
-	Detail    string   `json:"detail"`
-	Agent     string   `json:"agent,omitempty"`
-	User      string   `json:"user,omitempty"`
-	RecordIDs []string `json:"record_ids,omitempty"`
-}
-
-// Answer is what every lineage answer shares.
-type Answer struct {
-	Tenant         string `json:"tenant"`
-	CheckpointSize uint64 `json:"checkpoint_size"`
-	// Checkpoint is the signed note every proof in the answer is against.
-	Checkpoint string `json:"checkpoint"`
-	Flags      []Flag `json:"flags"`
-	// NextCursor continues the answer (pass it as cursor=); empty on the last page.
-	NextCursor string `json:"next_cursor,omitempty"`
-}
-
-// UserLineage is the answer of GET /v1/lineage/users/{user_id}.
-type UserLineage struct {
-	Answer
-	*UserTree
-	From string `json:"from,omitempty"`
-	To   string `json:"to,omitempty"`
-}
-
-// AgentLineage is the answer of GET /v1/lineage/agents/{agent_id}: the users the agent acted
-// for (in this page) and its actions.
-type AgentLineage struct {
-	Answer
-	Agent   string        `json:"agent"`
-	Users   []AgentUser   `json:"users"`
-	Actions []*ActionNode `json:"actions"`
-}
-
-// AgentUser is a natural person an agent acted for.
-type AgentUser struct {
-	lineage.Person
-	Actions int `json:"actions"`
-}
-
-// ActionChain is the answer of GET /v1/lineage/actions/{id}: the action and every action that
-// caused it, up to the root, the natural person who authorized it, the delegation actor chain,
-// and the human-oversight events along the way.
-type ActionChain struct {
-	Answer
-	// Chain starts with the requested action and ends at the root action.
-	Chain []*ActionNode `json:"chain"`
-	// AuthorizedBy is the natural person at the root of the chain.
-	AuthorizedBy lineage.Person `json:"authorized_by"`
-	// Delegation is the root's delegation (token, scope, actor chain), when it has one.
-	Delegation *lineage.Delegation `json:"delegation,omitempty"`
-	// Oversight are the human-oversight events on the chain or recorded directly under it.
-	Oversight []*ActionNode `json:"oversight"`
-	// Complete is false when a parent named in the chain is not in the log (or not visible).
-	Complete bool `json:"complete"`
-}
-
-// PolicyDecisions is the answer of GET /v1/lineage/policies/{policy_id}.
-type PolicyDecisions struct {
-	Answer
-	Policy   string            `json:"policy"`
-	Stats    index.PolicyStats `json:"stats"`
-	Examples []*ActionNode     `json:"examples"`
-}
+// The answer types are defined in the verify package (verify/answer.go), so that an auditor
+// can decode and check them without this package's server dependencies; these aliases keep
+// their names here.
+type (
+	// Proof is what makes one action verifiable.
+	Proof = verify.Proof
+	// Flag points an auditor at something wrong in the answer's records.
+	Flag = verify.Flag
+	// Answer is what every lineage answer shares.
+	Answer = verify.Answer
+	// UserLineage is the answer of GET /v1/lineage/users/{user_id}.
+	UserLineage = verify.UserLineage
+	// AgentLineage is the answer of GET /v1/lineage/agents/{agent_id}.
+	AgentLineage = verify.AgentLineage
+	// AgentUser is a natural person an agent acted for.
+	AgentUser = verify.AgentUser
+	// ActionChain is the answer of GET /v1/lineage/actions/{id}.
+	ActionChain = verify.ActionChain
+	// PolicyDecisions is the answer of GET /v1/lineage/policies/{policy_id}.
+	PolicyDecisions = verify.PolicyDecisions
+)
 
 // filters reads the query parameters shared by lineage queries.
 func (a *API) filters(c *gin.Context, q *index.Query) bool {
@@ -274,7 +220,7 @@ func (a *API) userLineage(c *gin.Context) {
 		person = rows[0].Record.User
 	}
 	out.UserTree = BuildUserTree(person, rows, out.NextCursor != "")
-	if !a.withProofs(c, cp, out.UserTree.nodes()) {
+	if !a.withProofs(c, cp, out.UserTree.Nodes()) {
 		return
 	}
 	if !q.From.IsZero() {
@@ -403,7 +349,7 @@ func (a *API) policyDecisions(c *gin.Context) {
 		a.internal(c, "policy stats", err)
 		return
 	}
-	out.Stats = st
+	out.Stats = verify.PolicyStats(st)
 	out.Examples = nodesOf(rows)
 	if !a.withProofs(c, cp, out.Examples) {
 		return

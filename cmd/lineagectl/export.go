@@ -20,8 +20,6 @@ import (
 
 	"github.com/lineage-audit/lineage/exporters"
 	"github.com/lineage-audit/lineage/internal/cliflag"
-	"github.com/lineage-audit/lineage/ledger"
-	"golang.org/x/mod/sumdb/note"
 )
 
 // runExport starts a compliance export through the API (POST /v1/exports), and with --wait or
@@ -189,76 +187,4 @@ func post(api, path string, body any) ([]byte, error) {
 		return nil, err
 	}
 	return call(http.MethodPost, api, path, b, 16<<20)
-}
-
-// runVerifyBundle is `lineagectl verify BUNDLE [--verifier-file FILE | --verifier KEY]` (the
-// bundle may come before or after the flags).
-func runVerifyBundle(args []string) error {
-	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
-	vkey := fs.String("verifier", "", "the log's public key (name+hash+base64)")
-	vfile := fs.String("verifier-file", "", "file holding the log's public key (e.g. data/keys/log.key.pub)")
-	fs.Usage = cliflag.Usage(fs, envPrefix, "usage: lineagectl verify BUNDLE.zip (--verifier KEY | --verifier-file FILE)")
-	path := ""
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		path, args = args[0], args[1:]
-	}
-	if err := cliflag.Parse(fs, envPrefix, args); err != nil {
-		return err
-	}
-	if path == "" && fs.NArg() > 0 {
-		path = fs.Arg(0)
-	} else if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
-	if path == "" {
-		return errors.New("name the bundle to verify")
-	}
-	v, err := loadVerifier(*vkey, *vfile)
-	if err != nil {
-		return err
-	}
-	return verifyBundle(path, v)
-}
-
-// verifyBundleCmd checks an export bundle offline with the public key in verifierFile.
-func verifyBundleCmd(path, verifierFile string) error {
-	if verifierFile == "" {
-		return errors.New("the log's public key is required: --verifier-file FILE")
-	}
-	v, err := ledger.ReadVerifierFile(verifierFile)
-	if err != nil {
-		return err
-	}
-	return verifyBundle(path, v)
-}
-
-// verifyBundle checks a bundle with v and prints what was checked, or every problem found.
-func verifyBundle(path string, v note.Verifier) error {
-	rep, err := exporters.VerifyBundle(path, v)
-	if m := rep.Manifest; m != nil {
-		sys := m.AISystem
-		if sys == "" {
-			sys = "all AI systems"
-		}
-		fmt.Printf("bundle %s: export %s, %s of tenant %s (%s), %s – %s, created %s for %s\n", safe(path), safe(m.ExportID), safeV(m.Kind), safe(m.Tenant), safe(sys),
-			m.From.Format(time.RFC3339), m.To.Format(time.RFC3339), m.Created.Format(time.RFC3339), safe(m.RequestedBy))
-	}
-	if err != nil {
-		var ve *exporters.VerifyError
-		if !errors.As(err, &ve) {
-			return err
-		}
-		fmt.Fprintf(os.Stderr, "FAILED: %d problem(s):\n", len(ve.Problems)+ve.Unlisted)
-		for _, p := range ve.Problems {
-			fmt.Fprintf(os.Stderr, "  %s\n", safeV(p))
-		}
-		if ve.Unlisted > 0 {
-			fmt.Fprintf(os.Stderr, "  … and %d more of the same kinds\n", ve.Unlisted)
-		}
-		return fmt.Errorf("bundle %s does not verify", safe(path))
-	}
-	cp := rep.Checkpoint
-	fmt.Printf("OK: %d files match the manifest signed by %s; %d records verified with inclusion proofs against the checkpoint of size %d (root %x); %d table citations resolved\n",
-		rep.Files, safe(v.Name()), rep.Records, cp.Size, cp.Hash, rep.Citations)
-	return nil
 }

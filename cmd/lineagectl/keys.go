@@ -10,6 +10,7 @@ import (
 
 	"github.com/lineage-audit/lineage/internal/cliflag"
 	"github.com/lineage-audit/lineage/internal/service"
+	"github.com/lineage-audit/lineage/internal/verifycmd"
 	"github.com/lineage-audit/lineage/ledger"
 	"golang.org/x/mod/sumdb/note"
 )
@@ -38,13 +39,7 @@ func runKeygen(args []string) error {
 
 // loadVerifier reads the log's public key from a verifier string or a file holding one.
 func loadVerifier(vkey, file string) (note.Verifier, error) {
-	switch {
-	case vkey != "":
-		return ledger.NewVerifier(vkey)
-	case file != "":
-		return ledger.ReadVerifierFile(file)
-	}
-	return nil, fmt.Errorf("the log's public key is required: --verifier NAME+HASH+KEY or --verifier-file FILE")
+	return verifycmd.LoadVerifier(vkey, file)
 }
 
 func runRebuild(args []string) error {

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	lineage "github.com/lineage-audit/lineage"
-	"github.com/lineage-audit/lineage/query"
+	"github.com/lineage-audit/lineage/verify"
 )
 
 // hostile is the identity from the security report: on a terminal it clears the screen and
@@ -35,29 +35,29 @@ func assertSafe(t *testing.T, out string, lines int) {
 // TestPrintAnswerEscapesHostileText prints lineage answers as an old ledger could hold them
 // (recorded before ingest rejected such ids) with lineagectl's own printing function.
 func TestPrintAnswerEscapesHostileText(t *testing.T) {
-	node := func(id string) *query.ActionNode {
-		return &query.ActionNode{ID: id, Time: hostile, Agent: hostileBidi, User: lineage.Person{ID: hostile, Issuer: hostileLine},
+	node := func(id string) *verify.ActionNode {
+		return &verify.ActionNode{ID: id, Time: hostile, Agent: hostileBidi, User: lineage.Person{ID: hostile, Issuer: hostileLine},
 			Tenant: "acme", Action: lineage.Action{Type: hostileLine, Target: hostile},
 			Decision:       lineage.Decision{Effect: hostile, Policy: lineage.Policy{ID: hostileBidi, Version: hostileLine}},
 			HumanOversight: &lineage.HumanOversight{Reviewer: lineage.Person{ID: hostile}, Outcome: hostileLine, Time: hostileBidi}}
 	}
-	head := query.Answer{Tenant: hostile, NextCursor: hostileLine,
-		Flags: []query.Flag{{Kind: hostile, Detail: hostileLine}}}
+	head := verify.Answer{Tenant: hostile, NextCursor: hostileLine,
+		Flags: []verify.Flag{{Kind: hostile, Detail: hostileLine}}}
 	answers := map[string]struct {
 		v     any
 		lines int
 	}{
-		"users": {query.UserLineage{Answer: head, UserTree: &query.UserTree{User: lineage.Person{ID: hostile, Issuer: hostileLine},
-			Agents: []*query.AgentNode{{ID: hostileBidi, Roles: []string{hostile, hostileLine}, Actions: []*query.ActionNode{node("r1")},
-				Agents: []*query.AgentNode{{ID: hostile, Actions: []*query.ActionNode{node(hostileLine)}}}}}}}, 7},
-		"agents": {query.AgentLineage{Answer: head, Agent: hostile,
-			Users:   []query.AgentUser{{Person: lineage.Person{ID: hostile, Issuer: hostileBidi}, Actions: 1}},
-			Actions: []*query.ActionNode{node(hostile)}}, 5},
-		"actions": {query.ActionChain{Answer: head, Chain: []*query.ActionNode{node(hostile), node(hostileLine)},
+		"users": {verify.UserLineage{Answer: head, UserTree: &verify.UserTree{User: lineage.Person{ID: hostile, Issuer: hostileLine},
+			Agents: []*verify.AgentNode{{ID: hostileBidi, Roles: []string{hostile, hostileLine}, Actions: []*verify.ActionNode{node("r1")},
+				Agents: []*verify.AgentNode{{ID: hostile, Actions: []*verify.ActionNode{node(hostileLine)}}}}}}}, 7},
+		"agents": {verify.AgentLineage{Answer: head, Agent: hostile,
+			Users:   []verify.AgentUser{{Person: lineage.Person{ID: hostile, Issuer: hostileBidi}, Actions: 1}},
+			Actions: []*verify.ActionNode{node(hostile)}}, 5},
+		"actions": {verify.ActionChain{Answer: head, Chain: []*verify.ActionNode{node(hostile), node(hostileLine)},
 			AuthorizedBy: lineage.Person{ID: hostile, Issuer: hostileLine},
 			Delegation:   &lineage.Delegation{TokenID: hostile, Mechanism: hostileBidi, Scope: []string{hostileLine}, Actors: []string{hostile, hostileBidi}},
-			Oversight:    []*query.ActionNode{node(hostileBidi)}}, 7},
-		"policies": {query.PolicyDecisions{Answer: head, Policy: hostile, Examples: []*query.ActionNode{node(hostile)}}, 4},
+			Oversight:    []*verify.ActionNode{node(hostileBidi)}}, 7},
+		"policies": {verify.PolicyDecisions{Answer: head, Policy: hostile, Examples: []*verify.ActionNode{node(hostile)}}, 4},
 	}
 	for kind, a := range answers {
 		t.Run(kind, func(t *testing.T) {

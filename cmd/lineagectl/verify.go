@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/lineage-audit/lineage/internal/cliflag"
-	"github.com/lineage-audit/lineage/ledger"
-	"github.com/lineage-audit/lineage/query"
+	"github.com/lineage-audit/lineage/internal/verifycmd"
+	"github.com/lineage-audit/lineage/verify"
 )
 
 var httpClient = &http.Client{Timeout: 30 * time.Second}
@@ -67,120 +67,13 @@ func call(method, api, path string, body []byte, limit int64) ([]byte, error) {
 	return b, nil
 }
 
-func runVerify(args []string) error {
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		return runVerifyBundle(args) // lineagectl verify BUNDLE.zip --verifier-file F
-	}
-	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
-	addAPIKeyFlag(fs)
-	api := fs.String("api", "http://127.0.0.1:8080", "Lineage query API")
-	id := fs.String("id", "", "record id to fetch and verify")
-	tenant := fs.String("tenant", "", "tenant of the record (needed when the id exists in several)")
-	proofFile := fs.String("proof", "", "verify a saved answer of GET /v1/records/{id} instead of fetching one")
-	save := fs.String("save", "", "save the fetched answer to this file (verify it later with --proof, offline)")
-	vkey := fs.String("verifier", "", "the log's public key (name+hash+base64)")
-	vfile := fs.String("verifier-file", "", "file holding the log's public key (e.g. data/keys/log.key.pub)")
-	fs.Usage = cliflag.Usage(fs, envPrefix, "usage: lineagectl verify (--id ID | --proof FILE) (--verifier KEY | --verifier-file FILE)")
-	if err := cliflag.Parse(fs, envPrefix, args); err != nil {
-		return err
-	}
-	v, err := loadVerifier(*vkey, *vfile)
-	if err != nil {
-		return err
-	}
-	if fs.NArg() == 1 { // lineagectl verify --verifier-file F BUNDLE.zip
-		return verifyBundle(fs.Arg(0), v)
-	}
-	var raw []byte
-	switch {
-	case *proofFile != "":
-		raw, err = os.ReadFile(*proofFile)
-	case *id != "":
-		path := "/v1/records/" + url.PathEscape(*id)
-		if *tenant != "" {
-			path += "?tenant=" + url.QueryEscape(*tenant)
-		}
-		raw, err = get(*api, path)
-	default:
-		return errors.New("give --id or --proof")
-	}
-	if err != nil {
-		return err
-	}
-	if *save != "" {
-		if err := os.WriteFile(*save, raw, 0o644); err != nil {
-			return err
-		}
-	}
-	rp, err := query.DecodeRecordProof(raw)
-	if err != nil {
-		return err
-	}
-	cp, err := query.VerifyRecordProof(rp, v)
-	if err != nil {
-		return err
-	}
-	id2 := ""
-	if rp.Record != nil {
-		id2 = rp.Record.Tenant + "/" + rp.Record.ID
-	}
-	fmt.Printf("OK: record %s is entry %d of log %q, included in the checkpoint of size %d (root %x) signed by %s\n",
-		safe(id2), rp.Index, cp.Origin, cp.Size, cp.Hash, safe(v.Name()))
-	return nil
-}
+// runVerify and runCheckpoint are the shared command code of internal/verifycmd, which the
+// auditor's binary cmd/lineage-verify runs too.
+func runVerify(args []string) error { return verifycmd.Verify(verifyEnv, args) }
 
-func runCheckpoint(args []string) error {
-	fs := flag.NewFlagSet("checkpoint", flag.ContinueOnError)
-	addAPIKeyFlag(fs)
-	api := fs.String("api", "http://127.0.0.1:8080", "Lineage query API")
-	vkey := fs.String("verifier", "", "the log's public key (name+hash+base64)")
-	vfile := fs.String("verifier-file", "", "file holding the log's public key")
-	older := fs.String("since", "", "a checkpoint file trusted earlier: prove the latest one extends it")
-	save := fs.String("save", "", "save the latest checkpoint to this file")
-	fs.Usage = cliflag.Usage(fs, envPrefix, "usage: lineagectl checkpoint (--verifier KEY | --verifier-file FILE) [--since OLD] [--save FILE]")
-	if err := cliflag.Parse(fs, envPrefix, args); err != nil {
-		return err
-	}
-	v, err := loadVerifier(*vkey, *vfile)
-	if err != nil {
-		return err
-	}
-	raw, err := get(*api, "/v1/checkpoint")
-	if err != nil {
-		return err
-	}
-	cp, err := ledger.OpenCheckpoint(raw, v)
-	if err != nil {
-		return err
-	}
-	fmt.Printf("OK: checkpoint of %q, size %d, root %x\n", cp.Origin, cp.Size, cp.Hash)
-	if *older != "" {
-		oraw, err := os.ReadFile(*older)
-		if err != nil {
-			return err
-		}
-		old, err := ledger.OpenCheckpoint(oraw, v)
-		if err != nil {
-			return fmt.Errorf("older checkpoint: %w", err)
-		}
-		b, err := get(*api, fmt.Sprintf("/v1/proofs/consistency?from=%d&to=%d", old.Size, cp.Size))
-		if err != nil {
-			return err
-		}
-		var p struct{ Proof [][]byte }
-		if err := json.Unmarshal(b, &p); err != nil {
-			return err
-		}
-		if err := ledger.VerifyConsistency(old, cp, p.Proof); err != nil {
-			return err
-		}
-		fmt.Printf("OK: consistent with the older checkpoint of size %d\n", old.Size)
-	}
-	if *save != "" {
-		return os.WriteFile(*save, raw, 0o644)
-	}
-	return nil
-}
+func runCheckpoint(args []string) error { return verifycmd.Checkpoint(verifyEnv, args) }
+
+var verifyEnv = verifycmd.Env{Prog: "lineagectl", EnvPrefix: envPrefix}
 
 func runLineage(args []string) error {
 	fs := flag.NewFlagSet("lineage", flag.ContinueOnError)
@@ -197,7 +90,7 @@ func runLineage(args []string) error {
 	actionType := fs.String("action-type", "", "only these action types (comma-separated)")
 	limit := fs.Int("limit", 0, "actions per page (default 1000)")
 	cursor := fs.String("cursor", "", "continue from a previous answer's next_cursor")
-	verify := fs.Bool("verify", false, "verify the whole answer offline: checkpoint signature, every inclusion proof, every action against its leaf")
+	doVerify := fs.Bool("verify", false, "verify the whole answer offline: checkpoint signature, every inclusion proof, every action against its leaf")
 	vkey := fs.String("verifier", "", "the log's public key, for --verify")
 	vfile := fs.String("verifier-file", "", "file holding the log's public key, for --verify")
 	asJSON := fs.Bool("json", false, "print the raw JSON answer")
@@ -233,19 +126,19 @@ func runLineage(args []string) error {
 			}
 		}
 	}
-	if !*verify {
+	if !*doVerify {
 		q.Set("proofs", "false")
 	}
 	b, err := get(*api, "/v1/lineage/"+kind+"/"+url.PathEscape(subject)+"?"+q.Encode())
 	if err != nil {
 		return err
 	}
-	if *verify {
+	if *doVerify {
 		v, err := loadVerifier(*vkey, *vfile)
 		if err != nil {
 			return err
 		}
-		res, err := query.VerifyAnswer(kind, subject, b, v)
+		res, err := verify.VerifyAnswer(kind, subject, b, v)
 		if err != nil {
 			return err
 		}
@@ -262,13 +155,13 @@ func runLineage(args []string) error {
 // printAnswer prints a lineage answer as a tree for a person; every record-derived string goes
 // through the helpers of safe.go.
 func printAnswer(w io.Writer, kind string, b []byte) error {
-	var head query.Answer
+	var head verify.Answer
 	if err := json.Unmarshal(b, &head); err != nil {
 		return err
 	}
 	switch kind {
 	case "users":
-		var ul query.UserLineage
+		var ul verify.UserLineage
 		if err := json.Unmarshal(b, &ul); err != nil {
 			return err
 		}
@@ -280,7 +173,7 @@ func printAnswer(w io.Writer, kind string, b []byte) error {
 			printAgent(w, a, "  ")
 		}
 	case "agents":
-		var al query.AgentLineage
+		var al verify.AgentLineage
 		if err := json.Unmarshal(b, &al); err != nil {
 			return err
 		}
@@ -292,7 +185,7 @@ func printAnswer(w io.Writer, kind string, b []byte) error {
 			printAction(w, x, "  ")
 		}
 	case "actions":
-		var ch query.ActionChain
+		var ch verify.ActionChain
 		if err := json.Unmarshal(b, &ch); err != nil {
 			return err
 		}
@@ -309,7 +202,7 @@ func printAnswer(w io.Writer, kind string, b []byte) error {
 			}
 		}
 	case "policies":
-		var pd query.PolicyDecisions
+		var pd verify.PolicyDecisions
 		if err := json.Unmarshal(b, &pd); err != nil {
 			return err
 		}
@@ -327,12 +220,12 @@ func printAnswer(w io.Writer, kind string, b []byte) error {
 	return nil
 }
 
-func printAction(w io.Writer, x *query.ActionNode, indent string) {
+func printAction(w io.Writer, x *verify.ActionNode, indent string) {
 	fmt.Fprintf(w, "%s%s %-8s %s %s  (agent %s, policy %s@%s, log #%d, id %s)\n", indent, safe(x.Time), safe(x.Decision.Effect), safe(x.Action.Type), safe(x.Action.Target),
 		safe(x.Agent), safe(x.Decision.Policy.ID), safe(x.Decision.Policy.Version), x.LogIndex, safe(x.ID))
 }
 
-func printAgent(w io.Writer, a *query.AgentNode, indent string) {
+func printAgent(w io.Writer, a *verify.AgentNode, indent string) {
 	fmt.Fprintf(w, "%s└ agent %s %s\n", indent, safe(a.ID), safeList(a.Roles))
 	for _, x := range a.Actions {
 		printAction(w, x, indent+"    ")

@@ -1,4 +1,4 @@
-package exporters
+package verify
 
 import (
 	"archive/zip"

@@ -1,4 +1,4 @@
-package exporters
+package verify
 
 import (
 	"archive/zip"
@@ -15,7 +15,7 @@ import (
 
 // A ZIP archive describes its members twice: once in a local header just before each member's
 // data, once in the central directory at the end. archive/zip, and so VerifyBundle
-// (exporters/verify.go), reads only the central directory; streaming readers (Java's
+// (verify/bundle.go), reads only the central directory; streaming readers (Java's
 // ZipInputStream, many mail scanners, "unzip from a pipe") read only the local headers, from
 // the first byte on. An archive whose two views differ shows those tools members the verifier
 // never read: a forged report/report.html placed before the central directory or before the

@@ -1,4 +1,4 @@
-package exporters
+package verify
 
 import (
 	"bytes"
@@ -14,6 +14,81 @@ import (
 
 	"golang.org/x/mod/sumdb/note"
 )
+
+// The evidence bundle of a compliance export is a ZIP archive:
+//
+//	MANIFEST                      signed note: every other file with its SHA-256 and size
+//	checkpoint                    the signed checkpoint every proof is against, as published
+//	report/report.json            the report (schema lineage.export/v1)
+//	report/report.html            the printable report
+//	report/<table>.csv            one file per table
+//	records/records-NNNNN.ndjson  every cited record: log index, ledger entry, inclusion proof
+//
+// This file defines the format once, for the writer (exporters/export.go, exporters/bundle.go)
+// and for VerifyBundle (bundle.go): the member names, the manifest, a records line
+// (EvidenceLine) and the escaping of CSV cells (CSVCell).
+
+// Names of the fixed bundle members.
+const (
+	ManifestName   = "MANIFEST"
+	CheckpointName = "checkpoint"
+)
+
+// Kind is the regulation an export reports for.
+type Kind string
+
+// The export kinds.
+const (
+	// KindEUAIAct is the EU AI Act record-keeping report: Art. 12 logs per use, Art. 14 human
+	// oversight, Art. 19 / 26(6) retention coverage, for one AI system or all.
+	KindEUAIAct Kind = "eu-ai-act"
+	// KindFannieMae is the Fannie Mae LL-2026-04 disclosure: AI tools, safeguards, and the
+	// natural person and delegation behind each AI-assisted decision of a lending process.
+	KindFannieMae Kind = "fannie-mae"
+)
+
+// Valid tells whether k is a known kind.
+func (k Kind) Valid() bool { return k == KindEUAIAct || k == KindFannieMae }
+
+// EvidenceLine is one line of a records file (records/records-NNNNN.ndjson): the record's log
+// index and id, its ledger entry (the exact bytes, as a JSON string, so a person can read it;
+// canonical entries are valid UTF-8, so the string round-trips byte for byte) and its
+// inclusion proof against the bundle's checkpoint.
+type EvidenceLine struct {
+	Index uint64   `json:"index"`
+	ID    string   `json:"id"`
+	Entry string   `json:"entry"`
+	Proof [][]byte `json:"proof"`
+}
+
+// CSV cells are defused for spreadsheets: a cell that starts with '=', '+', '-', '@', a tab, a
+// carriage return or a single quote gets one single quote in front (OWASP "CSV injection"), so
+// a record crafted by a compromised enforcement point cannot run a formula on an auditor's
+// machine. The rule is reversible (CSVUncell strips one leading quote); the exact values are in
+// the records' ledger entries, which are the evidence.
+
+// CSVCell defuses one CSV cell.
+func CSVCell(s string) string {
+	if s == "" {
+		return s
+	}
+	switch s[0] {
+	case '=', '+', '-', '@', '\t', '\r', '\'':
+		return "'" + s
+	}
+	return s
+}
+
+// CSVUncell reverses CSVCell.
+func CSVUncell(s string) string {
+	if len(s) >= 2 && s[0] == '\'' {
+		switch s[1] {
+		case '=', '+', '-', '@', '\t', '\r', '\'':
+			return s[1:]
+		}
+	}
+	return s
+}
 
 // The manifest is the bundle's table of contents and the one thing the service signs. It is a
 // C2SP signed note (golang.org/x/mod/sumdb/note) signed with the ledger's key, so the public key
@@ -72,7 +147,8 @@ var bundlePathRE = regexp.MustCompile(`^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$`)
 // maxBundlePath bounds a path in a bundle.
 const maxBundlePath = 200
 
-func validBundlePath(p string) bool {
+// ValidBundlePath tells whether p may name a file inside a bundle.
+func ValidBundlePath(p string) bool {
 	if len(p) > maxBundlePath || !bundlePathRE.MatchString(p) {
 		return false
 	}
@@ -87,8 +163,14 @@ func validBundlePath(p string) bool {
 // exportIDRE is the shape of export ids (they name directories and files).
 var exportIDRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,127}$`)
 
-// marshal renders the manifest text.
-func (m *Manifest) marshal() ([]byte, error) {
+// ValidExportID tells whether id has the shape of an export id.
+func ValidExportID(id string) bool { return exportIDRE.MatchString(id) }
+
+// tenantRE is the tenant rule of lineage.decision/v1.
+var tenantRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+
+// Marshal renders the manifest text.
+func (m *Manifest) Marshal() ([]byte, error) {
 	var b bytes.Buffer
 	q := func(s string) string { v, _ := json.Marshal(s); return string(v) }
 	fmt.Fprintf(&b, "%s\n", ManifestHeader)
@@ -104,29 +186,30 @@ func (m *Manifest) marshal() ([]byte, error) {
 	fmt.Fprintf(&b, "records %d\n", m.Records)
 	prev := ""
 	for _, f := range m.Files {
-		if !validBundlePath(f.Path) || f.Path == manifestName || f.Path <= prev {
-			return nil, fmt.Errorf("exporters: manifest: bad or unsorted path %q", f.Path)
+		if !ValidBundlePath(f.Path) || f.Path == ManifestName || f.Path <= prev {
+			return nil, fmt.Errorf("verify: manifest: bad or unsorted path %q", f.Path)
 		}
 		prev = f.Path
 		fmt.Fprintf(&b, "file %s %d %s\n", hex.EncodeToString(f.SHA256[:]), f.Size, f.Path)
 	}
 	// Validate what we wrote with the parser the verifier uses, so the service never signs a
 	// manifest its own verifier would refuse.
-	if _, err := parseManifest(b.String()); err != nil {
-		return nil, fmt.Errorf("exporters: internal: %w", err)
+	if _, err := ParseManifest(b.String()); err != nil {
+		return nil, fmt.Errorf("verify: internal: %w", err)
 	}
 	return b.Bytes(), nil
 }
 
-// sign signs the manifest text as a note.
-func (m *Manifest) sign(s note.Signer) ([]byte, error) {
-	text, err := m.marshal()
+// Sign signs the manifest text as a note (the writer's side: the service signs with the
+// ledger's key).
+func (m *Manifest) Sign(s note.Signer) ([]byte, error) {
+	text, err := m.Marshal()
 	if err != nil {
 		return nil, err
 	}
 	msg, err := note.Sign(&note.Note{Text: string(text)}, s)
 	if err != nil {
-		return nil, fmt.Errorf("exporters: sign manifest: %w", err)
+		return nil, fmt.Errorf("verify: sign manifest: %w", err)
 	}
 	return msg, nil
 }
@@ -134,8 +217,8 @@ func (m *Manifest) sign(s note.Signer) ([]byte, error) {
 // maxManifestFiles bounds the files a manifest may list (and so a bundle may hold).
 const maxManifestFiles = 100_000
 
-// parseManifest parses a manifest's text strictly: every line, in order, nothing else.
-func parseManifest(text string) (*Manifest, error) {
+// ParseManifest parses a manifest's text strictly: every line, in order, nothing else.
+func ParseManifest(text string) (*Manifest, error) {
 	if !strings.HasSuffix(text, "\n") {
 		return nil, errors.New("manifest: text does not end with a newline")
 	}
@@ -268,7 +351,7 @@ func parseFileLine(line string) (ManifestFile, error) {
 	if f.Size, err = strconv.ParseInt(parts[2], 10, 64); err != nil || f.Size < 0 {
 		return f, fmt.Errorf("bad size %q", clip(parts[2]))
 	}
-	if !validBundlePath(parts[3]) || parts[3] == manifestName {
+	if !ValidBundlePath(parts[3]) || parts[3] == ManifestName {
 		return f, fmt.Errorf("bad path %q", clip(parts[3]))
 	}
 	f.Path = parts[3]

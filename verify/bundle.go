@@ -1,4 +1,4 @@
-package exporters
+package verify
 
 import (
 	"archive/zip"
@@ -30,7 +30,7 @@ import (
 // hostile input: member names must be plain relative paths (no "..", no absolute paths, no
 // backslashes), duplicates, symlinks, directories and encrypted members are refused, and every
 // size is bounded. The archive must also have the strict layout checkZipLayout
-// (exporters/zipcheck.go) describes (archive-layout): every byte before the central directory
+// (verify/zipcheck.go) describes (archive-layout): every byte before the central directory
 // belongs to a listed member, each local header agrees with the central directory, no comment,
 // nothing after the end record; otherwise streaming readers could show members the verifier
 // never read.
@@ -92,7 +92,7 @@ const (
 )
 
 // ErrBundleInvalid is matched (errors.Is) by the error VerifyBundle returns when a check fails.
-var ErrBundleInvalid = errors.New("exporters: the bundle does not verify")
+var ErrBundleInvalid = errors.New("verify: the bundle does not verify")
 
 // Problem is one failed check.
 type Problem struct {
@@ -165,7 +165,7 @@ type VerifyError struct {
 
 func (e *VerifyError) Error() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "exporters: the bundle does not verify: %d problem(s)", len(e.Problems)+e.Unlisted)
+	fmt.Fprintf(&b, "verify: the bundle does not verify: %d problem(s)", len(e.Problems)+e.Unlisted)
 	for i, p := range e.Problems {
 		if i == 5 {
 			fmt.Fprintf(&b, "; …")
@@ -234,7 +234,7 @@ func (vr *verifier) run(path string) {
 			p.Detail = fmt.Sprintf("%s (at offset %d)", le.Detail, le.Offset)
 			if le.Member != "" {
 				p.File = le.Member
-				if !validBundlePath(le.Member) {
+				if !ValidBundlePath(le.Member) {
 					p.File = strconv.Quote(clip(le.Member))
 				}
 			}
@@ -259,7 +259,7 @@ func (vr *verifier) index(zr *zip.Reader) bool {
 	for _, zf := range zr.File {
 		name := zf.Name
 		switch {
-		case !validBundlePath(name):
+		case !ValidBundlePath(name):
 			vr.rep.add(Problem{Code: ProblemUnsafeEntry, File: strconv.Quote(clip(name)), Detail: "member name is not a plain relative path (absolute, \"..\", backslash or unusual characters)"})
 			continue
 		case zf.Mode()&fs.ModeType != 0:
@@ -289,14 +289,14 @@ func (vr *verifier) index(zr *zip.Reader) bool {
 
 // manifest reads and opens MANIFEST. It returns false if there is nothing to check against.
 func (vr *verifier) manifest() bool {
-	zf := vr.entries[manifestName]
+	zf := vr.entries[ManifestName]
 	if zf == nil {
-		vr.rep.add(Problem{Code: ProblemManifest, File: manifestName, Detail: "the bundle has no MANIFEST"})
+		vr.rep.add(Problem{Code: ProblemManifest, File: ManifestName, Detail: "the bundle has no MANIFEST"})
 		return false
 	}
 	raw, err := readMember(zf, maxManifestSize)
 	if err != nil {
-		vr.rep.add(Problem{Code: ProblemFileUnreadable, File: manifestName, Detail: err.Error()})
+		vr.rep.add(Problem{Code: ProblemFileUnreadable, File: ManifestName, Detail: err.Error()})
 		return false
 	}
 	text := ""
@@ -308,23 +308,23 @@ func (vr *verifier) manifest() bool {
 		vr.rep.ManifestSigned = true
 		text = n.Text
 	case errors.As(err, &unverified):
-		vr.rep.add(Problem{Code: ProblemManifestSignature, File: manifestName, Detail: fmt.Sprintf("not signed by the log's key %s: the manifest was replaced or signed by someone else", vr.v.Name())})
+		vr.rep.add(Problem{Code: ProblemManifestSignature, File: ManifestName, Detail: fmt.Sprintf("not signed by the log's key %s: the manifest was replaced or signed by someone else", vr.v.Name())})
 		text = unverified.Note.Text
 	case errors.As(err, &invalid):
-		vr.rep.add(Problem{Code: ProblemManifestSignature, File: manifestName, Detail: fmt.Sprintf("the signature by %s does not match the manifest: it was altered after signing", invalid.Name)})
+		vr.rep.add(Problem{Code: ProblemManifestSignature, File: ManifestName, Detail: fmt.Sprintf("the signature by %s does not match the manifest: it was altered after signing", invalid.Name)})
 		text = noteText(raw)
 	default:
-		vr.rep.add(Problem{Code: ProblemManifestSignature, File: manifestName, Detail: "not a signed note: " + err.Error()})
+		vr.rep.add(Problem{Code: ProblemManifestSignature, File: ManifestName, Detail: "not a signed note: " + err.Error()})
 		text = noteText(raw)
 	}
-	m, err := parseManifest(text)
+	m, err := ParseManifest(text)
 	if err != nil {
-		vr.rep.add(Problem{Code: ProblemManifest, File: manifestName, Detail: err.Error()})
+		vr.rep.add(Problem{Code: ProblemManifest, File: ManifestName, Detail: err.Error()})
 		return false
 	}
 	vr.m, vr.rep.Manifest = m, m
 	if m.LogOrigin != vr.v.Name() {
-		vr.rep.add(Problem{Code: ProblemManifest, File: manifestName, Detail: fmt.Sprintf("the manifest names log %q, but the key given is for %q", m.LogOrigin, vr.v.Name())})
+		vr.rep.add(Problem{Code: ProblemManifest, File: ManifestName, Detail: fmt.Sprintf("the manifest names log %q, but the key given is for %q", m.LogOrigin, vr.v.Name())})
 	}
 	return true
 }
@@ -340,26 +340,26 @@ func noteText(raw []byte) string {
 // checkpoint verifies the bundle's checkpoint. Inclusion proofs are only checked against a
 // checkpoint that verifies.
 func (vr *verifier) checkpoint() {
-	zf := vr.entries[checkpointName]
+	zf := vr.entries[CheckpointName]
 	if zf == nil {
 		return // reported as file-missing (or file-extra, if the manifest omits it)
 	}
-	listed := slices.ContainsFunc(vr.m.Files, func(f ManifestFile) bool { return f.Path == checkpointName })
+	listed := slices.ContainsFunc(vr.m.Files, func(f ManifestFile) bool { return f.Path == CheckpointName })
 	if !listed {
-		vr.rep.add(Problem{Code: ProblemManifest, File: manifestName, Detail: "the manifest does not list the checkpoint"})
+		vr.rep.add(Problem{Code: ProblemManifest, File: ManifestName, Detail: "the manifest does not list the checkpoint"})
 	}
 	raw, err := readMember(zf, maxCheckpointSize)
 	if err != nil {
-		vr.rep.add(Problem{Code: ProblemFileUnreadable, File: checkpointName, Detail: err.Error()})
+		vr.rep.add(Problem{Code: ProblemFileUnreadable, File: CheckpointName, Detail: err.Error()})
 		return
 	}
 	cp, err := ledger.OpenCheckpoint(raw, vr.v)
 	if err != nil {
-		vr.rep.add(Problem{Code: ProblemCheckpoint, File: checkpointName, Detail: fmt.Sprintf("not a checkpoint signed by the log's key %s (forged or altered): %v", vr.v.Name(), err)})
+		vr.rep.add(Problem{Code: ProblemCheckpoint, File: CheckpointName, Detail: fmt.Sprintf("not a checkpoint signed by the log's key %s (forged or altered): %v", vr.v.Name(), err)})
 		return
 	}
 	if cp.Size != vr.m.CheckpointSize || !bytes.Equal(cp.Hash, vr.m.CheckpointRoot) {
-		vr.rep.add(Problem{Code: ProblemCheckpointMismatch, File: checkpointName, Detail: fmt.Sprintf("checkpoint is size %d root %x; the manifest says size %d root %x", cp.Size, cp.Hash, vr.m.CheckpointSize, vr.m.CheckpointRoot)})
+		vr.rep.add(Problem{Code: ProblemCheckpointMismatch, File: CheckpointName, Detail: fmt.Sprintf("checkpoint is size %d root %x; the manifest says size %d root %x", cp.Size, cp.Hash, vr.m.CheckpointSize, vr.m.CheckpointRoot)})
 		return
 	}
 	vr.cp, vr.rep.Checkpoint = &cp, &cp
@@ -368,7 +368,7 @@ func (vr *verifier) checkpoint() {
 // files checks every listed file, records files first (their records are what the tables
 // cite), then the rest.
 func (vr *verifier) files() {
-	listed := map[string]bool{manifestName: true}
+	listed := map[string]bool{ManifestName: true}
 	for _, f := range vr.m.Files {
 		listed[f.Path] = true
 		if vr.entries[f.Path] == nil {
@@ -500,7 +500,7 @@ func (vr *verifier) record(path string, lineNo int, line []byte) {
 	bad := func(code, rec, format string, args ...any) {
 		vr.rep.add(Problem{Code: code, File: fmt.Sprintf("%s:%d", path, lineNo), Record: rec, Detail: fmt.Sprintf(format, args...)})
 	}
-	var ev evidenceLine
+	var ev EvidenceLine
 	d := json.NewDecoder(bytes.NewReader(line))
 	d.DisallowUnknownFields()
 	if err := d.Decode(&ev); err != nil || d.More() {
@@ -597,7 +597,7 @@ func (vr *verifier) parseCitations(path string, r io.Reader) error {
 		}
 		recID := ""
 		if hasID {
-			recID = csvUncell(rec[id])
+			recID = CSVUncell(rec[id])
 		}
 		ref := fmt.Sprintf("log index %d, id %s", n, clip(recID))
 		i := sort.Search(len(vr.refs), func(i int) bool { return vr.refs[i].index >= n })
@@ -605,7 +605,7 @@ func (vr *verifier) parseCitations(path string, r io.Reader) error {
 			vr.rep.add(Problem{Code: ProblemRecordMissing, File: where, Record: ref, Detail: "the table cites this record but the bundle does not hold it (removed from records/)"})
 			continue
 		}
-		if hasID && hasEff && vr.refs[i].fp != fingerprint(recID, csvUncell(rec[eff])) {
+		if hasID && hasEff && vr.refs[i].fp != fingerprint(recID, CSVUncell(rec[eff])) {
 			vr.rep.add(Problem{Code: ProblemCitationMismatch, File: where, Record: ref, Detail: "the table's record id or effect differ from the ledger entry at this index"})
 			continue
 		}
