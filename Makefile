@@ -38,12 +38,16 @@ lint:
 test: deps test-deps lint
 	$(GO) test -race -count=1 -timeout 20m ./...
 
-## fuzz: run each decoder fuzzer for FUZZTIME (the corpus under testdata/fuzz is kept in git).
+## fuzz: run each decoder fuzzer for FUZZTIME (each corpus under <package>/testdata/fuzz is kept in git).
 FUZZTIME ?= 60s
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRecord$$' -fuzztime $(FUZZTIME) .
-	$(GO) test -run '^$$' -fuzz '^FuzzCanonicalize$$' -fuzztime $(FUZZTIME) .
+	$(GO) test -run '^$$' -fuzz '^FuzzCanonicalize$$' -fuzztime $(FUZZTIME) ./internal/ijson
+	$(GO) test -run '^$$' -fuzz '^FuzzZipLayout$$' -fuzztime $(FUZZTIME) ./verify
 	$(GO) test -run '^$$' -fuzz '^FuzzMapOPAEvent$$' -fuzztime $(FUZZTIME) ./ingest
+	$(GO) test -run '^$$' -fuzz '^FuzzParseManifest$$' -fuzztime $(FUZZTIME) ./verify
+	$(GO) test -run '^$$' -fuzz '^FuzzVerifyBundle$$' -fuzztime $(FUZZTIME) ./exporters
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./exporters/cron
 
 ## bench: Go benchmarks of the parts, the same ingest load through lineaged on each ledger
 ## driver side by side, then BENCH_N records end to end through the embedded defaults.

@@ -3,7 +3,30 @@ package lineage
 import (
 	"encoding/json"
 	"fmt"
+
+	"github.com/lineage-audit/lineage/internal/ijson"
 )
+
+// Canonicalize returns the RFC 8785 (JSON Canonicalization Scheme) form of the JSON text data.
+//
+// Canonical JSON is what the ledger hashes: two publishers that serialize the same record with
+// different whitespace, key order, escapes or number spellings must produce the same leaf, and an
+// auditor re-deriving a hash years later must get the same bytes. The output has object members
+// sorted by the UTF-16 code units of their names, no insignificant whitespace, strings escaped as
+// ECMAScript's JSON.stringify does, and numbers written as ECMAScript's Number.prototype.toString
+// writes the nearest IEEE 754 double.
+//
+// Input that is not I-JSON (RFC 7493) is rejected, because it has no unambiguous canonical form:
+// invalid UTF-8, unpaired surrogates, duplicate member names, numbers beyond the double range.
+// Unlike DecodeRecord, Canonicalize accepts numbers that lose precision, as RFC 8785 specifies.
+// The implementation is internal/ijson/jcs.go.
+func Canonicalize(data []byte) ([]byte, error) {
+	out, err := ijson.Canonicalize(data)
+	if err != nil {
+		return nil, fmt.Errorf("lineage: canonicalize: %w", err)
+	}
+	return out, nil
+}
 
 // Canonical returns the RFC 8785 canonical JSON of the record: the bytes the ledger commits to.
 // Absent optional members (empty strings, nil pointers, empty lists and raw values) are omitted,
@@ -55,7 +78,7 @@ func (w *recordWriter) name(n string) {
 func (w *recordWriter) str(n, s string) {
 	w.name(n)
 	var err error
-	if w.buf, err = appendString(w.buf, s); err != nil && w.err == nil {
+	if w.buf, err = ijson.AppendString(w.buf, s); err != nil && w.err == nil {
 		w.err = fmt.Errorf("%s: %w", n, err)
 	}
 }
@@ -78,7 +101,7 @@ func (w *recordWriter) list(n string, items []string) {
 			w.buf = append(w.buf, ',')
 		}
 		var err error
-		if w.buf, err = appendString(w.buf, s); err != nil && w.err == nil {
+		if w.buf, err = ijson.AppendString(w.buf, s); err != nil && w.err == nil {
 			w.err = fmt.Errorf("%s[%d]: %w", n, i, err)
 		}
 	}
@@ -91,11 +114,7 @@ func (w *recordWriter) raw(n string, v json.RawMessage) {
 		return
 	}
 	w.name(n)
-	c := canonicalizer{lexer: lexer{data: v}}
-	out, err := c.value(w.buf, 1)
-	if err == nil && c.more() {
-		err = c.errorf("unexpected data after the JSON value")
-	}
+	out, err := ijson.AppendCanonical(w.buf, v, 1)
 	w.buf = out
 	if err != nil && w.err == nil {
 		w.err = fmt.Errorf("%s: %w", n, err)

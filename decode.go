@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"strconv"
 	"strings"
+
+	"github.com/lineage-audit/lineage/internal/ijson"
 )
 
 // DecodeRecord decodes one untrusted record (a NATS message body, an HTTP request body) strictly,
@@ -30,9 +32,9 @@ func DecodeRecord(data []byte) (*Record, error) {
 	if err := checkIJSON(data, "", 0, "{"); err != nil {
 		return nil, err
 	}
-	d := decoder{lexer: lexer{data: data}, text: string(data)}
+	d := decoder{Lexer: ijson.Lexer{Data: data}, text: string(data)}
 	r := new(Record)
-	d.next()
+	d.Next()
 	if err := d.record(r); err != nil {
 		return nil, err
 	}
@@ -49,16 +51,52 @@ func DecodeRecord(data []byte) (*Record, error) {
 	return r, nil
 }
 
+// checkIJSON is the first pass of DecodeRecord (see ijson.Checker): it checks that data holds
+// exactly one value whose first byte is one of kinds ("{" for a record or policy_context,
+// "{\"" for identity_object), and that the value is I-JSON nesting at most MaxDepth deep, counted
+// from baseDepth. root is the value's path in the record ("" for a record); errors name the
+// offending member below it.
+func checkIJSON(data []byte, root string, baseDepth int, kinds string) *DecodeError {
+	l := ijson.Lexer{Data: data}
+	if l.More() { // empty input is ijson.Check's to report
+		if c := l.Next(); strings.IndexByte(kinds, c) < 0 {
+			if root == "" {
+				return &DecodeError{Code: CodeInvalidJSON, Msg: "a record must be a JSON object"}
+			}
+			return &DecodeError{Code: CodeWrongType, Field: root, Msg: "expected " + ijson.KindNames(kinds) + ", got " + ijson.KindOf(c)}
+		}
+	}
+	if err := ijson.Check(data, root, baseDepth, MaxDepth); err != nil {
+		return checkError(err)
+	}
+	return nil
+}
+
+// checkError turns a fault found by the pre-scan into the DecodeError that reports it.
+func checkError(e *ijson.CheckError) *DecodeError {
+	code := CodeInvalidJSON // ijson.FaultSyntax
+	switch e.Fault {
+	case ijson.FaultDepth:
+		code = CodeTooDeep
+	case ijson.FaultDuplicate:
+		code = CodeDuplicateKey
+	case ijson.FaultNumber:
+		code = CodeInvalidValue
+	}
+	return &DecodeError{Code: code, Field: e.Path, Msg: e.Msg}
+}
+
 // decoder is the second pass of DecodeRecord. The pre-scan has already checked the syntax, so a
 // syntax error here would be a bug; the decoder still checks every byte it relies on and reports
 // such a bug as invalid_json rather than misreading or panicking.
 type decoder struct {
-	lexer
-	text      string // one copy of data; unescaped string values are substrings of it
-	buf       []byte // unescaping and canonicalization scratch
-	canon     canonicalizer
-	freeRaw   int // input bytes of the free-form members
-	freeCanon int // canonical bytes of the free-form members
+	ijson.Lexer
+	text       string // one copy of data; unescaped string values are substrings of it
+	buf        []byte // unescaping and canonicalization scratch
+	canon      ijson.Canonicalizer
+	canonSized bool // canon and buf have their scratch space
+	freeRaw    int  // input bytes of the free-form members
+	freeCanon  int  // canonical bytes of the free-form members
 }
 
 // Required members of each object, in the order missing ones are reported. A decoding function
@@ -86,11 +124,11 @@ func checkRequired(seen uint32, prefix string, required []string) error {
 
 // bad reports input the pre-scan should have rejected.
 func (d *decoder) bad(field, want string) error {
-	return &DecodeError{Code: CodeInvalidJSON, Field: field, Msg: d.unexpected(want).Error()}
+	return &DecodeError{Code: CodeInvalidJSON, Field: field, Msg: d.Unexpected(want).Error()}
 }
 
 func (d *decoder) wrongType(field, want string) error {
-	return &DecodeError{Code: CodeWrongType, Field: field, Msg: "expected " + want + ", got " + kindOf(d.next())}
+	return &DecodeError{Code: CodeWrongType, Field: field, Msg: "expected " + want + ", got " + ijson.KindOf(d.Next())}
 }
 
 func (d *decoder) unknown(prefix string, key []byte) error {
@@ -100,37 +138,37 @@ func (d *decoder) unknown(prefix string, key []byte) error {
 // object calls member for each member of the object under the cursor, with the cursor on the
 // member's value. key is only valid until member decodes a string.
 func (d *decoder) object(prefix string, member func(key []byte) error) error {
-	d.pos++ // '{'
-	if d.next() == '}' {
-		d.pos++
+	d.Pos++ // '{'
+	if d.Next() == '}' {
+		d.Pos++
 		return nil
 	}
 	for {
-		if d.next() != '"' {
+		if d.Next() != '"' {
 			return d.bad(prefix, "a member name")
 		}
-		raw, escaped, err := d.scanString()
+		raw, escaped, err := d.ScanString()
 		if err != nil {
 			return d.bad(prefix, "a member name")
 		}
 		key := raw
 		if escaped {
-			d.buf = unescape(d.buf[:0], raw)
+			d.buf = ijson.Unescape(d.buf[:0], raw)
 			key = d.buf
 		}
-		if d.next() != ':' {
+		if d.Next() != ':' {
 			return d.bad(prefix, "':'")
 		}
-		d.pos++
-		d.next()
+		d.Pos++
+		d.Next()
 		if err := member(key); err != nil {
 			return err
 		}
-		switch d.next() {
+		switch d.Next() {
 		case ',':
-			d.pos++
+			d.Pos++
 		case '}':
-			d.pos++
+			d.Pos++
 			return nil
 		default:
 			return d.bad(prefix, "',' or '}'")
@@ -141,7 +179,7 @@ func (d *decoder) object(prefix string, member func(key []byte) error) error {
 // present reports whether the member under the cursor holds an object, consuming a null. A null
 // or absent required object is missing; any other type is wrong.
 func (d *decoder) present(field string, required bool) (bool, error) {
-	switch d.next() {
+	switch d.Next() {
 	case '{':
 		return true, nil
 	case 'n':
@@ -154,7 +192,7 @@ func (d *decoder) present(field string, required bool) (bool, error) {
 }
 
 func (d *decoder) null(field string) error {
-	if err := d.literal(); err != nil {
+	if err := d.Literal(); err != nil {
 		return d.bad(field, "null")
 	}
 	return nil
@@ -163,21 +201,21 @@ func (d *decoder) null(field string) error {
 // str decodes the string under the cursor without copying when it has no escapes. The member's
 // path is passed in parts and only joined on error, so that success does not allocate.
 func (d *decoder) str(prefix, name string) (string, error) {
-	start := d.pos + 1
-	raw, escaped, err := d.scanString()
+	start := d.Pos + 1
+	raw, escaped, err := d.ScanString()
 	if err != nil {
 		return "", d.bad(join(prefix, name), "a string")
 	}
 	if !escaped {
 		return d.text[start : start+len(raw)], nil
 	}
-	d.buf = unescape(d.buf[:0], raw)
+	d.buf = ijson.Unescape(d.buf[:0], raw)
 	return string(d.buf), nil
 }
 
 // reqString decodes a required string member: null is missing.
 func (d *decoder) reqString(dst *string, prefix, name string) error {
-	if d.next() == 'n' {
+	if d.Next() == 'n' {
 		return missing(join(prefix, name))
 	}
 	return d.optString(dst, prefix, name)
@@ -187,7 +225,7 @@ func (d *decoder) reqString(dst *string, prefix, name string) error {
 // rejected rather than dropped: in Go (and in the canonical form) it would be indistinguishable
 // from an absent member, and a record must not change meaning on its way into the ledger.
 func (d *decoder) optString(dst *string, prefix, name string) error {
-	switch d.next() {
+	switch d.Next() {
 	case '"':
 		s, err := d.str(prefix, name)
 		if err != nil {
@@ -207,21 +245,21 @@ func (d *decoder) optString(dst *string, prefix, name string) error {
 // strings decodes an optional array of strings; null or [] leave dst nil. Counts and empty items
 // are value rules, checked by Validate.
 func (d *decoder) strings(dst *[]string, prefix, name string) error {
-	switch d.next() {
+	switch d.Next() {
 	case '[':
 	case 'n':
 		return d.null(join(prefix, name))
 	default:
 		return d.wrongType(join(prefix, name), "array")
 	}
-	d.pos++
-	if d.next() == ']' {
-		d.pos++
+	d.Pos++
+	if d.Next() == ']' {
+		d.Pos++
 		return nil
 	}
 	out := make([]string, 0, 4)
 	for {
-		if d.next() != '"' {
+		if d.Next() != '"' {
 			return d.wrongType(join(prefix, name)+"["+strconv.Itoa(len(out))+"]", "string")
 		}
 		s, err := d.str(prefix, name)
@@ -229,11 +267,11 @@ func (d *decoder) strings(dst *[]string, prefix, name string) error {
 			return err
 		}
 		out = append(out, s)
-		switch d.next() {
+		switch d.Next() {
 		case ',':
-			d.pos++
+			d.Pos++
 		case ']':
-			d.pos++
+			d.Pos++
 			*dst = out
 			return nil
 		default:
@@ -245,27 +283,27 @@ func (d *decoder) strings(dst *[]string, prefix, name string) error {
 // freeForm decodes policy_context or identity_object: a value of one of the JSON types in kinds
 // whose content Lineage does not interpret. It is stored in canonical form.
 func (d *decoder) freeForm(dst *json.RawMessage, field, kinds string) error {
-	c := d.next()
+	c := d.Next()
 	if c == 'n' {
 		return d.null(field)
 	}
 	if c == 0 || strings.IndexByte(kinds, c) < 0 {
-		return d.wrongType(field, kindNames(kinds))
+		return d.wrongType(field, ijson.KindNames(kinds))
 	}
-	start := d.pos
-	if d.canon.members == nil { // size the scratch space once, for both free-form members
-		d.canon.members = make([]member, 0, 16)
-		d.canon.keys = make([]byte, 0, 256)
+	start := d.Pos
+	if !d.canonSized { // size the scratch space once, for both free-form members
+		d.canon.Reserve(16, 256)
 		d.buf = make([]byte, 0, 1024)
+		d.canonSized = true
 	}
-	d.canon.lexer = d.lexer
-	out, err := d.canon.value(d.buf[:0], 1)
+	d.canon.Lexer = d.Lexer
+	out, err := d.canon.AppendValue(d.buf[:0], 1)
 	d.buf = out[:0]
 	if err != nil {
 		return &DecodeError{Code: CodeInvalidJSON, Field: field, Msg: err.Error()}
 	}
-	d.pos = d.canon.pos
-	d.freeRaw += d.pos - start
+	d.Pos = d.canon.Pos
+	d.freeRaw += d.Pos - start
 	d.freeCanon += len(out)
 	if len(out) > MaxFreeFormSize {
 		return invalid(field, "canonical form is "+strconv.Itoa(len(out))+" bytes, the limit is "+strconv.Itoa(MaxFreeFormSize))
@@ -594,9 +632,9 @@ func (d *decoder) humanOversight(dst **HumanOversight) error {
 // lets a record logged under older, looser rules still be read. It still refuses malformed JSON,
 // unknown members and wrong types: it never guesses.
 func DecodeTrusted(data []byte) (*Record, error) {
-	d := decoder{lexer: lexer{data: data}, text: string(data)}
+	d := decoder{Lexer: ijson.Lexer{Data: data}, text: string(data)}
 	r := new(Record)
-	d.next()
+	d.Next()
 	if err := d.record(r); err != nil {
 		return nil, err
 	}

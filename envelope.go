@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+
+	"github.com/lineage-audit/lineage/internal/ijson"
 )
 
 // EnvelopeV1 is the envelope version NewEnvelope writes and DecodeEnvelope accepts.
@@ -88,18 +90,18 @@ func DecodeEnvelope(entry []byte) (*Envelope, error) {
 // parseEnvelope reads the four members of an entry; DecodeEnvelope then checks that the bytes
 // are canonical.
 func parseEnvelope(entry []byte) (*Envelope, error) {
-	l := lexer{data: entry}
-	if err := l.expect('{', "'{'"); err != nil {
+	l := ijson.Lexer{Data: entry}
+	if err := l.Expect('{', "'{'"); err != nil {
 		return nil, err
 	}
 	e := new(Envelope)
 	var seen [4]bool // received_at, record, source_verified, v
 	names := [4]string{"received_at", "record", "source_verified", "v"}
 	for {
-		if l.next() != '"' {
-			return nil, l.unexpected("a member name")
+		if l.Next() != '"' {
+			return nil, l.Unexpected("a member name")
 		}
-		raw, escaped, err := l.scanString()
+		raw, escaped, err := l.ScanString()
 		if err != nil {
 			return nil, err
 		}
@@ -117,26 +119,26 @@ func parseEnvelope(entry []byte) (*Envelope, error) {
 			return nil, fmt.Errorf("duplicate member %q", raw)
 		}
 		seen[i] = true
-		if err := l.expect(':', "':'"); err != nil {
+		if err := l.Expect(':', "':'"); err != nil {
 			return nil, err
 		}
-		l.next()
+		l.Next()
 		if err := e.member(&l, names[i]); err != nil {
 			return nil, fmt.Errorf("%s: %w", names[i], err)
 		}
-		switch l.next() {
+		switch l.Next() {
 		case ',':
-			l.pos++
+			l.Pos++
 			continue
 		case '}':
-			l.pos++
+			l.Pos++
 		default:
-			return nil, l.unexpected("',' or '}'")
+			return nil, l.Unexpected("',' or '}'")
 		}
 		break
 	}
-	if l.more() {
-		return nil, l.errorf("unexpected data after the envelope")
+	if l.More() {
+		return nil, l.Errorf("unexpected data after the envelope")
 	}
 	for i, ok := range seen {
 		if !ok {
@@ -147,10 +149,10 @@ func parseEnvelope(entry []byte) (*Envelope, error) {
 }
 
 // member decodes the value of one envelope member at the cursor.
-func (e *Envelope) member(l *lexer, name string) error {
+func (e *Envelope) member(l *ijson.Lexer, name string) error {
 	switch name {
 	case "received_at":
-		raw, escaped, err := l.scanString()
+		raw, escaped, err := l.ScanString()
 		if err != nil {
 			return err
 		}
@@ -163,35 +165,35 @@ func (e *Envelope) member(l *lexer, name string) error {
 		}
 		e.ReceivedAt = t.UTC()
 	case "record":
-		if l.next() != '{' {
-			return l.unexpected("an object")
+		if l.Next() != '{' {
+			return l.Unexpected("an object")
 		}
-		start := l.pos
-		s := prescan{lexer: *l}
-		if err := s.value(0); err != nil {
-			return err
+		start := l.Pos
+		s := ijson.Checker{Lexer: *l, MaxDepth: MaxDepth}
+		if err := s.Value(0); err != nil {
+			return checkError(err)
 		}
-		l.pos = s.pos
-		e.Canonical = l.data[start:l.pos]
+		l.Pos = s.Pos
+		e.Canonical = l.Data[start:l.Pos]
 	case "source_verified":
-		start := l.pos
-		if err := l.literal(); err != nil {
+		start := l.Pos
+		if err := l.Literal(); err != nil {
 			return err
 		}
-		switch string(l.data[start:l.pos]) {
+		switch string(l.Data[start:l.Pos]) {
 		case "true":
 			e.SourceVerified = true
 		case "false":
 		default:
-			return l.errorf("want true or false")
+			return l.Errorf("want true or false")
 		}
 	case "v":
-		lit, err := l.scanNumber()
+		lit, err := l.ScanNumber()
 		if err != nil {
 			return err
 		}
 		if string(lit) != strconv.Itoa(EnvelopeV1) {
-			return fmt.Errorf("unsupported envelope version %s", clip(lit))
+			return fmt.Errorf("unsupported envelope version %s", ijson.Clip(lit))
 		}
 		e.V = EnvelopeV1
 	}

@@ -8,6 +8,44 @@
 // before they are wrapped in a ledger entry (Envelope) and appended to the Merkle log. The
 // canonical bytes, not the bytes the publisher sent, are what the log commits to, so two
 // publishers that serialize the same record differently produce the same entry.
+//
+// The package is the record: its type and schema (record.go, schema.go, limits.go), its decoder
+// (decode.go), its value rules (validate.go, text.go), its canonical form (canonical.go) and its
+// ledger entry (envelope.go). The JSON machinery underneath (the lexer, the I-JSON pre-scan and
+// the RFC 8785 canonicalizer) is generic and lives in internal/ijson.
+//
+// # Adding a field
+//
+// A member of the record is spelled out in each of these places, and the tests named below fail
+// until they agree:
+//
+//  1. record.go: the field of Record (or of the struct it belongs to), with its json tag
+//     (omitempty if optional); and, for a string, its place in the character rules of the Record
+//     doc comment (identifier or prose).
+//  2. schema/decision-v1.json: the member with a description, its type, maxLength or maxItems,
+//     the character pattern of its kind ($defs), and its name in "required" if required
+//     (TestSchemaMatchesRecord, TestSchemaRequiredMatchesDecoder, TestSchemaLimitsMatchDecoder
+//     and TestSchemaCharacterPatternsMatchDecoder in schema_test.go).
+//  3. decode.go: a case in the decoder method of the enclosing object (decoder.record,
+//     decoder.agent, ...); a required member also sets a bit of that method's seen mask and is
+//     listed at the same index in the matching *Required list (recordRequired, ...).
+//  4. validate.go: a line in Record.check with its rule (checker.id, ident, text, timestamp,
+//     list or freeForm) and its limit from limits.go (a new limit goes there); a rule beyond
+//     length and characters is also described in the Validate doc comment.
+//  5. canonical.go: a call in recordWriter.record (w.str if required, w.opt, w.list or w.raw)
+//     at the member's place in the sorted order of the names, and its length in
+//     Record.sizeHint.
+//  6. decode_test.go: the field set in fullRecord, from which the schema tests and
+//     TestFullRecordRoundTrip (Canonical equals RFC 8785 of json.Marshal) derive their input;
+//     and an example in testdata/records/*.json, which TestExampleRecords decodes and
+//     FuzzDecodeRecord (fuzz_test.go) takes as a seed.
+//
+// Outside this package, and only when the field is meant for them: ingest/opa.go
+// (identityMembers, for a member an OPA identity object may set, and the OPAConfig.IdentityPath
+// doc comment); the index columns, for a field to search or filter on
+// (query/index/sqlite/migrate.go and apply.go, query/index/clickhouse/schema.go and apply.go; an
+// index keeps the canonical record, so every field is stored and returned without a column);
+// the exporters that show it (exporters/scan.go, model.go, csv.go).
 package lineage
 
 import "encoding/json"

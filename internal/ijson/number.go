@@ -1,4 +1,4 @@
-package lineage
+package ijson
 
 import (
 	"errors"
@@ -89,7 +89,8 @@ func shortestDigits(buf []byte, f float64) ([]byte, int) {
 	return digits, exp + 1
 }
 
-// checkNumber reports why the number literal lit cannot go into a record, or "" if it can.
+// checkNumber reports why the number literal lit cannot go into a record (or any document
+// Checker accepts), or "" if it can.
 //
 // RFC 8785 turns every number into the nearest IEEE 754 double. That is harmless when the decimal
 // a publisher wrote survives the trip (1.50 becomes 1.5, 1E3 becomes 1000), but for a number such
@@ -99,7 +100,7 @@ func shortestDigits(buf []byte, f float64) ([]byte, int) {
 func checkNumber(lit []byte) string {
 	f, err := strconv.ParseFloat(string(lit), 64)
 	if err != nil || math.IsInf(f, 0) {
-		return "number " + clip(lit) + " is outside the range of an IEEE 754 double"
+		return "number " + Clip(lit) + " is outside the range of an IEEE 754 double"
 	}
 	ln, ld, le := decimalOf(lit)
 	var buf [32]byte
@@ -115,7 +116,7 @@ func checkNumber(lit []byte) string {
 		return ""
 	}
 	canon, _ := appendNumber(nil, f)
-	return "number " + clip(lit) + " is not exactly representable and would be logged as " + string(canon) + "; send it as a string"
+	return "number " + Clip(lit) + " is not exactly representable and would be logged as " + string(canon) + "; send it as a string"
 }
 
 // decimalOf splits a JSON number literal (already checked against the grammar) into sign,
@@ -165,8 +166,8 @@ func decimalOf(lit []byte) (neg bool, digits []byte, n int) {
 	return neg, digits, n
 }
 
-// clip shortens a literal for an error message.
-func clip(b []byte) string {
+// Clip shortens a literal to at most 40 bytes and an ellipsis, for an error message.
+func Clip(b []byte) string {
 	if len(b) > 40 {
 		return string(b[:40]) + "…"
 	}

@@ -1,4 +1,4 @@
-package lineage
+package ijson
 
 import (
 	"errors"
@@ -9,171 +9,189 @@ import (
 )
 
 // maxCanonicalDepth bounds the nesting Canonicalize accepts. It is far above anything a record or
-// envelope can contain (MaxDepth + 1) and only exists so that hostile input cannot make the
-// recursive canonicalizer use unbounded stack.
+// envelope can contain (the root package's MaxDepth + 1, limits.go) and only exists so that
+// hostile input cannot make the recursive canonicalizer use unbounded stack.
 const maxCanonicalDepth = 1000
 
 // Canonicalize returns the RFC 8785 (JSON Canonicalization Scheme) form of the JSON text data.
 //
-// Canonical JSON is what the ledger hashes: two publishers that serialize the same record with
-// different whitespace, key order, escapes or number spellings must produce the same leaf, and an
-// auditor re-deriving a hash years later must get the same bytes. The output has object members
-// sorted by the UTF-16 code units of their names, no insignificant whitespace, strings escaped as
-// ECMAScript's JSON.stringify does, and numbers written as ECMAScript's Number.prototype.toString
-// writes the nearest IEEE 754 double.
+// The output has object members sorted by the UTF-16 code units of their names, no insignificant
+// whitespace, strings escaped as ECMAScript's JSON.stringify does, and numbers written as
+// ECMAScript's Number.prototype.toString writes the nearest IEEE 754 double.
 //
 // Input that is not I-JSON (RFC 7493) is rejected, because it has no unambiguous canonical form:
-// invalid UTF-8, unpaired surrogates, duplicate member names, numbers beyond the double range.
-// Unlike DecodeRecord, Canonicalize accepts numbers that lose precision, as RFC 8785 specifies.
+// invalid UTF-8, unpaired surrogates, duplicate member names, numbers beyond the double range;
+// so is nesting deeper than 1000. Unlike Check, Canonicalize accepts numbers that lose precision,
+// as RFC 8785 specifies. Errors are *SyntaxError.
 func Canonicalize(data []byte) ([]byte, error) {
-	c := canonicalizer{lexer: lexer{data: data}}
-	out, err := c.value(make([]byte, 0, len(data)), 0)
+	out, err := AppendCanonical(make([]byte, 0, len(data)), data, 0)
 	if err != nil {
-		return nil, fmt.Errorf("lineage: canonicalize: %w", err)
-	}
-	if c.more() {
-		return nil, fmt.Errorf("lineage: canonicalize: %w", c.errorf("unexpected data after the JSON value"))
+		return nil, err
 	}
 	return out, nil
 }
 
-// canonicalizer writes the canonical form of the value under its cursor. Object members are
-// first written in input order at the end of dst, then reordered in place: that costs one copy of
-// each object instead of a tree of allocations.
-type canonicalizer struct {
-	lexer
+// AppendCanonical appends the canonical form of the JSON text data, which must hold exactly one
+// value, to dst; depth is the nesting depth of the value's container (0 for a document). On
+// error the returned slice holds a partial value.
+func AppendCanonical(dst, data []byte, depth int) ([]byte, error) {
+	c := Canonicalizer{Lexer: Lexer{Data: data}}
+	out, err := c.AppendValue(dst, depth)
+	if err == nil && c.More() {
+		err = c.Errorf("unexpected data after the JSON value")
+	}
+	return out, err
+}
+
+// Canonicalizer writes the canonical form of the value under its cursor (AppendValue). Object
+// members are first written in input order at the end of dst, then reordered in place: that costs
+// one copy of each object instead of a tree of allocations. A Canonicalizer keeps its scratch
+// space between values, so a decoder that canonicalizes several values in one document reuses
+// one Canonicalizer, setting Lexer before each.
+type Canonicalizer struct {
+	Lexer
 	keys    []byte   // decoded names of the members of all open objects
 	members []member // members of all open objects, innermost last
 	scratch []byte   // reused buffer for reordering members
 }
 
 // member is one object member already written to dst: its decoded name (a span of
-// canonicalizer.keys) and its "name":value bytes (a span of dst, relative to the object's start).
+// Canonicalizer.keys) and its "name":value bytes (a span of dst, relative to the object's start).
 type member struct {
 	name span
 	out  span
 }
 
-func (c *canonicalizer) value(dst []byte, depth int) ([]byte, error) {
-	switch ch := c.next(); {
+// Reserve preallocates scratch space for members object members and keyBytes bytes of member
+// names, in all open objects together.
+func (c *Canonicalizer) Reserve(members, keyBytes int) {
+	c.members = make([]member, 0, members)
+	c.keys = make([]byte, 0, keyBytes)
+}
+
+// AppendValue appends the canonical form of the value at the cursor to dst and moves the cursor
+// past it; depth is the nesting depth of the value's container. It does not look at what follows
+// the value. On error the returned slice holds a partial value.
+func (c *Canonicalizer) AppendValue(dst []byte, depth int) ([]byte, error) {
+	switch ch := c.Next(); {
 	case ch == '{':
 		return c.object(dst, depth+1)
 	case ch == '[':
 		return c.array(dst, depth+1)
 	case ch == '"':
-		raw, _, err := c.scanString()
+		raw, _, err := c.ScanString()
 		if err != nil {
 			return dst, err
 		}
 		return appendRawString(dst, raw), nil
 	case ch == '-' || isDigit(ch):
-		lit, err := c.scanNumber()
+		lit, err := c.ScanNumber()
 		if err != nil {
 			return dst, err
 		}
 		f, err := strconv.ParseFloat(string(lit), 64)
 		if err != nil && !errors.Is(err, strconv.ErrRange) {
-			return dst, c.errorf("invalid number %s", clip(lit))
+			return dst, c.Errorf("invalid number %s", Clip(lit))
 		}
 		out, err := appendNumber(dst, f)
 		if err != nil {
-			return dst, c.errorf("number %s: %v", clip(lit), err)
+			return dst, c.Errorf("number %s: %v", Clip(lit), err)
 		}
 		return out, nil
 	default:
-		start := c.pos
-		if err := c.literal(); err != nil {
+		start := c.Pos
+		if err := c.Literal(); err != nil {
 			return dst, err
 		}
-		return append(dst, c.data[start:c.pos]...), nil
+		return append(dst, c.Data[start:c.Pos]...), nil
 	}
 }
 
-func (c *canonicalizer) array(dst []byte, depth int) ([]byte, error) {
+func (c *Canonicalizer) array(dst []byte, depth int) ([]byte, error) {
 	if depth > maxCanonicalDepth {
-		return dst, c.errorf("nesting deeper than %d", maxCanonicalDepth)
+		return dst, c.Errorf("nesting deeper than %d", maxCanonicalDepth)
 	}
-	c.pos++ // '['
+	c.Pos++ // '['
 	dst = append(dst, '[')
-	if c.next() == ']' {
-		c.pos++
+	if c.Next() == ']' {
+		c.Pos++
 		return append(dst, ']'), nil
 	}
 	for {
 		var err error
-		if dst, err = c.value(dst, depth); err != nil {
+		if dst, err = c.AppendValue(dst, depth); err != nil {
 			return dst, err
 		}
-		switch c.next() {
+		switch c.Next() {
 		case ',':
-			c.pos++
+			c.Pos++
 			dst = append(dst, ',')
 		case ']':
-			c.pos++
+			c.Pos++
 			return append(dst, ']'), nil
 		default:
-			return dst, c.unexpected("',' or ']'")
+			return dst, c.Unexpected("',' or ']'")
 		}
 	}
 }
 
-func (c *canonicalizer) object(dst []byte, depth int) ([]byte, error) {
+func (c *Canonicalizer) object(dst []byte, depth int) ([]byte, error) {
 	if depth > maxCanonicalDepth {
-		return dst, c.errorf("nesting deeper than %d", maxCanonicalDepth)
+		return dst, c.Errorf("nesting deeper than %d", maxCanonicalDepth)
 	}
-	c.pos++ // '{'
-	if c.next() == '}' {
-		c.pos++
+	c.Pos++ // '{'
+	if c.Next() == '}' {
+		c.Pos++
 		return append(dst, '{', '}'), nil
 	}
 	start, ki, mi := len(dst), len(c.keys), len(c.members)
 	for {
-		if c.next() != '"' {
-			return dst, c.unexpected("a member name")
+		if c.Next() != '"' {
+			return dst, c.Unexpected("a member name")
 		}
-		raw, escaped, err := c.scanString()
+		raw, escaped, err := c.ScanString()
 		if err != nil {
 			return dst, err
 		}
 		m := member{name: span{start: len(c.keys)}, out: span{start: len(dst) - start}}
 		if escaped {
-			c.keys = unescape(c.keys, raw)
+			c.keys = Unescape(c.keys, raw)
 		} else {
 			c.keys = append(c.keys, raw...)
 		}
 		m.name.end = len(c.keys)
 		dst = appendRawString(dst, raw)
 		dst = append(dst, ':')
-		if err := c.expect(':', "':'"); err != nil {
+		if err := c.Expect(':', "':'"); err != nil {
 			return dst, err
 		}
-		if dst, err = c.value(dst, depth); err != nil {
+		if dst, err = c.AppendValue(dst, depth); err != nil {
 			return dst, err
 		}
 		m.out.end = len(dst) - start
 		c.members = append(c.members, m)
-		switch c.next() {
+		switch c.Next() {
 		case ',':
-			c.pos++
+			c.Pos++
 		case '}':
-			c.pos++
+			c.Pos++
 			dst, err = c.sortMembers(dst, start, c.members[mi:])
 			c.keys, c.members = c.keys[:ki], c.members[:mi]
 			return dst, err
 		default:
-			return dst, c.unexpected("',' or '}'")
+			return dst, c.Unexpected("',' or '}'")
 		}
 	}
 }
 
 // sortMembers rewrites dst[start:], which holds the members ms in input order, as a canonical
 // object with members sorted by name, and rejects duplicate names.
-func (c *canonicalizer) sortMembers(dst []byte, start int, ms []member) ([]byte, error) {
+func (c *Canonicalizer) sortMembers(dst []byte, start int, ms []member) ([]byte, error) {
 	name := func(m member) []byte { return c.keys[m.name.start:m.name.end] }
 	slices.SortFunc(ms, func(a, b member) int { return compareUTF16(name(a), name(b)) })
 	for i := 1; i < len(ms); i++ {
 		if string(name(ms[i])) == string(name(ms[i-1])) {
-			return dst, c.errorf("duplicate member name %q", name(ms[i]))
+			return dst, c.Errorf("duplicate member name %q", name(ms[i]))
 		}
 	}
 	c.scratch = append(c.scratch[:0], dst[start:]...)
@@ -230,7 +248,7 @@ func compareRuneUTF16(a, b rune) int {
 }
 
 // appendRawString appends the canonical form of a JSON string given by raw, the still-escaped
-// bytes between its quotes, already checked by lexer.scanString.
+// bytes between its quotes, already checked by Lexer.ScanString.
 func appendRawString(dst, raw []byte) []byte {
 	dst = append(dst, '"')
 	for i := 0; i < len(raw); {
@@ -263,9 +281,9 @@ func appendRawString(dst, raw []byte) []byte {
 	return append(dst, '"')
 }
 
-// appendString appends s as a canonical JSON string. It fails on invalid UTF-8, which has no
+// AppendString appends s as a canonical JSON string. It fails on invalid UTF-8, which has no
 // canonical form (json.Marshal would silently replace it with U+FFFD).
-func appendString(dst []byte, s string) ([]byte, error) {
+func AppendString(dst []byte, s string) ([]byte, error) {
 	dst = append(dst, '"')
 	for i := 0; i < len(s); {
 		c := s[i]
