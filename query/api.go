@@ -21,6 +21,7 @@ import (
 	"github.com/lineage-audit/lineage/ledger"
 	"github.com/lineage-audit/lineage/query/auth"
 	"github.com/lineage-audit/lineage/query/index"
+	"github.com/lineage-audit/lineage/verify"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -181,15 +182,9 @@ func (a *API) checkpoint(c *gin.Context) {
 }
 
 // RecordProof is the answer of GET /v1/records/{id}: the record, the exact ledger entry that
-// holds it, and its inclusion proof against the signed checkpoint.
-type RecordProof struct {
-	Record         *lineage.Record `json:"record"`
-	Tenant         string          `json:"tenant"`
-	Index          uint64          `json:"index"`
-	Leaf           []byte          `json:"leaf"`
-	Checkpoint     string          `json:"checkpoint"`
-	InclusionProof [][]byte        `json:"inclusion_proof"`
-}
+// holds it, and its inclusion proof against the signed checkpoint. The type lives in the verify
+// package, whose VerifyRecordProof checks it offline.
+type RecordProof = verify.RecordProof
 
 func (a *API) record(c *gin.Context) {
 	id, tenant := c.Param("id"), c.Query("tenant")

@@ -13,18 +13,12 @@ import (
 // VerifyRecordProof checks an answer of GET /v1/records/{id} offline, trusting nothing but the
 // log's public key v (see verify.VerifyRecordProof). It returns the verified checkpoint.
 func VerifyRecordProof(rp *RecordProof, v note.Verifier) (ledger.Checkpoint, error) {
-	vp := verify.RecordProof(*rp)
-	return verify.VerifyRecordProof(&vp, v)
+	return verify.VerifyRecordProof(rp, v)
 }
 
 // DecodeRecordProof parses a RecordProof strictly (as saved by `lineagectl verify --save`).
 func DecodeRecordProof(b []byte) (*RecordProof, error) {
-	vp, err := verify.DecodeRecordProof(b)
-	if err != nil {
-		return nil, err
-	}
-	rp := RecordProof(*vp)
-	return &rp, nil
+	return verify.DecodeRecordProof(b)
 }
 
 // VerifiedAnswer summarizes a lineage answer that passed VerifyAnswer.

@@ -88,7 +88,7 @@ func runPublish(args []string) error {
 			if err != nil {
 				// Refuse locally what the ingester would quarantine, and say which record.
 				p.invalid++
-				fmt.Fprintf(os.Stderr, "skipped record %d: %v\n", p.sent+p.invalid, err)
+				fmt.Fprintf(os.Stderr, "skipped record %d: %s\n", p.sent+p.invalid, safe(err.Error()))
 				return nil
 			}
 			return p.publish(rec.Tenant, rec.ID, raw)
@@ -107,8 +107,9 @@ type publisher struct {
 	start, last   time.Time
 }
 
-// publish sends one record with Nats-Msg-Id tenant/id, so a retried publish is dropped by the
-// JetStream dedupe window instead of reaching the ingester twice.
+// publish sends one record with Nats-Msg-Id ingest.MsgID (tenant/id/content hash), so a retried
+// publish is dropped by the JetStream dedupe window, while a changed record with the same id
+// still reaches the ingester and is quarantined as id_conflict.
 func (p *publisher) publish(tenant, id string, data []byte) error {
 	m := ingest.RecordMsg(tenant, id, data)
 	if p.key != nil {

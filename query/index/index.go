@@ -16,6 +16,7 @@ import (
 	"time"
 
 	lineage "github.com/lineage-audit/lineage"
+	"github.com/lineage-audit/lineage/verify"
 )
 
 // ErrNotFound is returned by lookups that match nothing.
@@ -143,12 +144,8 @@ type Cursor struct {
 	Index  uint64
 }
 
-// PolicyStats counts a policy's decisions in a window.
-type PolicyStats struct {
-	Total     int            `json:"total"`
-	ByEffect  map[string]int `json:"by_effect"`
-	ByVersion map[string]int `json:"by_version"`
-}
+// PolicyStats counts a policy's decisions in a window (an answer type of the verify package).
+type PolicyStats = verify.PolicyStats
 
 // Searcher is the query surface of the lineage API: filtered, paginated record queries by
 // subject, and policy aggregates. Every Store implements it (Store embeds it), so the API never
