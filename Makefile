@@ -46,7 +46,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzZipLayout$$' -fuzztime $(FUZZTIME) ./verify
 	$(GO) test -run '^$$' -fuzz '^FuzzMapOPAEvent$$' -fuzztime $(FUZZTIME) ./ingest
 	$(GO) test -run '^$$' -fuzz '^FuzzParseManifest$$' -fuzztime $(FUZZTIME) ./verify
-	$(GO) test -run '^$$' -fuzz '^FuzzVerifyBundle$$' -fuzztime $(FUZZTIME) ./exporters
+	$(GO) test -run '^$$' -fuzz '^FuzzVerifyBundle$$' -fuzztime $(FUZZTIME) ./exporters/report
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./exporters/cron
 
 ## bench: Go benchmarks of the parts, the same ingest load through lineaged on each ledger
@@ -55,7 +55,7 @@ BENCH_N ?= 100000
 bench: build test-deps
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s . ./ledger/... ./query/...
 	$(GO) test -run '^$$' -bench EndToEnd -benchtime 1x -timeout 30m ./internal/e2e/
-	$(GO) test -run '^$$' -bench Export -benchtime 1x -timeout 60m ./exporters/
+	$(GO) test -run '^$$' -bench Export -benchtime 1x -timeout 60m ./exporters/report/
 	scripts/bench.sh $(BENCH_N)
 
 ## soak: the crash test at scale: 1,000,000 records while lineaged is SIGKILLed every 5-15 s and

@@ -45,7 +45,7 @@
 // doc comment); the index columns, for a field to search or filter on
 // (query/index/sqlite/migrate.go and apply.go, query/index/clickhouse/schema.go and apply.go; an
 // index keeps the canonical record, so every field is stored and returned without a column);
-// the exporters that show it (exporters/scan.go, model.go, csv.go).
+// the reports that show it (exporters/report/scan.go, model.go, csv.go).
 package lineage
 
 import "encoding/json"

@@ -1,17 +1,12 @@
-// Package exporters turns the ledger into compliance reports that a regulator or an examiner
-// can check without access to Lineage: the EU AI Act record-keeping report (Art. 12 logs per
-// use, Art. 14 human oversight, Art. 19 / 26(6) retention) and the Fannie Mae LL-2026-04 AI
-// disclosure (AI tools, safeguards, and the natural person and delegation behind each
-// AI-assisted decision), as JSON, CSV and a printable HTML workpaper, each with an evidence
-// bundle: the cited ledger entries, their inclusion proofs against one signed checkpoint, and a
-// manifest signed with the ledger's key, which verify.VerifyBundle checks offline with the
-// public key alone. The bundle format (layout, manifest, records lines, CSV cells) is defined
-// in verify/manifest.go, for this package's writer and that verifier alike.
+// Package exporters is the export service: it runs the compliance exports that package
+// exporters/report builds (the EU AI Act record-keeping report and the Fannie Mae LL-2026-04
+// disclosure, each with an evidence bundle that verify.VerifyBundle checks offline), on demand
+// through the HTTP API (POST /v1/exports, mounted on the query API; http.go) and on a cron
+// schedule (schedule.go, with exporters/cron) inside lineaged. Service (service.go) queues the
+// exports as jobs, runs them one at a time with report.Exporter, keeps each job's status in
+// job.json, exposes Prometheus metrics (metrics.go) and records each run as a decision record
+// in the log (record.go).
 //
-// It sits at the end of the pipeline, beside the query API: it reads the log (ledger.Log),
-// never the index, so a report is the same on every index driver and provably complete (the
-// scan re-derives the checkpoint's root from every entry). Exporter does one export; Service
-// runs them on demand (POST /v1/exports, mounted on the query API) and on a cron schedule
-// inside lineaged, and records each run as a decision record in the log. docs/EXPORTS.md
-// documents the formats, the bundle and its verification.
+// Like the report writer, it reads the log (ledger.Log), never the index. docs/EXPORTS.md
+// documents the API, the formats, the bundle and its verification.
 package exporters

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/lineage-audit/lineage/exporters/report"
 	"github.com/lineage-audit/lineage/query/auth"
 	"github.com/lineage-audit/lineage/verify"
 )
@@ -36,12 +37,12 @@ func (s *Service) Mount(v1 *gin.RouterGroup) {
 // CreateRequest is the body of POST /v1/exports. Times are RFC 3339 or YYYY-MM-DD (00:00 UTC);
 // the period is [from, to).
 type CreateRequest struct {
-	Kind     Kind     `json:"kind"`
-	Tenant   string   `json:"tenant"`
-	AISystem string   `json:"ai_system,omitempty"`
-	From     string   `json:"from"`
-	To       string   `json:"to"`
-	Formats  []string `json:"formats,omitempty"`
+	Kind     report.Kind `json:"kind"`
+	Tenant   string      `json:"tenant"`
+	AISystem string      `json:"ai_system,omitempty"`
+	From     string      `json:"from"`
+	To       string      `json:"to"`
+	Formats  []string    `json:"formats,omitempty"`
 }
 
 // maxCreateBody bounds the request body; a valid one is a few hundred bytes.
@@ -66,12 +67,12 @@ func (s *Service) create(c *gin.Context) {
 		httpFail(c, http.StatusBadRequest, "body must be one JSON object {kind, tenant, ai_system?, from, to, formats?}: %v", err)
 		return
 	}
-	req := Request{Kind: cr.Kind, Tenant: cr.Tenant, AISystem: cr.AISystem, Formats: cr.Formats}
-	if req.From, err = ParseTime(cr.From); err != nil {
+	req := report.Request{Kind: cr.Kind, Tenant: cr.Tenant, AISystem: cr.AISystem, Formats: cr.Formats}
+	if req.From, err = report.ParseTime(cr.From); err != nil {
 		httpFail(c, http.StatusBadRequest, "from: %v", err)
 		return
 	}
-	if req.To, err = ParseTime(cr.To); err != nil {
+	if req.To, err = report.ParseTime(cr.To); err != nil {
 		httpFail(c, http.StatusBadRequest, "to: %v", err)
 		return
 	}
@@ -166,4 +167,12 @@ func contentType(name string) string {
 		return "text/html; charset=utf-8"
 	}
 	return "application/octet-stream"
+}
+
+// clip shortens untrusted text quoted in an error (as report's request validation does).
+func clip(s string) string {
+	if len(s) > 80 {
+		return s[:80] + "…"
+	}
+	return s
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	lineage "github.com/lineage-audit/lineage"
+	"github.com/lineage-audit/lineage/exporters/report"
 )
 
 // ExportPolicy is the policy the export records name: exports are decisions of Lineage's own
@@ -48,9 +49,9 @@ func exportRecord(j *Job, status, detail string, now time.Time) (lineage.Record,
 		ID:     "export-" + j.ID,
 		Time:   now.UTC().Format("2006-01-02T15:04:05.000Z"),
 		Tenant: j.Tenant,
-		Source: lineage.Source{ID: ExportSourceID, Type: ExportSourceType},
+		Source: lineage.Source{ID: report.ExportSourceID, Type: report.ExportSourceType},
 		User:   lineage.Person{ID: j.RequestedBy, Issuer: "lineage"},
-		Agent:  lineage.Agent{ID: ExportSourceID},
+		Agent:  lineage.Agent{ID: report.ExportSourceID},
 		Role:   "exporter",
 		Action: lineage.Action{Type: "export." + string(j.Kind), Target: j.Tenant + "/" + j.From + "/" + j.To},
 		Decision: lineage.Decision{

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/lineage-audit/lineage/exporters/cron"
+	"github.com/lineage-audit/lineage/exporters/report"
 	"github.com/lineage-audit/lineage/internal/atomicfile"
 )
 
@@ -42,13 +43,13 @@ type ScheduleFile struct {
 
 // ScheduleEntry is one recurring export.
 type ScheduleEntry struct {
-	Name     string   `json:"name"`
-	Cron     string   `json:"cron"`
-	Kind     Kind     `json:"kind"`
-	Tenant   string   `json:"tenant"`
-	AISystem string   `json:"ai_system,omitempty"`
-	Period   string   `json:"period"`
-	Formats  []string `json:"formats,omitempty"`
+	Name     string      `json:"name"`
+	Cron     string      `json:"cron"`
+	Kind     report.Kind `json:"kind"`
+	Tenant   string      `json:"tenant"`
+	AISystem string      `json:"ai_system,omitempty"`
+	Period   string      `json:"period"`
+	Formats  []string    `json:"formats,omitempty"`
 }
 
 type scheduleEntry struct {
@@ -155,12 +156,12 @@ func (e *ScheduleEntry) period(at time.Time) (from, to time.Time, err error) {
 	return from, to, fmt.Errorf("period %q: want previous-day, previous-week, previous-month, previous-quarter or last-<duration>", e.Period)
 }
 
-func (e *ScheduleEntry) request(at time.Time) (Request, error) {
+func (e *ScheduleEntry) request(at time.Time) (report.Request, error) {
 	from, to, err := e.period(at)
 	if err != nil {
-		return Request{}, err
+		return report.Request{}, err
 	}
-	return Request{Kind: e.Kind, Tenant: e.Tenant, AISystem: e.AISystem, From: from, To: to, Formats: e.Formats}, nil
+	return report.Request{Kind: e.Kind, Tenant: e.Tenant, AISystem: e.AISystem, From: from, To: to, Formats: e.Formats}, nil
 }
 
 // scheduleState is each entry's last successful cron time, persisted so that a run missed

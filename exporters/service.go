@@ -18,6 +18,7 @@ import (
 
 	lineage "github.com/lineage-audit/lineage"
 	"github.com/lineage-audit/lineage/exporters/cron"
+	"github.com/lineage-audit/lineage/exporters/report"
 	"github.com/lineage-audit/lineage/internal/atomicfile"
 	"github.com/lineage-audit/lineage/ledger"
 	"github.com/lineage-audit/lineage/verify"
@@ -46,7 +47,7 @@ type Config struct {
 	QueueSize int
 	// Exporter tuning (ChunkSize, GapDays, Generator); its Log, Signer and Verifier are set
 	// from the fields above.
-	Exporter Exporter
+	Exporter report.Exporter
 
 	// now and after are the clock, replaced in tests.
 	now   func() time.Time
@@ -58,7 +59,7 @@ type Config struct {
 // 2-core machine two at once would only slow both and the ingest path beside them.
 type Service struct {
 	c        Config
-	exp      *Exporter
+	exp      *report.Exporter
 	log      *slog.Logger
 	m        *metrics
 	schedule []*scheduleEntry
@@ -82,32 +83,32 @@ const (
 
 // Job is an export job as the API shows it and job.json stores it.
 type Job struct {
-	ID          string   `json:"id"`
-	Kind        Kind     `json:"kind"`
-	Tenant      string   `json:"tenant"`
-	AISystem    string   `json:"ai_system,omitempty"`
-	From        string   `json:"from"`
-	To          string   `json:"to"`
-	Formats     []string `json:"formats"`
-	RequestedBy string   `json:"requested_by"`
+	ID          string      `json:"id"`
+	Kind        report.Kind `json:"kind"`
+	Tenant      string      `json:"tenant"`
+	AISystem    string      `json:"ai_system,omitempty"`
+	From        string      `json:"from"`
+	To          string      `json:"to"`
+	Formats     []string    `json:"formats"`
+	RequestedBy string      `json:"requested_by"`
 	// Trigger is "api" or "schedule:<name>"; ScheduledFor is the cron time a scheduled run
 	// stands for.
-	Trigger      string     `json:"trigger"`
-	ScheduledFor string     `json:"scheduled_for,omitempty"`
-	Status       string     `json:"status"`
-	Progress     Progress   `json:"progress"`
-	Error        string     `json:"error,omitempty"`
-	Created      string     `json:"created"`
-	Started      string     `json:"started,omitempty"`
-	Finished     string     `json:"finished,omitempty"`
-	Files        []FileInfo `json:"files"`
-	Bundle       string     `json:"bundle,omitempty"`
-	BundleSHA256 string     `json:"bundle_sha256,omitempty"`
-	Records      uint64     `json:"records"`
+	Trigger      string            `json:"trigger"`
+	ScheduledFor string            `json:"scheduled_for,omitempty"`
+	Status       string            `json:"status"`
+	Progress     report.Progress   `json:"progress"`
+	Error        string            `json:"error,omitempty"`
+	Created      string            `json:"created"`
+	Started      string            `json:"started,omitempty"`
+	Finished     string            `json:"finished,omitempty"`
+	Files        []report.FileInfo `json:"files"`
+	Bundle       string            `json:"bundle,omitempty"`
+	BundleSHA256 string            `json:"bundle_sha256,omitempty"`
+	Records      uint64            `json:"records"`
 	// CheckpointSize is the log size the export's proofs are against.
-	CheckpointSize uint64    `json:"checkpoint_size,omitempty"`
-	Summary        *Summary  `json:"summary,omitempty"`
-	Findings       []Finding `json:"findings,omitempty"`
+	CheckpointSize uint64           `json:"checkpoint_size,omitempty"`
+	Summary        *report.Summary  `json:"summary,omitempty"`
+	Findings       []report.Finding `json:"findings,omitempty"`
 	// RecordID is the id of the decision record that logs this export run.
 	RecordID string `json:"record_id,omitempty"`
 }
@@ -189,7 +190,7 @@ func (s *Service) newJobID() string {
 }
 
 // submit queues an export. It returns the job, or an error if the queue is full.
-func (s *Service) submit(req Request, requestedBy, trigger string, scheduledFor time.Time) (*Job, error) {
+func (s *Service) submit(req report.Request, requestedBy, trigger string, scheduledFor time.Time) (*Job, error) {
 	if err := req.Validate(); err != nil {
 		return nil, err
 	}
@@ -198,11 +199,11 @@ func (s *Service) submit(req Request, requestedBy, trigger string, scheduledFor 
 	}
 	j := &Job{
 		ID: s.newJobID(), Kind: req.Kind, Tenant: req.Tenant, AISystem: req.AISystem,
-		From: fmtTime(req.From), To: fmtTime(req.To), Formats: req.Formats,
-		RequestedBy: requestedBy, Trigger: trigger, Status: StatusQueued, Created: fmtTime(s.c.now()), Files: []FileInfo{},
+		From: report.FormatTime(req.From), To: report.FormatTime(req.To), Formats: req.Formats,
+		RequestedBy: requestedBy, Trigger: trigger, Status: StatusQueued, Created: report.FormatTime(s.c.now()), Files: []report.FileInfo{},
 	}
 	if !scheduledFor.IsZero() {
-		j.ScheduledFor = fmtTime(scheduledFor)
+		j.ScheduledFor = report.FormatTime(scheduledFor)
 	}
 	s.mu.Lock()
 	s.jobs[j.ID] = j
@@ -248,8 +249,8 @@ func (s *Service) worker(ctx context.Context) {
 func (s *Service) runJob(ctx context.Context, j *Job) {
 	start := s.c.now()
 	s.mu.Lock()
-	j.Status, j.Started = StatusRunning, fmtTime(start)
-	req := Request{Kind: j.Kind, Tenant: j.Tenant, AISystem: j.AISystem, Formats: j.Formats}
+	j.Status, j.Started = StatusRunning, report.FormatTime(start)
+	req := report.Request{Kind: j.Kind, Tenant: j.Tenant, AISystem: j.AISystem, Formats: j.Formats}
 	req.From, _ = time.Parse(time.RFC3339Nano, j.From)
 	req.To, _ = time.Parse(time.RFC3339Nano, j.To)
 	s.mu.Unlock()
@@ -257,9 +258,9 @@ func (s *Service) runJob(ctx context.Context, j *Job) {
 	defer s.m.running.Set(0)
 	s.log.Info("export started", "export", j.ID, "kind", j.Kind, "tenant", j.Tenant)
 	lastLog := time.Now()
-	res, err := s.exp.Export(ctx, req, filepath.Join(s.c.Dir, j.ID), Run{
+	res, err := s.exp.Export(ctx, req, filepath.Join(s.c.Dir, j.ID), report.Run{
 		ID: j.ID, RequestedBy: j.RequestedBy,
-		Progress: func(p Progress) {
+		Progress: func(p report.Progress) {
 			s.mu.Lock()
 			j.Progress = p
 			s.mu.Unlock()
@@ -277,7 +278,7 @@ func (s *Service) runJob(ctx context.Context, j *Job) {
 
 // finishJob records the run in the log, then stores its outcome. A run that cannot be recorded
 // fails: its files stay on disk for an operator but are not served.
-func (s *Service) finishJob(j *Job, res *Result, runErr error) {
+func (s *Service) finishJob(j *Job, res *report.Result, runErr error) {
 	s.mu.Lock()
 	if res != nil {
 		j.Files, j.Bundle, j.BundleSHA256 = res.Files, res.Bundle, res.BundleSHA256
@@ -307,9 +308,9 @@ func (s *Service) finishJob(j *Job, res *Result, runErr error) {
 	} else {
 		j.RecordID = rec.ID
 	}
-	j.Finished = fmtTime(s.c.now())
+	j.Finished = report.FormatTime(s.c.now())
 	if runErr != nil {
-		j.Status, j.Error, j.Files = StatusFailed, runErr.Error(), []FileInfo{}
+		j.Status, j.Error, j.Files = StatusFailed, runErr.Error(), []report.FileInfo{}
 	} else {
 		j.Status = StatusSucceeded
 	}
@@ -386,7 +387,7 @@ func (s *Service) loadJobs() error {
 			continue
 		}
 		if j.Status == StatusQueued || j.Status == StatusRunning {
-			j.Status, j.Error, j.Files = StatusFailed, "interrupted: lineaged stopped while the export ran", []FileInfo{}
+			j.Status, j.Error, j.Files = StatusFailed, "interrupted: lineaged stopped while the export ran", []report.FileInfo{}
 		}
 		s.jobs[j.ID] = &j
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	lineage "github.com/lineage-audit/lineage"
+	"github.com/lineage-audit/lineage/exporters/report"
 	"github.com/lineage-audit/lineage/query/auth"
 	"github.com/lineage-audit/lineage/verify"
 	"github.com/prometheus/client_golang/prometheus"
@@ -75,7 +76,7 @@ func startService(t *testing.T, r *rig, dir string, mod func(*Config)) *svcRig {
 	t.Helper()
 	pub := &published{}
 	reg := prometheus.NewRegistry()
-	c := Config{Log: r.log, Signer: r.signer, Verifier: r.verifier, Dir: dir, Publish: pub.publish, Registerer: reg}
+	c := Config{Log: r.Log, Signer: r.Signer, Verifier: r.Verifier, Dir: dir, Publish: pub.publish, Registerer: reg}
 	if mod != nil {
 		mod(&c)
 	}
@@ -167,7 +168,7 @@ func TestServiceAPI(t *testing.T) {
 	}
 	path := filepath.Join(t.TempDir(), "b.zip")
 	os.WriteFile(path, zipBytes, 0o644)
-	rep, err := verify.VerifyBundle(path, r.verifier)
+	rep, err := verify.VerifyBundle(path, r.Verifier)
 	if err != nil || rep.Records != j.Records {
 		t.Fatalf("downloaded bundle: %v (%d records, job says %d)", err, rep.Records, j.Records)
 	}
@@ -178,8 +179,8 @@ func TestServiceAPI(t *testing.T) {
 		t.Fatalf("%d records published", len(recs))
 	}
 	rec := recs[0]
-	if rec.ID != j.RecordID || rec.Tenant != "acme-bank" || rec.User.ID != "apikey:acme-compliance" || rec.Agent.ID != ExportSourceID ||
-		rec.Source.Type != ExportSourceType || rec.Action.Type != "export.eu-ai-act" ||
+	if rec.ID != j.RecordID || rec.Tenant != "acme-bank" || rec.User.ID != "apikey:acme-compliance" || rec.Agent.ID != report.ExportSourceID ||
+		rec.Source.Type != report.ExportSourceType || rec.Action.Type != "export.eu-ai-act" ||
 		rec.Action.Target != "acme-bank/2026-06-01T00:00:00Z/2026-06-08T00:00:00Z" || rec.Decision.Effect != lineage.EffectAllow ||
 		rec.Decision.Policy != ExportPolicy || !strings.Contains(string(rec.PolicyContext), j.BundleSHA256) {
 		t.Fatalf("export record %+v", rec)
@@ -226,8 +227,8 @@ func TestServiceAPI(t *testing.T) {
 	if got := testutil.ToFloat64(sr.svc.m.jobs.WithLabelValues("eu-ai-act", "api", "succeeded")); got != 1 {
 		t.Errorf("jobs metric %v", got)
 	}
-	if got := testutil.ToFloat64(sr.svc.m.total); got != float64(len(r.recs)) {
-		t.Errorf("progress metric total %v, want %d", got, len(r.recs))
+	if got := testutil.ToFloat64(sr.svc.m.total); got != float64(len(r.Recs)) {
+		t.Errorf("progress metric total %v, want %d", got, len(r.Recs))
 	}
 
 	// A restart keeps finished jobs and their files.
@@ -407,8 +408,8 @@ func TestSchedulePeriods(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		f, _ := ParseTime(want[0])
-		tt, _ := ParseTime(want[1])
+		f, _ := report.ParseTime(want[0])
+		tt, _ := report.ParseTime(want[1])
 		if !from.Equal(f) || !to.Equal(tt) {
 			t.Errorf("%s at %s: %s – %s, want %s – %s", period, at, from, to, f, tt)
 		}

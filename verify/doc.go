@@ -12,5 +12,5 @@
 // It also defines the formats it checks, so that they are written in one place: the lineage
 // answer types (answer.go, used by the query API in query/lineage_api.go) and the evidence
 // bundle (manifest.go: layout, signed manifest, records lines and CSV cells, used by the
-// writer in exporters/export.go).
+// writer in exporters/report/export.go).
 package verify

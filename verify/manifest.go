@@ -24,7 +24,7 @@ import (
 //	report/<table>.csv            one file per table
 //	records/records-NNNNN.ndjson  every cited record: log index, ledger entry, inclusion proof
 //
-// This file defines the format once, for the writer (exporters/export.go, exporters/bundle.go)
+// This file defines the format once, for the writer (exporters/report/export.go, exporters/report/bundle.go)
 // and for VerifyBundle (bundle.go): the member names, the manifest, a records line
 // (EvidenceLine) and the escaping of CSV cells (CSVCell).
 

@@ -22,7 +22,7 @@ import (
 // first member, or a member renamed in its local header only.
 //
 // checkZipLayout refuses every archive that is not laid out the one way the bundle writer
-// (exporters/bundle.go, through archive/zip's Writer) lays it out, so that both views are the
+// (exporters/report/bundle.go, through archive/zip's Writer) lays it out, so that both views are the
 // same bytes:
 //
 //	[local header, name, extra, compressed data, data descriptor]…   from offset 0, no gaps

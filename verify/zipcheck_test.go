@@ -24,7 +24,7 @@ func checkZipBytes(b []byte) error {
 	return checkZipLayout(bytes.NewReader(b), int64(len(b)), zr.File)
 }
 
-// smallZip writes an archive the way writeBundle (exporters/bundle.go) does: DEFLATE, data
+// smallZip writes an archive the way writeBundle (exporters/report/bundle.go) does: DEFLATE, data
 // descriptors, an extended-timestamp extra field.
 func smallZip(t testing.TB, edit func(*zip.FileHeader), names ...string) []byte {
 	t.Helper()

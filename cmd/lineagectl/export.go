@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/lineage-audit/lineage/exporters"
+	"github.com/lineage-audit/lineage/exporters/report"
 	"github.com/lineage-audit/lineage/internal/cliflag"
 )
 
@@ -48,7 +49,7 @@ func runExport(args []string) error {
 	if *kind == "" || *tenant == "" || *from == "" || *to == "" {
 		return errors.New("--kind, --tenant, --from and --to are required")
 	}
-	body := exporters.CreateRequest{Kind: exporters.Kind(*kind), Tenant: *tenant, AISystem: *aiSystem, From: *from, To: *to}
+	body := exporters.CreateRequest{Kind: report.Kind(*kind), Tenant: *tenant, AISystem: *aiSystem, From: *from, To: *to}
 	if *formats != "" {
 		for _, f := range strings.Split(*formats, ",") {
 			body.Formats = append(body.Formats, strings.TrimSpace(f))
@@ -138,7 +139,7 @@ var downloadClient = &http.Client{}
 
 // downloadFile streams one export file into dir, checks its size and SHA-256 against the job's
 // listing, and only then gives it its name.
-func downloadFile(ctx context.Context, api, id string, f exporters.FileInfo, dir string) error {
+func downloadFile(ctx context.Context, api, id string, f report.FileInfo, dir string) error {
 	if !fileNameRE.MatchString(f.Name) || strings.Contains(f.Name, "..") {
 		return fmt.Errorf("export %s lists a file named %q; refusing to write it", id, f.Name)
 	}

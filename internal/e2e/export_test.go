@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lineage-audit/lineage/exporters"
+	"github.com/lineage-audit/lineage/exporters/report"
 	"github.com/lineage-audit/lineage/internal/demo"
 	"github.com/lineage-audit/lineage/ledger"
 	"github.com/lineage-audit/lineage/query"
@@ -64,7 +64,7 @@ func TestExportEndToEnd(t *testing.T) {
 			want++
 		}
 	}
-	var doc exporters.Document
+	var doc report.Document
 	if err := json.Unmarshal(must(os.ReadFile(filepath.Join(out, "report.json"))), &doc); err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +97,7 @@ func TestExportEndToEnd(t *testing.T) {
 			if _, err := query.VerifyRecordProof(&rp, v); err != nil {
 				t.Fatalf("export record proof: %v", err)
 			}
-			if rp.Record.Action.Type != "export.fannie-mae" || rp.Record.Source.ID != exporters.ExportSourceID {
+			if rp.Record.Action.Type != "export.fannie-mae" || rp.Record.Source.ID != report.ExportSourceID {
 				t.Fatalf("export record %+v", rp.Record)
 			}
 			break

@@ -1,4 +1,4 @@
-package exporters
+package report
 
 // This file is the JSON schema of report.json (schema "lineage.export/v1"), documented for
 // readers in docs/EXPORTS.md. Both kinds share it: an EU AI Act report and a Fannie Mae

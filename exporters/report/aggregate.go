@@ -1,4 +1,4 @@
-package exporters
+package report
 
 import (
 	"cmp"
@@ -341,9 +341,9 @@ func maxTime(a, b time.Time) time.Time {
 	return a
 }
 
-// fmtTime is how aggregated times appear in reports: RFC 3339 UTC with as many fractional
-// digits as needed.
-func fmtTime(t time.Time) string {
+// FormatTime is how aggregated times appear in reports, and the export service's jobs show
+// times the same way: RFC 3339 UTC with as many fractional digits as needed.
+func FormatTime(t time.Time) string {
 	if t.IsZero() {
 		return ""
 	}
@@ -354,7 +354,7 @@ func fmtTime(t time.Time) string {
 func (a *aggregator) fill(h *Header, gapDays int) {
 	h.Summary = a.summary
 	for _, g := range a.systems {
-		g.row.FirstSeen, g.row.LastSeen = fmtTime(g.first), fmtTime(g.last)
+		g.row.FirstSeen, g.row.LastSeen = FormatTime(g.first), FormatTime(g.last)
 		g.row.HighRisk = strings.EqualFold(g.row.RiskClass, "high")
 		h.AISystems = append(h.AISystems, g.row)
 	}
@@ -371,7 +371,7 @@ func (a *aggregator) fill(h *Header, gapDays int) {
 			p.row.Roles = append(p.row.Roles, "oversight-reviewer")
 			h.Summary.OversightReviewers++
 		}
-		p.row.FirstSeen, p.row.LastSeen = fmtTime(p.first), fmtTime(p.last)
+		p.row.FirstSeen, p.row.LastSeen = FormatTime(p.first), FormatTime(p.last)
 		h.Persons = append(h.Persons, p.row)
 	}
 	slices.SortFunc(h.Persons, func(x, y PersonRow) int {
@@ -379,7 +379,7 @@ func (a *aggregator) fill(h *Header, gapDays int) {
 	})
 
 	for _, g := range a.agents {
-		g.row.FirstSeen, g.row.LastSeen = fmtTime(g.first), fmtTime(g.last)
+		g.row.FirstSeen, g.row.LastSeen = FormatTime(g.first), FormatTime(g.last)
 		g.row.SharedIdentity = len(g.row.Roles) > 1
 		slices.Sort(g.row.Roles)
 		slices.Sort(g.row.Models)
@@ -445,7 +445,7 @@ func (a *aggregator) retention(gapDays int) Retention {
 	if a.held == 0 {
 		return r
 	}
-	r.EarliestRecord, r.LatestRecord = fmtTime(a.earliest), fmtTime(a.latest)
+	r.EarliestRecord, r.LatestRecord = FormatTime(a.earliest), FormatTime(a.latest)
 	r.CoverageDays = int(a.latest.Sub(a.earliest).Hours() / 24)
 	r.MeetsMinimum = !a.earliest.AddDate(0, retentionMonths, 0).After(a.latest)
 	first, last := unixDay(a.earliest), unixDay(a.latest)

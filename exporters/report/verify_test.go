@@ -1,4 +1,4 @@
-package exporters
+package report
 
 import (
 	"archive/zip"
@@ -165,12 +165,12 @@ func baseBundle(t *testing.T) (bundleFiles, *rig) {
 	req := june(KindEUAIAct, "acme-bank/credit-copilot")
 	req.To = req.From.AddDate(0, 0, 7)
 	dir := filepath.Join(t.TempDir(), "base")
-	res, err := r.exporter().Export(context.Background(), req, dir, Run{ID: "exp-tamper", RequestedBy: "test"})
+	res, err := testExporter(r).Export(context.Background(), req, dir, Run{ID: "exp-tamper", RequestedBy: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	path := filepath.Join(dir, res.Bundle)
-	if _, err := verify.VerifyBundle(path, r.verifier); err != nil {
+	if _, err := verify.VerifyBundle(path, r.Verifier); err != nil {
 		t.Fatalf("pristine bundle: %v", err)
 	}
 	return readBundle(t, path), r
@@ -229,7 +229,7 @@ func TestTamperAnyFileByte(t *testing.T) {
 			default:
 				data[i] = c ^ 1
 			}
-			verifyTampered(t, base.set(m.name, data), r.verifier, verify.ProblemFileChanged, m.name)
+			verifyTampered(t, base.set(m.name, data), r.Verifier, verify.ProblemFileChanged, m.name)
 		})
 	}
 	if names < 15 {
@@ -239,7 +239,7 @@ func TestTamperAnyFileByte(t *testing.T) {
 
 func TestTamperCases(t *testing.T) {
 	base, r := baseBundle(t)
-	v := r.verifier
+	v := r.Verifier
 	recFile := "records/records-00000.ndjson"
 	recLines := lines(base.get(recFile))
 	var third verify.EvidenceLine
@@ -273,7 +273,7 @@ func TestTamperCases(t *testing.T) {
 	t.Run("removed record, manifest re-signed with the service key", func(t *testing.T) {
 		// Even a bundle re-signed with the real key (a buggy or compromised service) cannot
 		// drop a record its own tables cite.
-		b := base.set(recFile, deleteLine(base.get(recFile), 2)).resign(t, r.signer)
+		b := base.set(recFile, deleteLine(base.get(recFile), 2)).resign(t, r.Signer)
 		verifyTampered(t, b, v, verify.ProblemRecordMissing, "report/decisions.csv")
 	})
 	t.Run("removed file", func(t *testing.T) {
@@ -297,17 +297,17 @@ func TestTamperCases(t *testing.T) {
 			t.Fatal(err)
 		}
 		verifyTampered(t, base.set(verify.CheckpointName, forged), v, verify.ProblemCheckpoint, verify.CheckpointName)
-		verifyTampered(t, base.set(verify.CheckpointName, forged).resign(t, r.signer), v, verify.ProblemCheckpoint, verify.CheckpointName)
+		verifyTampered(t, base.set(verify.CheckpointName, forged).resign(t, r.Signer), v, verify.ProblemCheckpoint, verify.CheckpointName)
 	})
 	t.Run("checkpoint of another size", func(t *testing.T) {
 		// A genuine checkpoint, but not the one the manifest and proofs are for.
-		other := newRig(t, r.recs[:10])
-		cp, err := other.log.Checkpoint(context.Background())
+		other := newRig(t, r.Recs[:10])
+		cp, err := other.Log.Checkpoint(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}
-		b := base.set(verify.CheckpointName, cp.Note).resign(t, r.signer)
-		verifyTampered(t, b, other.verifier, verify.ProblemManifestSignature, verify.ManifestName)
+		b := base.set(verify.CheckpointName, cp.Note).resign(t, r.Signer)
+		verifyTampered(t, b, other.Verifier, verify.ProblemManifestSignature, verify.ManifestName)
 		verifyTampered(t, b, v, verify.ProblemCheckpoint, verify.CheckpointName)
 	})
 	t.Run("inclusion proof", func(t *testing.T) {
@@ -315,7 +315,7 @@ func TestTamperCases(t *testing.T) {
 		json.Unmarshal([]byte(recLines[2]), &ev)
 		ev.Proof[0][0] ^= 0xff
 		line, _ := json.Marshal(ev)
-		b := base.set(recFile, setLine(base.get(recFile), 2, string(line)+"\n")).resign(t, r.signer)
+		b := base.set(recFile, setLine(base.get(recFile), 2, string(line)+"\n")).resign(t, r.Signer)
 		rep := verifyTampered(t, b, v, verify.ProblemRecordInclusion, recFile+":3")
 		if len(rep.Problems) != 1 {
 			t.Errorf("want only the proof to fail:\n%s", problemList(rep))
@@ -326,7 +326,7 @@ func TestTamperCases(t *testing.T) {
 		json.Unmarshal([]byte(recLines[2]), &ev)
 		ev.Entry = strings.Replace(ev.Entry, `"effect":"`, `"effect":"x`, 1)
 		line, _ := json.Marshal(ev)
-		b := base.set(recFile, setLine(base.get(recFile), 2, string(line)+"\n")).resign(t, r.signer)
+		b := base.set(recFile, setLine(base.get(recFile), 2, string(line)+"\n")).resign(t, r.Signer)
 		verifyTampered(t, b, v, verify.ProblemRecordInvalid, recFile+":3")
 	})
 	t.Run("record of another tenant", func(t *testing.T) {
@@ -334,24 +334,24 @@ func TestTamperCases(t *testing.T) {
 		// carry another tenant's data.
 		var foreign lineage.Record
 		var idx uint64
-		for i, rec := range r.recs {
+		for i, rec := range r.Recs {
 			if rec.Tenant != "acme-bank" {
 				foreign, idx = rec, uint64(i)
 				break
 			}
 		}
 		cp, _ := ledger.OpenCheckpoint(base.get(verify.CheckpointName), v)
-		entries, err := r.log.Entries(context.Background(), idx, 1, cp.Size)
+		entries, err := r.Log.Entries(context.Background(), idx, 1, cp.Size)
 		if err != nil {
 			t.Fatal(err)
 		}
-		proof, err := r.log.InclusionProof(context.Background(), idx, cp.Size)
+		proof, err := r.Log.InclusionProof(context.Background(), idx, cp.Size)
 		if err != nil {
 			t.Fatal(err)
 		}
 		line, _ := json.Marshal(verify.EvidenceLine{Index: idx, ID: foreign.ID, Entry: string(entries[0]), Proof: proof})
 		recs := base.get(recFile)
-		b := base.set(recFile, append([]byte(string(line)+"\n"), recs...)).resign(t, r.signer)
+		b := base.set(recFile, append([]byte(string(line)+"\n"), recs...)).resign(t, r.Signer)
 		var first verify.EvidenceLine
 		json.Unmarshal([]byte(recLines[0]), &first)
 		if idx < first.Index { // keep log order so that the scope check is what fails
@@ -367,11 +367,11 @@ func TestTamperCases(t *testing.T) {
 		if !strings.Contains(l[1], ",deny,") {
 			t.Skip("first decision is not an allow")
 		}
-		b := base.set("report/decisions.csv", []byte(strings.Join(l, ""))).resign(t, r.signer)
+		b := base.set("report/decisions.csv", []byte(strings.Join(l, ""))).resign(t, r.Signer)
 		verifyTampered(t, b, v, verify.ProblemCitationMismatch, "report/decisions.csv row 2")
 	})
 	t.Run("duplicated record line", func(t *testing.T) {
-		b := base.set(recFile, setLine(base.get(recFile), 3, recLines[2])).resign(t, r.signer)
+		b := base.set(recFile, setLine(base.get(recFile), 3, recLines[2])).resign(t, r.Signer)
 		verifyTampered(t, b, v, verify.ProblemRecordOrder, recFile+":4")
 	})
 	t.Run("wrong key", func(t *testing.T) {
@@ -386,7 +386,7 @@ func TestTamperCases(t *testing.T) {
 
 func TestVerifyRefusesUnsafeArchives(t *testing.T) {
 	base, r := baseBundle(t)
-	v := r.verifier
+	v := r.Verifier
 	for _, name := range []string{"../evil.txt", "/etc/passwd", `report\..\x`, "report/../../x", "./MANIFEST", "report//x", "a b"} {
 		t.Run("name "+name, func(t *testing.T) {
 			b := append(slices.Clone(base), member{name: name, data: []byte("x"), mode: 0o644})
@@ -484,7 +484,7 @@ func FuzzVerifyBundle(f *testing.F) {
 	r := newRig(f, realistic()[:60])
 	req := Request{Kind: KindFannieMae, Tenant: "acme-bank", From: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), To: time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)}
 	dir := filepath.Join(f.TempDir(), "seed")
-	res, err := r.exporter().Export(context.Background(), req, dir, Run{ID: "exp-fuzz"})
+	res, err := testExporter(r).Export(context.Background(), req, dir, Run{ID: "exp-fuzz"})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -500,7 +500,7 @@ func FuzzVerifyBundle(f *testing.F) {
 		if err := os.WriteFile(path, b, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		rep, err := verify.VerifyBundle(path, r.verifier)
+		rep, err := verify.VerifyBundle(path, r.Verifier)
 		if err == nil && !bytes.Equal(b, good) && rep.Records > 0 {
 			// Only re-packings of the same members may pass; anything accepted must hold the
 			// same manifest as the genuine bundle.
@@ -519,7 +519,7 @@ func realBundle(t *testing.T) ([]byte, *rig) {
 	req := june(KindEUAIAct, "acme-bank/credit-copilot")
 	req.To = req.From.AddDate(0, 0, 7)
 	dir := filepath.Join(t.TempDir(), "real")
-	res, err := r.exporter().Export(context.Background(), req, dir, Run{ID: "exp-layout", RequestedBy: "test"})
+	res, err := testExporter(r).Export(context.Background(), req, dir, Run{ID: "exp-layout", RequestedBy: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -577,7 +577,7 @@ func TestVerifyRefusesLayoutForgeries(t *testing.T) {
 			if err := os.WriteFile(path, tc.b, 0o644); err != nil {
 				t.Fatal(err)
 			}
-			rep, err := verify.VerifyBundle(path, r.verifier)
+			rep, err := verify.VerifyBundle(path, r.Verifier)
 			if err == nil || !errors.Is(err, verify.ErrBundleInvalid) {
 				t.Fatalf("forgery verified: %v", err)
 			}
@@ -595,7 +595,7 @@ func TestVerifyRefusesLayoutForgeries(t *testing.T) {
 		if err := os.WriteFile(path, b, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		rep, err := verify.VerifyBundle(path, r.verifier)
+		rep, err := verify.VerifyBundle(path, r.Verifier)
 		if err == nil {
 			t.Fatal("hidden data verified")
 		}
@@ -618,7 +618,7 @@ func TestVerifyRefusesLayoutForgeries(t *testing.T) {
 			b, want := tc.b, tc.want
 			path := filepath.Join(t.TempDir(), "x.zip")
 			os.WriteFile(path, b, 0o644)
-			rep, err := verify.VerifyBundle(path, r.verifier)
+			rep, err := verify.VerifyBundle(path, r.Verifier)
 			if err == nil || !hasCode(rep, verify.ProblemArchiveLayout) || !strings.Contains(problemList(rep), want) {
 				t.Fatalf("want %q; got %v\n%s", want, err, problemList(rep))
 			}

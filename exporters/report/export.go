@@ -1,4 +1,4 @@
-package exporters
+package report
 
 import (
 	"context"
@@ -326,8 +326,8 @@ func (x *exportRun) header() *Header {
 	return &Header{
 		Schema: DocumentSchema, ExportID: x.run.ID, Kind: x.req.Kind, Title: title,
 		Tenant: x.req.Tenant, AISystem: x.req.AISystem,
-		Period:      Period{From: fmtTime(x.req.From), To: fmtTime(x.req.To)},
-		GeneratedAt: fmtTime(x.created), RequestedBy: x.run.RequestedBy, Generator: gen,
+		Period:      Period{From: FormatTime(x.req.From), To: FormatTime(x.req.To)},
+		GeneratedAt: FormatTime(x.created), RequestedBy: x.run.RequestedBy, Generator: gen,
 		Integrity: Integrity{
 			LogOrigin: x.cp.Origin, CheckpointSize: x.cp.Size, CheckpointRoot: hex.EncodeToString(x.cp.Hash),
 			CheckpointNote: string(x.cp.Note), EntriesScanned: x.scanned, RootRecomputed: x.rootOK,

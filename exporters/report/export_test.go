@@ -1,4 +1,4 @@
-package exporters
+package report
 
 import (
 	"context"
@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -89,61 +88,19 @@ func expect(recs []lineage.Record, req Request) expectation {
 	return e
 }
 
-// sharedRig is built once: appending 3,000 records to Tessera is the slow part of these tests.
-var sharedRig struct {
-	once     sync.Once
-	r        *rig
-	dirs     []string
-	cleanups []func()
-}
-
-func getRig(t *testing.T) *rig {
-	sharedRig.once.Do(func() { sharedRig.r = newRig(&onceT{t}, realistic()) })
-	if sharedRig.r == nil {
-		t.Fatal("rig setup failed")
-	}
-	return sharedRig.r
-}
-
-// onceT lets the shared rig outlive the first test that builds it: its directory and log are
-// released by TestMain, after every test.
-type onceT struct{ *testing.T }
-
-func (o *onceT) TempDir() string {
-	d, err := os.MkdirTemp("", "exporters-rig-")
-	if err != nil {
-		o.T.Fatal(err)
-	}
-	sharedRig.dirs = append(sharedRig.dirs, d)
-	return d
-}
-
-func (o *onceT) Cleanup(f func()) { sharedRig.cleanups = append(sharedRig.cleanups, f) }
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	for _, f := range sharedRig.cleanups {
-		f()
-	}
-	for _, d := range sharedRig.dirs {
-		os.RemoveAll(d)
-	}
-	os.Exit(code)
-}
-
 func runExport(t *testing.T, r *rig, req Request) (*Result, *Document, string) {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "exp")
 	var last Progress
-	res, err := r.exporter().Export(context.Background(), req, dir, Run{
+	res, err := testExporter(r).Export(context.Background(), req, dir, Run{
 		ID: "exp-test-" + string(req.Kind), RequestedBy: "apikey:compliance",
 		Progress: func(p Progress) { last = p },
 	})
 	if err != nil {
 		t.Fatalf("export: %v", err)
 	}
-	if last.Phase != "bundle" || last.Scanned != last.Total || last.Total != uint64(len(r.recs)) {
-		t.Errorf("last progress %+v, want phase bundle with all %d entries scanned", last, len(r.recs))
+	if last.Phase != "bundle" || last.Scanned != last.Total || last.Total != uint64(len(r.Recs)) {
+		t.Errorf("last progress %+v, want phase bundle with all %d entries scanned", last, len(r.Recs))
 	}
 	b, err := os.ReadFile(filepath.Join(dir, "report.json"))
 	if err != nil {
@@ -168,7 +125,7 @@ func keys(m map[string]bool) []string {
 // checkCommon checks what both kinds report, against the records.
 func checkCommon(t *testing.T, r *rig, req Request, res *Result, doc *Document, dir string) expectation {
 	t.Helper()
-	want := expect(r.recs, req)
+	want := expect(r.Recs, req)
 	s := doc.Summary
 	if s.Records != uint64(len(want.ids)) || res.Records != s.Records || len(doc.Decisions) != len(want.ids) {
 		t.Fatalf("records: summary %d, result %d, decisions %d; want %d", s.Records, res.Records, len(doc.Decisions), len(want.ids))
@@ -247,7 +204,7 @@ func checkCommon(t *testing.T, r *rig, req Request, res *Result, doc *Document, 
 	}
 	// Integrity evidence.
 	in := doc.Integrity
-	if !in.RootRecomputed || in.EntriesScanned != uint64(len(r.recs)) || in.CheckpointSize != uint64(len(r.recs)) || in.RecordsCited != s.Records || in.LogOrigin != rigOrigin {
+	if !in.RootRecomputed || in.EntriesScanned != uint64(len(r.Recs)) || in.CheckpointSize != uint64(len(r.Recs)) || in.RecordsCited != s.Records || in.LogOrigin != rigOrigin {
 		t.Errorf("integrity %+v", in)
 	}
 	// Every CSV table is there, with the rows the JSON has.
@@ -263,7 +220,7 @@ func checkCommon(t *testing.T, r *rig, req Request, res *Result, doc *Document, 
 		}
 	}
 	// The bundle verifies, and holds exactly the records in scope.
-	rep, err := verify.VerifyBundle(filepath.Join(dir, res.Bundle), r.verifier)
+	rep, err := verify.VerifyBundle(filepath.Join(dir, res.Bundle), r.Verifier)
 	if err != nil {
 		t.Fatalf("bundle does not verify: %v", err)
 	}
@@ -355,8 +312,8 @@ func TestFannieMaeReport(t *testing.T) {
 	}
 	// Each AI-assisted decision names the natural person and the delegation that authorized it.
 	byID := map[string]*lineage.Record{}
-	for i := range r.recs {
-		byID[r.recs[i].ID] = &r.recs[i]
+	for i := range r.Recs {
+		byID[r.Recs[i].ID] = &r.Recs[i]
 	}
 	for _, d := range doc.Decisions {
 		rec := byID[d.RecordID]
@@ -381,7 +338,7 @@ func TestExportFormatsAndErrors(t *testing.T) {
 	req := june(KindEUAIAct, "")
 	req.Formats = []string{"html"}
 	dir := filepath.Join(t.TempDir(), "x")
-	res, err := r.exporter().Export(context.Background(), req, dir, Run{ID: "exp-html-only"})
+	res, err := testExporter(r).Export(context.Background(), req, dir, Run{ID: "exp-html-only"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -402,13 +359,13 @@ func TestExportFormatsAndErrors(t *testing.T) {
 		{Kind: KindEUAIAct, Tenant: "acme-bank", From: req.To, To: req.From},
 		{Kind: KindEUAIAct, Tenant: "acme-bank", From: req.From, To: req.To, Formats: []string{"pdf"}},
 	} {
-		if _, err := r.exporter().Export(context.Background(), bad, filepath.Join(t.TempDir(), "y"), Run{ID: "exp-bad"}); err == nil {
+		if _, err := testExporter(r).Export(context.Background(), bad, filepath.Join(t.TempDir(), "y"), Run{ID: "exp-bad"}); err == nil {
 			t.Errorf("request %+v accepted", bad)
 		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := r.exporter().Export(ctx, june(KindEUAIAct, ""), filepath.Join(t.TempDir(), "z"), Run{ID: "exp-cancel"}); !errors.Is(err, context.Canceled) {
+	if _, err := testExporter(r).Export(ctx, june(KindEUAIAct, ""), filepath.Join(t.TempDir(), "z"), Run{ID: "exp-cancel"}); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled export: %v", err)
 	}
 }
@@ -421,7 +378,7 @@ func TestEmptyPeriod(t *testing.T) {
 	if doc.Summary.Records != 0 || len(doc.Decisions) != 0 || !slices.Contains(findingCodes(doc), "no_records") {
 		t.Fatalf("empty period: %+v %v", doc.Summary, findingCodes(doc))
 	}
-	if _, err := verify.VerifyBundle(filepath.Join(dir, res.Bundle), r.verifier); err != nil {
+	if _, err := verify.VerifyBundle(filepath.Join(dir, res.Bundle), r.Verifier); err != nil {
 		t.Fatalf("empty bundle: %v", err)
 	}
 }
@@ -437,7 +394,7 @@ func TestWriteSampleReports(t *testing.T) {
 	for _, req := range []Request{june(KindEUAIAct, "acme-bank/credit-copilot"), june(KindFannieMae, "")} {
 		dir := filepath.Join(out, string(req.Kind))
 		os.RemoveAll(dir)
-		if _, err := r.exporter().Export(context.Background(), req, dir, Run{ID: "sample-" + string(req.Kind), RequestedBy: "apikey:compliance"}); err != nil {
+		if _, err := testExporter(r).Export(context.Background(), req, dir, Run{ID: "sample-" + string(req.Kind), RequestedBy: "apikey:compliance"}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -446,14 +403,14 @@ func TestWriteSampleReports(t *testing.T) {
 func TestEmptyLog(t *testing.T) {
 	r := newRig(t, nil)
 	dir := filepath.Join(t.TempDir(), "e")
-	res, err := r.exporter().Export(context.Background(), june(KindEUAIAct, ""), dir, Run{ID: "exp-empty"})
+	res, err := testExporter(r).Export(context.Background(), june(KindEUAIAct, ""), dir, Run{ID: "exp-empty"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if res.Records != 0 || res.Checkpoint.Size != 0 {
 		t.Fatalf("empty log: %+v", res)
 	}
-	if _, err := verify.VerifyBundle(filepath.Join(dir, res.Bundle), r.verifier); err != nil {
+	if _, err := verify.VerifyBundle(filepath.Join(dir, res.Bundle), r.Verifier); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -465,7 +422,7 @@ func TestBundleProofsEqualTheLogs(t *testing.T) {
 	req := june(KindFannieMae, "")
 	req.To = req.From.AddDate(0, 0, 3)
 	dir := filepath.Join(t.TempDir(), "p")
-	res, err := r.exporter().Export(context.Background(), req, dir, Run{ID: "exp-proofs"})
+	res, err := testExporter(r).Export(context.Background(), req, dir, Run{ID: "exp-proofs"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -479,7 +436,7 @@ func TestBundleProofsEqualTheLogs(t *testing.T) {
 		if err := json.Unmarshal([]byte(line), &ev); err != nil {
 			t.Fatal(err)
 		}
-		want, err := r.log.InclusionProof(context.Background(), ev.Index, res.Checkpoint.Size)
+		want, err := r.Log.InclusionProof(context.Background(), ev.Index, res.Checkpoint.Size)
 		if err != nil {
 			t.Fatal(err)
 		}

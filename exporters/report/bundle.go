@@ -1,4 +1,4 @@
-package exporters
+package report
 
 import (
 	"archive/zip"
@@ -23,7 +23,9 @@ import (
 // verifier reads MANIFEST first and then each file in the order it needs (records before the
 // tables that cite them) instead of buffering a stream. ZIP's weak points (names that climb out
 // of the extraction directory, duplicate names, symlinks, bombs) are exactly what verify.VerifyBundle
-// refuses or bounds. Entries are DEFLATE-compressed at BestSpeed: ledger entries and proofs
+// refuses or bounds; and because a ZIP describes its members twice (local headers and central
+// directory), verify/zipcheck.go refuses any archive not laid out exactly as this writer lays
+// it out, so that streaming readers and the verifier see the same members. Entries are DEFLATE-compressed at BestSpeed: ledger entries and proofs
 // compress well, and on a shared 2-core machine compressing a million records at the default
 // level would take longer than reading them from the log.
 

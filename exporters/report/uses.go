@@ -1,4 +1,4 @@
-package exporters
+package report
 
 import (
 	"bytes"
@@ -312,7 +312,7 @@ func (g *useGrouper) finish(tmpDir string, emit func(*useAgg) error) error {
 func (u *useAgg) row() UseRow {
 	r := UseRow{
 		UseID: u.UseID, UseKind: u.Kind, AISystem: u.AISystem,
-		Start: fmtTime(time.Unix(0, u.Start)), End: fmtTime(time.Unix(0, u.End)),
+		Start: FormatTime(time.Unix(0, u.Start)), End: FormatTime(time.Unix(0, u.End)),
 		DurationSeconds: float64(u.End-u.Start) / 1e9,
 		Users:           pairs(u.Users), Reviewers: pairs(u.Reviewers),
 		Oversight: nonNil(u.Oversight), Agents: nonNil(u.Agents), Models: nonNil(u.Models),

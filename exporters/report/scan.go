@@ -1,4 +1,4 @@
-package exporters
+package report
 
 import (
 	"bufio"
@@ -227,7 +227,7 @@ func decisionRow(idx uint64, env *lineage.Envelope, t time.Time) DecisionRow {
 	rec := env.Record
 	_, use := useKeyOf(rec)
 	r := DecisionRow{
-		LogIndex: idx, RecordID: rec.ID, Time: rec.Time, ReceivedAt: fmtTime(env.ReceivedAt), UseID: use,
+		LogIndex: idx, RecordID: rec.ID, Time: rec.Time, ReceivedAt: FormatTime(env.ReceivedAt), UseID: use,
 		UserID: rec.User.ID, UserIssuer: rec.User.Issuer, Role: rec.Role, AgentID: rec.Agent.ID,
 		ActionType: rec.Action.Type, Target: rec.Action.Target, Effect: rec.Decision.Effect,
 		PolicyID: rec.Decision.Policy.ID, PolicyVersion: rec.Decision.Policy.Version, Reason: rec.Decision.Reason,
