@@ -23,7 +23,7 @@ import (
 )
 
 // api mounts HTTP ingest on a router whose every caller is auth.Local (all tenants, every role),
-// wired to the rig's JetStream, index and metrics like internal/service/service.go does.
+// wired to the rig's JetStream, index and metrics like internal/service/run.go does.
 func (r *rig) api(t *testing.T) http.Handler {
 	t.Helper()
 	gin.SetMode(gin.TestMode)

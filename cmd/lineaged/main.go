@@ -1,6 +1,8 @@
 // Command lineaged is the Lineage daemon: `lineaged serve` runs ingest, the ledger, the index
 // and the query API. With no flags it keeps everything under ./data with an embedded NATS
-// JetStream server, a Tessera POSIX log and a SQLite index, listening on loopback only.
+// JetStream server, a Tessera POSIX log and a SQLite index (--ledger trillian and --index
+// clickhouse use servers instead), listening on loopback only. The flag defaults are
+// service.DefaultConfig's.
 package main
 
 import (
@@ -15,11 +17,9 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/lineage-audit/lineage/internal/cliflag"
 	"github.com/lineage-audit/lineage/internal/service"
-	"github.com/lineage-audit/lineage/query"
 )
 
 const envPrefix = "LINEAGE_"
@@ -37,20 +37,22 @@ func main() {
 
 func serve(args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	// Every flag default comes from service.DefaultConfig; Run fills the derived ones.
+	d := service.DefaultConfig()
 	var c service.Config
-	fs.StringVar(&c.DataDir, "data-dir", "./data", "directory for the log, the index, NATS storage and the signing key")
-	fs.StringVar(&c.Ledger, "ledger", "tessera", "ledger driver: tessera (embedded) or trillian")
+	fs.StringVar(&c.DataDir, "data-dir", d.DataDir, "directory for the log, the index, NATS storage and the signing key")
+	fs.StringVar(&c.Ledger, "ledger", d.Ledger, "ledger driver: tessera (embedded) or trillian")
 	fs.StringVar(&c.TrillianAddr, "trillian-addr", "", "Trillian log server gRPC address (with --ledger trillian)")
 	fs.Int64Var(&c.TrillianTreeID, "trillian-tree-id", 0, "Trillian PREORDERED_LOG tree id (lineagectl trillian create-tree makes one)")
 	fs.StringVar(&c.TrillianTLSCA, "trillian-tls-ca", "", "CA file: connect to Trillian over TLS, trusting this CA")
 	fs.BoolVar(&c.TrillianInsecure, "trillian-insecure", false, "allow plaintext gRPC to a non-loopback Trillian (not recommended)")
-	fs.StringVar(&c.Index, "index", "sqlite", "index driver: sqlite (embedded) or clickhouse")
+	fs.StringVar(&c.Index, "index", d.Index, "index driver: sqlite (embedded) or clickhouse")
 	fs.StringVar(&c.ClickHouseDSN, "clickhouse-dsn", "", "ClickHouse native DSN for --index clickhouse (clickhouse://user:password@host:9000/lineage); prefer the environment variable, it holds a password")
 	fs.DurationVar(&c.IndexRetention, "index-retention", 0, "how long the index keeps records (0: forever; the log stays whole); under 4392h (six months) needs --force-short-retention")
 	fs.BoolVar(&c.ForceShortRetention, "force-short-retention", false, "allow an index retention under six months (below what EU AI Act Art. 19/26(6) require)")
 	fs.StringVar(&c.LogOrigin, "log-origin", "", "origin (key name) for a new log; default lineage.local/<hostname>")
 	fs.StringVar(&c.KeyFile, "key-file", "", "checkpoint signing key; default <data-dir>/keys/log.key (created if missing)")
-	fs.StringVar(&c.NATSAddr, "nats-addr", "127.0.0.1:4222", "listen address of the embedded NATS server")
+	fs.StringVar(&c.NATSAddr, "nats-addr", d.NATSAddr, "listen address of the embedded NATS server")
 	fs.StringVar(&c.NATSURL, "nats-url", "", "use this external NATS server instead of the embedded one")
 	c.NATS.Register(fs)
 	fs.StringVar(&c.NATSPublisherNKeys, "nats-publisher-nkeys", "", "file of publisher NKeys the embedded NATS server admits (\"<U… key> <tenant>[,…|*]\" per line), each confined to its tenants")
@@ -58,25 +60,25 @@ func serve(args []string) error {
 	fs.StringVar(&c.OIDC.Issuer, "oidc-issuer", "", "accept OIDC bearer tokens from this issuer (discovery at <issuer>/.well-known/openid-configuration)")
 	fs.StringVar(&c.OIDC.Audience, "oidc-audience", "", "audience OIDC tokens must carry (Lineage's client id)")
 	fs.StringVar(&c.OIDC.JWKSURL, "oidc-jwks-url", "", "JWKS URL, if not discovered from the issuer")
-	fs.StringVar(&c.OIDC.RolesClaim, "oidc-roles-claim", "lineage_roles", "token claim listing the caller's roles")
-	fs.StringVar(&c.OIDC.TenantsClaim, "oidc-tenants-claim", "lineage_tenants", "token claim listing the caller's tenants (\"*\" for all)")
+	fs.StringVar(&c.OIDC.RolesClaim, "oidc-roles-claim", d.OIDC.RolesClaim, "token claim listing the caller's roles")
+	fs.StringVar(&c.OIDC.TenantsClaim, "oidc-tenants-claim", d.OIDC.TenantsClaim, "token claim listing the caller's tenants (\"*\" for all)")
 	fs.StringVar(&c.SourceKeys, "source-keys", "", "JSON file of enforcement points' Ed25519 keys and tenants that require signed records")
-	fs.StringVar(&c.OPAIdentityPath, "opa-identity-path", "lineage", "dotted path in OPA decision input that holds the identity object")
-	fs.StringVar(&c.HTTPAddr, "http-addr", "127.0.0.1:8080", "listen address of the query API")
-	fs.DurationVar(&c.HTTPReadHeaderTimeout, "http-read-header-timeout", service.DefaultHTTPReadHeaderTimeout, "time allowed to read a request's headers")
-	fs.DurationVar(&c.HTTPReadTimeout, "http-read-timeout", service.DefaultHTTPReadTimeout, "time allowed to read a whole request, headers and body (a 16 MiB ingest body then needs 16 MiB/this)")
-	fs.DurationVar(&c.HTTPWriteTimeout, "http-write-timeout", service.DefaultHTTPWriteTimeout, "how long one write to a client may stall (a client that stops reading); not a limit on a whole answer such as an export download")
-	fs.DurationVar(&c.HTTPIdleTimeout, "http-idle-timeout", service.DefaultHTTPIdleTimeout, "how long an idle keep-alive connection stays open")
-	fs.IntVar(&c.HTTPMaxConns, "http-max-conns", service.DefaultHTTPMaxConns, "most HTTP connections open at once (further ones wait to be accepted)")
-	fs.Int64Var(&c.HTTPMaxInflightBytes, "http-max-inflight-bytes", query.DefaultMaxInflightBytes, "most request-body bytes received at once across all requests; beyond it requests wait briefly, then get 503 with Retry-After")
+	fs.StringVar(&c.OPAIdentityPath, "opa-identity-path", d.OPAIdentityPath, "dotted path in OPA decision input that holds the identity object")
+	fs.StringVar(&c.HTTPAddr, "http-addr", d.HTTPAddr, "listen address of the query API")
+	fs.DurationVar(&c.HTTPReadHeaderTimeout, "http-read-header-timeout", d.HTTPReadHeaderTimeout, "time allowed to read a request's headers")
+	fs.DurationVar(&c.HTTPReadTimeout, "http-read-timeout", d.HTTPReadTimeout, "time allowed to read a whole request, headers and body (a 16 MiB ingest body then needs 16 MiB/this)")
+	fs.DurationVar(&c.HTTPWriteTimeout, "http-write-timeout", d.HTTPWriteTimeout, "how long one write to a client may stall (a client that stops reading); not a limit on a whole answer such as an export download")
+	fs.DurationVar(&c.HTTPIdleTimeout, "http-idle-timeout", d.HTTPIdleTimeout, "how long an idle keep-alive connection stays open")
+	fs.IntVar(&c.HTTPMaxConns, "http-max-conns", d.HTTPMaxConns, "most HTTP connections open at once (further ones wait to be accepted)")
+	fs.Int64Var(&c.HTTPMaxInflightBytes, "http-max-inflight-bytes", d.HTTPMaxInflightBytes, "most request-body bytes received at once across all requests; beyond it requests wait briefly, then get 503 with Retry-After")
 	fs.Var((*commaList)(&c.HTTPAllowedHosts), "http-allowed-hosts", "comma-separated Host names served besides localhost and IP literals (\"*\": any); default with authentication on: any")
 	fs.Var((*commaList)(&c.HTTPAllowedOrigins), "http-allowed-origins", "comma-separated browser origins (https://ui.example) that may POST besides the API's own (\"*\": any)")
 	fs.StringVar(&c.ExportDir, "export-dir", "", "directory for compliance exports (default <data-dir>/exports)")
 	fs.StringVar(&c.ExportSchedule, "export-schedule", "", "JSON schedule file of recurring exports (cron, kind, tenant, period; see docs/EXPORTS.md)")
-	fs.DurationVar(&c.CheckpointInterval, "checkpoint-interval", 0, "how often a signed checkpoint is published while the log grows (default 250ms, min 100ms)")
-	fs.IntVar(&c.BatchSize, "batch-size", 1000, "records per ingest batch (one group commit)")
+	fs.DurationVar(&c.CheckpointInterval, "checkpoint-interval", d.CheckpointInterval, "how often a signed checkpoint is published while the log grows (min 100ms)")
+	fs.IntVar(&c.BatchSize, "batch-size", d.BatchSize, "records per ingest batch (one group commit)")
 	pprofAddr := fs.String("pprof-addr", "", "serve Go pprof profiles on this loopback address (debugging only)")
-	fs.DurationVar(&c.AckWait, "ack-wait", 30*time.Second, "JetStream redelivery timeout for records the ingester received but did not ack (after a crash they come back after this)")
+	fs.DurationVar(&c.AckWait, "ack-wait", d.AckWait, "JetStream redelivery timeout for records the ingester received but did not ack (after a crash they come back after this)")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	format := fs.String("log-format", "text", "text or json")
 	fs.Usage = cliflag.Usage(fs, envPrefix, "usage: lineaged serve [flags]")

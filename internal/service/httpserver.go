@@ -12,48 +12,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Defaults of the HTTP server's limits (flags --http-…).
-const (
-	DefaultHTTPReadHeaderTimeout = 10 * time.Second
-	// DefaultHTTPReadTimeout bounds reading one whole request, headers and body: a 16 MiB
-	// ingest body needs at least ~280 KB/s.
-	DefaultHTTPReadTimeout = 60 * time.Second
-	// DefaultHTTPWriteTimeout bounds how long one write to a client may stall (a client that
-	// stopped reading), not the whole answer: long export downloads keep going while the
-	// client reads.
-	DefaultHTTPWriteTimeout = 60 * time.Second
-	DefaultHTTPIdleTimeout  = 30 * time.Second
-	DefaultHTTPMaxConns     = 512
-)
-
-// httpDefaults fills the HTTP server's unset limits.
-func (c *Config) httpDefaults() {
-	if c.HTTPReadHeaderTimeout <= 0 {
-		c.HTTPReadHeaderTimeout = DefaultHTTPReadHeaderTimeout
-	}
-	if c.HTTPReadTimeout <= 0 {
-		c.HTTPReadTimeout = DefaultHTTPReadTimeout
-	}
-	if c.HTTPWriteTimeout <= 0 {
-		c.HTTPWriteTimeout = DefaultHTTPWriteTimeout
-	}
-	if c.HTTPIdleTimeout <= 0 {
-		c.HTTPIdleTimeout = DefaultHTTPIdleTimeout
-	}
-	if c.HTTPMaxConns <= 0 {
-		c.HTTPMaxConns = DefaultHTTPMaxConns
-	}
-}
-
 // newHTTPServer listens on c.HTTPAddr and builds the server of handler, with every timeout
 // set: headers and whole requests are read within their timeouts, idle keep-alive connections
 // close, a write may stall only so long, and at most c.HTTPMaxConns connections are open
-// (further ones wait in the kernel's accept queue).
+// (further ones wait in the kernel's accept queue). c has its defaults filled (Config.Defaults).
 //
 // There is deliberately no http.Server.WriteTimeout: it bounds the whole answer, which would
 // cut long export downloads. Instead every write to a connection gets its own deadline.
-func newHTTPServer(c *Config, handler http.Handler, reg prometheus.Registerer) (*http.Server, net.Listener, error) {
-	c.httpDefaults()
+func newHTTPServer(c Config, handler http.Handler, reg prometheus.Registerer) (*http.Server, net.Listener, error) {
 	ln, err := net.Listen("tcp", c.HTTPAddr)
 	if err != nil {
 		return nil, nil, fmt.Errorf("service: listen %s: %w", c.HTTPAddr, err)

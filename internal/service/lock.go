@@ -8,8 +8,10 @@ import (
 )
 
 // LockDataDir takes an exclusive advisory lock on <dataDir>/lineaged.lock so that two daemons,
-// or a daemon and `lineagectl rebuild-index`, never write the same stores at once. The lock is
-// released when the returned function is called or the process exits (even on SIGKILL).
+// or a daemon and `lineagectl rebuild-index`, never write the same stores at once. It covers the
+// stores in the data dir (Tessera log, SQLite index) on this machine only, not a ClickHouse
+// index or a Trillian log that other hosts may share. The lock is released when the returned
+// function is called or the process exits (even on SIGKILL).
 //
 // It creates a missing data dir with mode 0700, and refuses one that every user may write to:
 // whoever can write there can replace the log, the index or the signing key.

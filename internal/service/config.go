@@ -1,0 +1,220 @@
+package service
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/lineage-audit/lineage/ingest"
+	"github.com/lineage-audit/lineage/internal/natsclient"
+	"github.com/lineage-audit/lineage/query"
+	"github.com/lineage-audit/lineage/query/auth"
+)
+
+// Config is everything `lineaged serve` can be told. A zero field means its default
+// (DefaultConfig, or one derived from DataDir: see Defaults).
+type Config struct {
+	DataDir string
+	// Ledger and Index name the drivers: ledger "tessera" (embedded) or "trillian"; index
+	// "sqlite" (embedded, <data-dir>/index.sqlite) or "clickhouse".
+	Ledger string
+	Index  string
+	// TrillianAddr and TrillianTreeID locate the Trillian log (a PREORDERED_LOG tree, see
+	// `lineagectl trillian create-tree`). TrillianTLS* enable TLS to it; plaintext is only
+	// allowed to loopback addresses.
+	TrillianAddr     string
+	TrillianTreeID   int64
+	TrillianTLSCA    string
+	TrillianInsecure bool
+	// ClickHouseDSN locates the ClickHouse index (--index clickhouse), e.g.
+	// clickhouse://user:password@host:9000/lineage. IndexRetention bounds how long the index
+	// keeps records (0: forever; the log always stays whole); windows under six months need
+	// ForceShortRetention (EU AI Act Art. 19/26(6)).
+	ClickHouseDSN       string
+	IndexRetention      time.Duration
+	ForceShortRetention bool
+	// LogOrigin names a new log (used only when the signing key is created).
+	LogOrigin string
+	// KeyFile is the checkpoint signing key (default <data-dir>/keys/log.key).
+	KeyFile string
+
+	NATSAddr string // embedded server listen address
+	NATSURL  string // external server; disables the embedded one
+	// NATS holds the client credentials and TLS. With the embedded server, a token given here
+	// is also what the server requires from every client.
+	NATS natsclient.Settings
+	// NATSPublisherNKeys is a file of publisher NKeys for the embedded server (see
+	// ingest.ParsePublisherNKeys): then only those keys may connect, each to its tenants.
+	NATSPublisherNKeys string
+	// APIKeys is the API key file; setting it turns authentication on (and allows listening
+	// beyond loopback).
+	APIKeys string
+	// OIDC, when its Issuer is set, accepts bearer tokens from that identity provider.
+	OIDC auth.OIDCConfig
+	// SourceKeys is the file of registered source keys (Ed25519) and tenants that require them.
+	SourceKeys string
+	// OPAIdentityPath is where the identity object sits in OPA decision input.
+	OPAIdentityPath string
+
+	HTTPAddr string
+
+	// ExportDir holds compliance exports (default <data-dir>/exports); ExportSchedule is the
+	// schedule file of recurring exports (none if empty).
+	ExportDir      string
+	ExportSchedule string
+
+	CheckpointInterval time.Duration
+	BatchSize          int
+	AckWait            time.Duration
+	Logger             *slog.Logger
+
+	// HTTP server limits. HTTPReadTimeout bounds reading a whole request; HTTPWriteTimeout
+	// bounds one stalled write, not a whole answer (see newHTTPServer).
+	HTTPReadHeaderTimeout time.Duration
+	HTTPReadTimeout       time.Duration
+	HTTPWriteTimeout      time.Duration
+	HTTPIdleTimeout       time.Duration
+	HTTPMaxConns          int
+	// HTTPMaxInflightBytes bounds the request bodies received at once across all requests;
+	// HTTPInflightWait is how long a request waits for room before a 503.
+	HTTPMaxInflightBytes int64
+	HTTPInflightWait     time.Duration
+	// HTTPAllowedHosts are Host names served besides localhost and IP literals ("*": any;
+	// empty with authentication on: any); HTTPAllowedOrigins are browser origins that may
+	// change state besides the API's own.
+	HTTPAllowedHosts   []string
+	HTTPAllowedOrigins []string
+}
+
+// DefaultConfig holds every default of `lineaged serve`: cmd/lineaged takes its flag defaults
+// from it and Defaults fills unset fields from it, so a default is changed here only. The
+// defaults that depend on other fields (KeyFile, ExportDir, LogOrigin, Logger) are left empty
+// and derived by Defaults.
+func DefaultConfig() Config {
+	return Config{
+		DataDir:         "./data",
+		Ledger:          "tessera",
+		Index:           "sqlite",
+		NATSAddr:        "127.0.0.1:4222",
+		HTTPAddr:        "127.0.0.1:8080",
+		OIDC:            auth.OIDCConfig{RolesClaim: "lineage_roles", TenantsClaim: "lineage_tenants"},
+		OPAIdentityPath: ingest.DefaultOPAIdentityPath,
+
+		CheckpointInterval: 250 * time.Millisecond,
+		BatchSize:          1000,
+		// After a crash, records the ingester received but did not ack come back after this.
+		AckWait: 30 * time.Second,
+
+		HTTPReadHeaderTimeout: 10 * time.Second,
+		// Reading one whole request, headers and body: a 16 MiB ingest body needs at least
+		// ~280 KB/s.
+		HTTPReadTimeout: 60 * time.Second,
+		// How long one write to a client may stall (a client that stopped reading), not the
+		// whole answer: long export downloads keep going while the client reads.
+		HTTPWriteTimeout:     60 * time.Second,
+		HTTPIdleTimeout:      30 * time.Second,
+		HTTPMaxConns:         512,
+		HTTPMaxInflightBytes: query.DefaultMaxInflightBytes,
+		HTTPInflightWait:     query.DefaultInflightWait,
+	}
+}
+
+// Defaults fills unset fields: from DefaultConfig, and KeyFile, ExportDir, LogOrigin and Logger
+// from DataDir, the host name and slog.Default.
+func (c *Config) Defaults() {
+	d := DefaultConfig()
+	orDefault(&c.DataDir, d.DataDir)
+	orDefault(&c.Ledger, d.Ledger)
+	orDefault(&c.Index, d.Index)
+	orDefault(&c.KeyFile, filepath.Join(c.DataDir, "keys", "log.key"))
+	if c.LogOrigin == "" {
+		host, _ := os.Hostname()
+		if host == "" {
+			host = "localhost"
+		}
+		c.LogOrigin = "lineage.local/" + host
+	}
+	orDefault(&c.NATSAddr, d.NATSAddr)
+	orDefault(&c.HTTPAddr, d.HTTPAddr)
+	orDefault(&c.OIDC.RolesClaim, d.OIDC.RolesClaim)
+	orDefault(&c.OIDC.TenantsClaim, d.OIDC.TenantsClaim)
+	orDefault(&c.OPAIdentityPath, d.OPAIdentityPath)
+	orDefault(&c.ExportDir, filepath.Join(c.DataDir, "exports"))
+	orDefault(&c.CheckpointInterval, d.CheckpointInterval)
+	orDefault(&c.BatchSize, d.BatchSize)
+	// Negative values too mean the default for these, as they do in the packages using them.
+	positiveOr(&c.AckWait, d.AckWait)
+	positiveOr(&c.HTTPReadHeaderTimeout, d.HTTPReadHeaderTimeout)
+	positiveOr(&c.HTTPReadTimeout, d.HTTPReadTimeout)
+	positiveOr(&c.HTTPWriteTimeout, d.HTTPWriteTimeout)
+	positiveOr(&c.HTTPIdleTimeout, d.HTTPIdleTimeout)
+	positiveOr(&c.HTTPMaxConns, d.HTTPMaxConns)
+	positiveOr(&c.HTTPMaxInflightBytes, d.HTTPMaxInflightBytes)
+	positiveOr(&c.HTTPInflightWait, d.HTTPInflightWait)
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// orDefault sets *v to d if *v is the zero value.
+func orDefault[T comparable](v *T, d T) {
+	var zero T
+	if *v == zero {
+		*v = d
+	}
+}
+
+// positiveOr sets *v to d unless *v is positive.
+func positiveOr[T int | int64 | time.Duration](v *T, d T) {
+	if *v <= 0 {
+		*v = d
+	}
+}
+
+// preflight refuses a configuration before anything is opened, and returns the API's
+// authenticator (nil: none configured, so the API must listen on loopback only).
+func preflight(c Config) (auth.Authenticator, error) {
+	if c.Ledger != "tessera" && c.Ledger != "trillian" {
+		return nil, fmt.Errorf("service: --ledger %q is not available (tessera, trillian)", c.Ledger)
+	}
+	if c.Ledger == "trillian" && (c.TrillianAddr == "" || c.TrillianTreeID == 0) {
+		return nil, errors.New("service: --ledger trillian needs --trillian-addr and --trillian-tree-id")
+	}
+	if c.Index != "sqlite" && c.Index != "clickhouse" {
+		return nil, fmt.Errorf("service: --index %q is not available (sqlite, clickhouse)", c.Index)
+	}
+	if c.Index == "clickhouse" && c.ClickHouseDSN == "" {
+		return nil, errors.New("service: --index clickhouse needs --clickhouse-dsn")
+	}
+	var chain auth.Chain
+	if c.APIKeys != "" {
+		keys, err := auth.LoadAPIKeys(c.APIKeys)
+		if err != nil {
+			return nil, err
+		}
+		chain = append(chain, keys)
+	}
+	if c.OIDC.Issuer != "" {
+		o, err := auth.NewOIDC(c.OIDC)
+		if err != nil {
+			return nil, err
+		}
+		chain = append(chain, o)
+	}
+	var authn auth.Authenticator
+	if len(chain) > 0 {
+		authn = chain
+	} else if err := requireLoopback("--http-addr (without --api-keys or --oidc-issuer)", c.HTTPAddr); err != nil {
+		// Without credentials every caller is an admin of every tenant: loopback only.
+		return nil, err
+	}
+	if c.NATSURL == "" && c.NATS.Token == "" && c.NATSPublisherNKeys == "" {
+		if err := requireLoopback("--nats-addr (without --nats-token or --nats-publisher-nkeys)", c.NATSAddr); err != nil {
+			return nil, err
+		}
+	}
+	return authn, nil
+}

@@ -1,0 +1,153 @@
+package service
+
+import (
+	"context"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/lineage-audit/lineage/ledger"
+	"github.com/lineage-audit/lineage/ledger/tessera"
+	"github.com/lineage-audit/lineage/ledger/trillian"
+	"github.com/lineage-audit/lineage/query/index"
+	"github.com/lineage-audit/lineage/query/index/clickhouse"
+	"github.com/lineage-audit/lineage/query/index/sqlite"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/mod/sumdb/note"
+)
+
+// LogDir and IndexPath locate the embedded stores in the data dir: the Tessera log and the
+// SQLite index (the Trillian log and the ClickHouse index live in their servers).
+func LogDir(dataDir string) string    { return filepath.Join(dataDir, "log") }
+func IndexPath(dataDir string) string { return filepath.Join(dataDir, "index.sqlite") }
+
+// stores is what the daemon keeps, opened by openStores: the data dir (locked), the signing
+// key, the ledger and the index, plus the metrics registry every later stage registers in.
+type stores struct {
+	signer   note.Signer
+	verifier note.Verifier
+	vkey     string // the verifier key string, as served to clients
+	log      ledger.Log
+	logDir   string // served as tlog-tiles under /log/ ("" when the ledger has none)
+	index    index.Store
+	reg      *prometheus.Registry
+
+	// closeLog flushes and closes the ledger, once: every appended entry is integrated and
+	// checkpointed. The workers' stop calls it as soon as nothing appends any more.
+	closeLog func()
+}
+
+// openStores locks the data dir and opens the signing key, the ledger and the index. The
+// returned cleanup closes them in reverse order: the index, the ledger (unless closeLog ran
+// already), then the lock. On error, what was opened is closed again.
+func openStores(ctx context.Context, c Config) (st *stores, cleanup func(), err error) {
+	var cs cleanups
+	defer func() {
+		if err != nil {
+			cs.run()
+		}
+	}()
+	unlock, err := LockDataDir(c.DataDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	cs.add(unlock)
+
+	st = &stores{}
+	var vkey string
+	if st.signer, vkey, err = ledger.LoadOrCreateSigner(c.KeyFile, c.LogOrigin); err != nil {
+		return nil, nil, err
+	}
+	if st.verifier, err = ledger.NewVerifier(vkey); err != nil {
+		return nil, nil, err
+	}
+	st.vkey = vkey
+	c.Logger.Info("ledger key", "origin", st.signer.Name(), "verifier", vkey)
+
+	st.reg = prometheus.NewRegistry()
+	st.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	if st.log, st.logDir, err = openLedger(ctx, c, st.signer, st.verifier, false); err != nil {
+		return nil, nil, err
+	}
+	st.closeLog = sync.OnceFunc(func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		if err := st.log.Close(sctx); err != nil {
+			c.Logger.Error("ledger close", "err", err)
+		}
+	})
+	cs.add(st.closeLog)
+
+	if st.index, err = openIndex(ctx, c, IndexPath(c.DataDir)); err != nil {
+		return nil, nil, err
+	}
+	cs.add(func() { st.index.Close() })
+	return st, sync.OnceFunc(cs.run), nil
+}
+
+// openIndex opens the configured index driver; path is the SQLite file (ignored by ClickHouse).
+func openIndex(ctx context.Context, c Config, path string) (index.Store, error) {
+	if c.Index == "clickhouse" {
+		return clickhouse.Open(ctx, clickHouseOptions(c))
+	}
+	return sqlite.Open(ctx, path)
+}
+
+// clickHouseOptions are the ClickHouse index's options, the same for lineaged and for
+// rebuild-index so both open the index alike.
+func clickHouseOptions(c Config) clickhouse.Options {
+	return clickhouse.Options{DSN: c.ClickHouseDSN, Retention: c.IndexRetention,
+		ForceShortRetention: c.ForceShortRetention, Logger: c.Logger.With("component", "clickhouse")}
+}
+
+// openLedger opens the configured ledger driver. It returns the directory to serve as
+// tlog-tiles under /log/ ("" when the driver has none).
+func openLedger(ctx context.Context, c Config, s note.Signer, v note.Verifier, readOnly bool) (ledger.Log, string, error) {
+	switch c.Ledger {
+	case "trillian":
+		o := trillian.DefaultOptions(c.TrillianAddr, c.TrillianTreeID, filepath.Join(c.DataDir, "trillian-state"), s, v)
+		o.CheckpointInterval = c.CheckpointInterval
+		o.BatchMaxSize = c.BatchSize
+		o.Insecure = c.TrillianInsecure
+		if c.TrillianTLSCA != "" {
+			tc, err := trillian.TLSFromCA(c.TrillianTLSCA)
+			if err != nil {
+				return nil, "", err
+			}
+			o.TLS = tc
+		}
+		o.Logger = c.Logger.With("component", "trillian")
+		var l *trillian.Log
+		var err error
+		if readOnly {
+			l, err = trillian.OpenReadOnly(ctx, o)
+		} else {
+			l, err = trillian.Open(ctx, o)
+		}
+		return l, "", err
+	default:
+		if readOnly {
+			l, err := tessera.OpenReadOnly(LogDir(c.DataDir), v)
+			return l, LogDir(c.DataDir), err
+		}
+		o := tessera.DefaultOptions(LogDir(c.DataDir), s, v)
+		o.CheckpointInterval = c.CheckpointInterval
+		// One ingest batch becomes one Tessera sequencing batch: one group of fsyncs.
+		o.BatchMaxSize = uint(c.BatchSize)
+		l, err := tessera.Open(ctx, o)
+		return l, LogDir(c.DataDir), err
+	}
+}
+
+// cleanups are undo steps, run in the reverse order they were added.
+type cleanups []func()
+
+func (cs *cleanups) add(f func()) { *cs = append(*cs, f) }
+
+func (cs cleanups) run() {
+	for i := len(cs) - 1; i >= 0; i-- {
+		cs[i]()
+	}
+}
