@@ -13,10 +13,12 @@ deps:
 	@scripts/deps.sh
 
 ## test-deps: the servers the tests start for real, from Debian packages: MariaDB (Trillian's
-## storage) and ClickHouse. Trillian itself is built from the pinned Go module by the tests.
+## storage), ClickHouse and Chromium (the browser tests). Trillian itself and the test OpenID
+## provider are built from the pinned Go modules by the tests.
 test-deps:
 	@scripts/deps-trillian.sh
 	@scripts/deps-clickhouse.sh
+	@scripts/deps-chromium.sh
 
 build: deps
 	$(GO) build -o $(BIN)/lineaged ./cmd/lineaged
