@@ -30,10 +30,11 @@ build: deps
 run: build
 	$(BIN)/lineaged serve
 
-## lint: gofmt and go vet must be clean.
+## lint: gofmt and go vet must be clean, and go.mod/go.sum tidy (`go mod tidy -diff` empty).
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run go mod tidy"; exit 1; }
 	$(GO) vet ./...
 
 ## test: lint, then every test (unit, conformance, end-to-end) with the race detector.
