@@ -27,9 +27,12 @@ type EmbeddedOptions struct {
 	Token string
 	// Publishers, when set, are the only NKeys (besides ServiceNKey) that may connect, each
 	// allowed to publish only to its tenants' record subjects and to subscribe only to its
-	// private inbox (PublisherInboxPrefix): tenant isolation at the broker.
+	// private inbox (PublisherInboxPrefix), each in a NATS account of its own that reaches
+	// lineaged's account only through its tenants' record subjects (natsaccounts.go): tenant
+	// isolation at the broker. Without publisher NKeys every client shares one account.
 	Publishers []PublisherNKey
-	// ServiceNKey is the public NKey of lineaged itself, with full permissions.
+	// ServiceNKey is the public NKey of lineaged itself, with full permissions in the global
+	// account, which holds the streams.
 	ServiceNKey string
 }
 
@@ -79,22 +82,27 @@ const ServiceInboxPrefix = "_LINEAGED_INBOX"
 // "_INBOX_<public key>" (set it with nats.CustomInboxPrefix).
 func PublisherInboxPrefix(publicKey string) string { return "_INBOX_" + publicKey }
 
+// publisherSubjects are the record subjects of these tenants ("*": all of them).
+func publisherSubjects(tenants []string) []string {
+	var subjects []string
+	for _, t := range tenants {
+		if t == "*" {
+			return []string{RecordsSubjects}
+		}
+		subjects = append(subjects, RecordsPrefix+t)
+	}
+	return subjects
+}
+
 // publisherPermissions lets a publisher send records for its tenants and receive the
 // JetStream acks on its private inbox, and nothing else: it cannot read other tenants'
 // records, other clients' inboxes (lineaged's carry every tenant's records and quarantine),
 // the quarantine, or the JetStream API. It gets no response permission (allow_responses): a
-// publisher answers no requests.
+// publisher answers no requests. The publisher also sits in an account of its own, so the
+// reply subjects it names cannot reach lineaged's subjects either (natsaccounts.go).
 func publisherPermissions(publicKey string, tenants []string) *server.Permissions {
-	var subjects []string
-	for _, t := range tenants {
-		if t == "*" {
-			subjects = []string{RecordsSubjects}
-			break
-		}
-		subjects = append(subjects, RecordsPrefix+t)
-	}
 	return &server.Permissions{
-		Publish:   &server.SubjectPermission{Allow: subjects},
+		Publish:   &server.SubjectPermission{Allow: publisherSubjects(tenants)},
 		Subscribe: &server.SubjectPermission{Allow: []string{PublisherInboxPrefix(publicKey) + ".>"}},
 	}
 }
@@ -131,9 +139,8 @@ func StartEmbedded(o EmbeddedOptions) (*server.Server, error) {
 		if o.ServiceNKey == "" {
 			return nil, errors.New("ingest: publisher NKeys need the service's own NKey")
 		}
-		opts.Nkeys = append(opts.Nkeys, &server.NkeyUser{Nkey: o.ServiceNKey})
-		for _, p := range o.Publishers {
-			opts.Nkeys = append(opts.Nkeys, &server.NkeyUser{Nkey: p.PublicKey, Permissions: publisherPermissions(p.PublicKey, p.Tenants)})
+		if opts.Accounts, opts.Nkeys, err = publisherAccounts(o.ServiceNKey, o.Publishers); err != nil {
+			return nil, err
 		}
 	}
 	ns, err := server.NewServer(opts)
@@ -144,6 +151,12 @@ func StartEmbedded(o EmbeddedOptions) (*server.Server, error) {
 	if !ns.ReadyForConnections(10 * time.Second) {
 		ns.Shutdown()
 		return nil, errors.New("ingest: embedded nats server not ready after 10s")
+	}
+	if len(o.Publishers) > 0 {
+		if err := enableServiceJetStream(ns); err != nil {
+			ns.Shutdown()
+			return nil, err
+		}
 	}
 	return ns, nil
 }

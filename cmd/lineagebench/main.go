@@ -25,7 +25,11 @@ func run() error {
 	fs := flag.NewFlagSet("lineagebench", flag.ContinueOnError)
 	var o loadgen.Options
 	fs.StringVar(&o.NATSURL, "nats-url", "nats://127.0.0.1:4222", "NATS server of the lineaged under test")
+	// The NATS credentials lineagectl publish takes. A publisher NKey (--nats-nkey-seed) must be
+	// registered for every tenant ("*"): the generated records belong to three demo tenants.
+	o.NATS.Register(fs)
 	fs.StringVar(&o.API, "api", "http://127.0.0.1:8080", "query API of the lineaged under test")
+	fs.StringVar(&o.APIKey, "api-key", "", "API key (role auditor or admin) for the query API, if lineaged requires one (prefer the environment variable)")
 	fs.IntVar(&o.N, "n", 100_000, "records to publish")
 	fs.IntVar(&o.SampleEvery, "sample-every", 10, "measure latency for every k-th record")
 	fs.Int64Var(&o.Seed, "seed", 42, "generator seed")

@@ -23,6 +23,9 @@ import (
 	lineage "github.com/lineage-audit/lineage"
 	"github.com/lineage-audit/lineage/ingest"
 	"github.com/lineage-audit/lineage/internal/demo"
+	"github.com/lineage-audit/lineage/internal/loadgen"
+	"github.com/lineage-audit/lineage/internal/natsclient"
+	"github.com/lineage-audit/lineage/query/auth"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -177,4 +180,63 @@ func makeTLS(t *testing.T, dir string) (string, *tls.Config) {
 	caFile := filepath.Join(dir, "ca.pem")
 	os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o644)
 	return caFile, &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{srvDER}, PrivateKey: srvKey}}, MinVersion: tls.VersionTLS12}
+}
+
+// TestEmbeddedNATSPublisherNKeysKeepStreamsAndCarryLoad: publisher NKeys put each publisher in
+// a NATS account of its own (ingest/natsaccounts.go) while the streams stay in the account
+// lineaged has always used, so switching a data directory from the default (no auth) to
+// publisher NKeys keeps what the streams hold: here a quarantined message. The load tool
+// (internal/loadgen, behind cmd/lineagebench) then publishes with an NKey registered for every
+// tenant, as fast as JetStream acks through the accounts' service import, and every record is
+// logged exactly once.
+func TestEmbeddedNATSPublisherNKeysKeepStreamsAndCarryLoad(t *testing.T) {
+	dir := t.TempDir()
+	adminKey, entry, err := auth.NewKey("admin", []auth.Role{auth.RoleAdmin}, []string{"*"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(dir, "apikeys.json")
+	if err := os.WriteFile(keyFile, must(json.Marshal(auth.KeyFile{Keys: []auth.KeyEntry{entry}})), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(dir, "data")
+	const tenant = "acme-bank"
+
+	natsAddr, httpAddr := freeAddr(t), freeAddr(t)
+	d := startDaemon(t, data, natsAddr, httpAddr, "--api-keys", keyFile)
+	nc, err := nats.Connect("nats://" + natsAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Publish(ingest.RecordsPrefix+tenant, []byte(`{"kept":"across the switch"}`)); err != nil {
+		t.Fatal(err)
+	}
+	nc.Close()
+	var before int
+	for deadline := time.Now().Add(10 * time.Second); before == 0 && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		before = len(listQuarantine(t, d, adminKey, tenant))
+	}
+	d.stop()
+	if before != 1 {
+		t.Fatalf("quarantine of %s lists %d entries without auth, want 1", tenant, before)
+	}
+
+	kp, _ := nkeys.CreateUser()
+	seedFile, pubFile := filepath.Join(dir, "bench.nk"), filepath.Join(dir, "publishers")
+	os.WriteFile(seedFile, must(kp.Seed()), 0o600)
+	os.WriteFile(pubFile, []byte(must(kp.PublicKey())+" *\n"), 0o600)
+	natsAddr, httpAddr = freeAddr(t), freeAddr(t)
+	d = startDaemon(t, data, natsAddr, httpAddr, "--api-keys", keyFile, "--nats-publisher-nkeys", pubFile)
+	defer d.stop()
+	if after := len(listQuarantine(t, d, adminKey, tenant)); after != before {
+		t.Fatalf("quarantine of %s lists %d entries after switching to publisher NKeys, want %d", tenant, after, before)
+	}
+	const n = 2000
+	res, err := loadgen.Run(context.Background(), loadgen.Options{NATSURL: "nats://" + natsAddr, NATS: natsclient.Settings{NKeySeed: seedFile},
+		API: d.url(""), APIKey: adminKey, N: n, SampleEvery: 100, Seed: 61})
+	if err != nil {
+		t.Fatalf("load with a publisher NKey: %v", err)
+	}
+	t.Logf("through the publisher account: %s", res)
+	d.waitIndexed(t, n)
 }

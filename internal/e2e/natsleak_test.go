@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	lineage "github.com/lineage-audit/lineage"
 	"github.com/lineage-audit/lineage/ingest"
 	"github.com/lineage-audit/lineage/internal/demo"
 	"github.com/lineage-audit/lineage/internal/natsclient"
@@ -302,5 +303,204 @@ func TestEmbeddedNATSTokenWarns(t *testing.T) {
 	}
 	if strings.Contains(logs, token) {
 		t.Error("the NATS token appears in the logs")
+	}
+}
+
+// TestNATSPublisherCannotAimReplies: JetStream sends its PubAck to whatever reply subject the
+// publisher names. A publisher NKey of tenant a publishes valid records of a with reply
+// subjects in lineaged's own subject space (b's and a's quarantine and records, the JetStream
+// API: delete, purge, lineaged's inbox) and in b's publisher's private inbox. None of those
+// PubAcks may land anywhere: b's quarantine stays empty, a's keeps exactly the entries
+// lineaged put there, b's publisher receives nothing, every record is logged exactly once,
+// both streams survive, and ordinary publishes still get their PubAcks, duplicates flagged
+// (the Nats-Msg-Id header crosses to the stream; ingest/natsaccounts.go).
+func TestNATSPublisherCannotAimReplies(t *testing.T) {
+	recs := demo.Generate(demo.Options{Seed: 57, Tenants: 2}, 80)
+	a := recs[0].Tenant
+	b := otherTenant(recs, a)
+	var ofA []lineage.Record
+	for _, r := range recs {
+		if r.Tenant == a {
+			ofA = append(ofA, r)
+		}
+	}
+	dir := t.TempDir()
+	adminKey, entry, err := auth.NewKey("admin", []auth.Role{auth.RoleAdmin}, []string{"*"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(dir, "apikeys.json")
+	if err := os.WriteFile(keyFile, must(json.Marshal(auth.KeyFile{Keys: []auth.KeyEntry{entry}})), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pubs, seeds := map[string]string{}, map[string]string{}
+	var nkeyLines string
+	for _, tenant := range []string{a, b} {
+		kp, _ := nkeys.CreateUser()
+		pubs[tenant] = must(kp.PublicKey())
+		seeds[tenant] = filepath.Join(dir, tenant+".nk")
+		if err := os.WriteFile(seeds[tenant], must(kp.Seed()), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		nkeyLines += pubs[tenant] + " " + tenant + "\n"
+	}
+	pubFile := filepath.Join(dir, "publishers")
+	if err := os.WriteFile(pubFile, []byte(nkeyLines), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	natsAddr, httpAddr := freeAddr(t), freeAddr(t)
+	url := "nats://" + natsAddr
+	d := startDaemon(t, filepath.Join(dir, "data"), natsAddr, httpAddr, "--api-keys", keyFile, "--nats-publisher-nkeys", pubFile)
+	defer d.stop()
+
+	creds, err := natsclient.Settings{NKeySeed: seeds[a]}.Options()
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(url, creds...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	// quarantineOf lists a tenant's quarantine once it holds at least want entries (or after 3 s).
+	quarantineOf := func(tenant string, want int) []ingest.QuarantineEntry {
+		var q []ingest.QuarantineEntry
+		for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+			if q = listQuarantine(t, d, adminKey, tenant); len(q) >= want {
+				break
+			}
+		}
+		return q
+	}
+	// One invalid message of a: lineaged quarantines it (with a reason), before the attack.
+	if err := nc.Publish(ingest.RecordsPrefix+a, []byte(`{"not":"a record"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if q := quarantineOf(a, 1); len(q) != 1 {
+		t.Fatalf("quarantine of %s lists %d entries before the attack, want 1", a, len(q))
+	}
+
+	// b's publisher listens on its private inbox, as its PubAcks arrive there.
+	bCreds, err := natsclient.Settings{NKeySeed: seeds[b]}.Options()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bnc, err := nats.Connect(url, bCreds...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bnc.Close()
+	bInbox, err := bnc.SubscribeSync(publisherInbox + pubs[b] + ".>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bnc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+
+	// The attack: each publish is a valid record of a, published where a may publish, with an
+	// aimed reply subject.
+	targets := []string{
+		ingest.QuarantinePrefix + b, ingest.QuarantinePrefix + b, ingest.QuarantinePrefix + b,
+		ingest.QuarantinePrefix + a,
+		ingest.RecordsPrefix + b, ingest.RecordsPrefix + a,
+		"$JS.API.STREAM.DELETE." + ingest.QuarantineStream,
+		"$JS.API.STREAM.PURGE." + ingest.QuarantineStream,
+		"$JS.API.STREAM.DELETE." + ingest.RecordsStream,
+		"$JS.API.CONSUMER.DELETE." + ingest.RecordsStream + "." + ingest.ConsumerName,
+		serviceInbox + ".aimed",
+		publisherInbox + pubs[b] + ".aimed",
+	}
+	if len(ofA) < len(targets)+6 {
+		t.Fatalf("only %d records of %s", len(ofA), a)
+	}
+	for i, target := range targets {
+		m := ingest.RecordMsg(a, ofA[i].ID, must(json.Marshal(ofA[i])))
+		m.Reply = target
+		if err := nc.PublishMsg(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	d.waitIndexed(t, uint64(len(targets)))
+
+	// Ordinary publishes still get their PubAcks; a retry within the dedupe window is flagged.
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rest := ofA[len(targets) : len(targets)+6]
+	dup := false
+	for _, r := range rest {
+		for range 2 {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			ack, err := js.PublishMsg(ctx, ingest.RecordMsg(a, r.ID, must(json.Marshal(r))))
+			cancel()
+			if err != nil {
+				t.Fatalf("tenant %s publishing record %s: %v", a, r.ID, err)
+			}
+			if ack.Stream != ingest.RecordsStream {
+				t.Fatalf("PubAck from stream %q", ack.Stream)
+			}
+			dup = dup || ack.Duplicate
+		}
+	}
+	if !dup {
+		t.Error("no retry within the dedupe window was acked as a duplicate (Nats-Msg-Id lost?)")
+	}
+	nA := len(targets) + len(rest)
+	d.waitIndexed(t, uint64(nA))
+
+	// Every record of a is logged, exactly once (waitIndexed fails on more entries).
+	for _, r := range ofA[:nA] {
+		req, _ := http.NewRequest("GET", d.url("/v1/records/"+r.ID+"?tenant="+a), nil)
+		req.Header.Set("Authorization", "Bearer "+adminKey)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("record %s of %s: %s", r.ID, a, resp.Status)
+		}
+	}
+
+	// A second invalid message of a: the quarantine stream still exists and kept the first.
+	if err := nc.Publish(ingest.RecordsPrefix+a, []byte(`{"still":"not a record"}`)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond) // let any aimed PubAck settle
+	qa, qb := quarantineOf(a, 2), listQuarantine(t, d, adminKey, b)
+	foreign := func(q []ingest.QuarantineEntry) (n int) {
+		for _, e := range q {
+			if e.Reason.Code == "" { // lineaged writes every entry with its reason
+				n++
+				if n <= 2 {
+					t.Logf("entry not written by lineaged: payload %.120s", e.Payload)
+				}
+			}
+		}
+		return n
+	}
+	fa, fb := foreign(qa), foreign(qb)
+	var toB int
+	for {
+		if _, err := bInbox.NextMsg(100 * time.Millisecond); err != nil {
+			break
+		}
+		toB++
+	}
+	t.Logf("after %d aimed replies: quarantine of %s lists %d entries (%d not written by lineaged), of %s %d (%d not written by lineaged); %s's publisher received %d messages",
+		len(targets), b, len(qb), fb, a, len(qa), fa, b, toB)
+	if len(qb) != 0 {
+		t.Errorf("quarantine of %s lists %d entries, want 0: tenant %s's PubAcks were aimed into it", b, len(qb), a)
+	}
+	if len(qa) != 2 || fa != 0 {
+		t.Errorf("quarantine of %s lists %d entries (%d not written by lineaged), want lineaged's 2", a, len(qa), fa)
+	}
+	if toB != 0 {
+		t.Errorf("the publisher of %s received %d PubAcks of %s's records on its private inbox", b, toB, a)
 	}
 }

@@ -35,6 +35,9 @@ type Options struct {
 	// the publisher's private inbox prefix, as lineagectl publish does.
 	NATS natsclient.Settings
 	API  string
+	// APIKey, when set, is sent as a bearer token with every request to API (the sampled
+	// records' lookups need role auditor when lineaged has --api-keys).
+	APIKey string
 	// N records are published; every SampleEvery-th one has its latency measured.
 	N           int
 	SampleEvery int
@@ -86,7 +89,8 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	if o.IDPrefix == "" {
 		o.IDPrefix = "b" + strconv.FormatInt(time.Now().UnixNano()%1e9, 36) + "-"
 	}
-	start0, err := position(o.API)
+	api := apiClient{base: o.API, key: o.APIKey}
+	start0, err := api.position()
 	if err != nil {
 		return Result{}, fmt.Errorf("loadgen: is lineaged running at %s? %w", o.API, err)
 	}
@@ -111,7 +115,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	watchDone := make(chan error, 1)
 	go func() {
 		for {
-			p, err := position(o.API)
+			p, err := api.position()
 			if err != nil {
 				watchDone <- err
 				return
@@ -165,7 +169,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 
 	// Which log index did each sampled record get?
 	for i := range samples {
-		idx, err := logIndex(o.API, samples[i].tenant, samples[i].id)
+		idx, err := api.logIndex(samples[i].tenant, samples[i].id)
 		if err != nil {
 			return res, err
 		}
@@ -188,14 +192,28 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	pct := func(p float64) time.Duration { return lat[min(len(lat)-1, int(p*float64(len(lat))))] }
 	res.Sampled = len(lat)
 	res.P50, res.P90, res.P99, res.Max = pct(0.50), pct(0.90), pct(0.99), lat[len(lat)-1]
-	res.RSS = metric(o.API, "process_resident_memory_bytes")
+	res.RSS = api.metric("process_resident_memory_bytes")
 	return res, nil
 }
 
 var client = &http.Client{Timeout: 10 * time.Second}
 
-func position(api string) (uint64, error) {
-	resp, err := client.Get(api + "/healthz")
+// apiClient queries the lineaged under test, with its API key if it has one.
+type apiClient struct{ base, key string }
+
+func (a apiClient) get(path string) (*http.Response, error) {
+	req, err := http.NewRequest(http.MethodGet, a.base+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	if a.key != "" {
+		req.Header.Set("Authorization", "Bearer "+a.key)
+	}
+	return client.Do(req)
+}
+
+func (a apiClient) position() (uint64, error) {
+	resp, err := a.get("/healthz")
 	if err != nil {
 		return 0, err
 	}
@@ -209,8 +227,8 @@ func position(api string) (uint64, error) {
 	return h.IndexPosition, nil
 }
 
-func logIndex(api, tenant, id string) (uint64, error) {
-	resp, err := client.Get(api + "/v1/records/" + url.PathEscape(id) + "?tenant=" + url.QueryEscape(tenant))
+func (a apiClient) logIndex(tenant, id string) (uint64, error) {
+	resp, err := a.get("/v1/records/" + url.PathEscape(id) + "?tenant=" + url.QueryEscape(tenant))
 	if err != nil {
 		return 0, err
 	}
@@ -224,8 +242,8 @@ func logIndex(api, tenant, id string) (uint64, error) {
 	return rp.Index, json.NewDecoder(resp.Body).Decode(&rp)
 }
 
-func metric(api, name string) float64 {
-	resp, err := client.Get(api + "/metrics")
+func (a apiClient) metric(name string) float64 {
+	resp, err := a.get("/metrics")
 	if err != nil {
 		return 0
 	}

@@ -26,7 +26,10 @@ const (
 // connectNATS starts the embedded server (unless an external URL is given) and connects.
 // The connection (and every JetStream context made on it) receives its replies under
 // ingest.ServiceInboxPrefix, never under the default "_INBOX" that publishers may read: the
-// ingester's fetched records and the quarantine listings travel there.
+// ingester's fetched records and the quarantine listings travel there. With publisher NKeys the
+// embedded server also puts each publisher in a NATS account of its own, so the reply subjects
+// of its records cannot reach lineaged's (ingest/natsaccounts.go); with a token or no auth
+// every client shares lineaged's account.
 func connectNATS(c Config, log *slog.Logger) (*nats.Conn, string, func(), error) {
 	opts := []nats.Option{nats.Name("lineaged"), nats.MaxReconnects(-1), nats.ReconnectWait(500 * time.Millisecond)}
 	inbox := nats.CustomInboxPrefix(ingest.ServiceInboxPrefix)
@@ -67,7 +70,7 @@ func connectNATS(c Config, log *slog.Logger) (*nats.Conn, string, func(), error)
 			return nil, "", nil, err
 		}
 		opts = append(opts, nats.Nkey(eo.ServiceNKey, kp.Sign))
-		log.Info("embedded NATS requires publisher NKeys", "publishers", len(eo.Publishers))
+		log.Info("embedded NATS requires publisher NKeys, each in its own NATS account", "publishers", len(eo.Publishers))
 	}
 	ns, err := ingest.StartEmbedded(eo)
 	if err != nil {
@@ -89,7 +92,9 @@ func connectNATS(c Config, log *slog.Logger) (*nats.Conn, string, func(), error)
 // warnSharedToken says at start what a shared --nats-token grants. The nats-server library
 // attaches permissions to users and NKeys only, never to a token, so every token holder may
 // subscribe to and publish on every subject: read all tenants' records and quarantine, write
-// the quarantine, call the JetStream API. Publisher NKeys are the isolation mode.
+// the quarantine (directly, or by aiming JetStream's PubAcks at it as reply subject), call the
+// JetStream API. Publisher NKeys, each in its own NATS account, are the isolation mode
+// (ingest/natsaccounts.go).
 func warnSharedToken(log *slog.Logger) {
 	log.Warn("embedded NATS: every holder of the shared --nats-token has full NATS rights " +
 		"(reads every tenant's records and quarantine, publishes to any subject, uses the JetStream API); " +
