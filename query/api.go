@@ -42,6 +42,10 @@ type API struct {
 	Auth auth.Authenticator
 	// Mounts add routes (HTTP ingest, quarantine, exports) to the authenticated /v1 group.
 	Mounts []func(v1 *gin.RouterGroup)
+	// UI, when set, serves the web UI (web.Handler) at "/" and under /ui/, without
+	// authentication: its pages and scripts hold no data, and the data calls they make are
+	// ordinary authenticated API calls. The guards still run; the UI sets its own CSP.
+	UI     http.Handler
 	Logger *slog.Logger
 
 	// AllowedHosts are the Host names (or name:port) served besides "localhost" and IP
@@ -107,6 +111,13 @@ func (a *API) Engine() *gin.Engine {
 	v1.GET("/lineage/policies/:policy_id", auth.Require(auth.RoleAuditor), a.policyDecisions)
 	for _, m := range a.Mounts {
 		m(v1)
+	}
+	if a.UI != nil {
+		ui := gin.WrapH(a.UI)
+		for _, p := range []string{"/", "/ui", "/ui/*path"} {
+			r.GET(p, ui)
+			r.HEAD(p, ui)
+		}
 	}
 	if a.LogDir != "" {
 		// The raw tiles mix every tenant's records: only callers who see all tenants.

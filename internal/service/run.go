@@ -12,6 +12,7 @@ import (
 	"github.com/lineage-audit/lineage/ingest"
 	"github.com/lineage-audit/lineage/query"
 	"github.com/lineage-audit/lineage/query/auth"
+	"github.com/lineage-audit/lineage/web"
 	"golang.org/x/sync/errgroup"
 	"k8s.io/klog/v2"
 )
@@ -67,7 +68,8 @@ func serve(ctx context.Context, g *errgroup.Group, c Config, st *stores, w *work
 	api := &query.API{Log: st.log, Store: st.index, Verifier: st.vkey, LogDir: st.logDir, Gatherer: st.reg, Auth: authn,
 		Mounts: []func(*gin.RouterGroup){httpIngest.Mount, w.exports.Mount}, Logger: log.With("component", "api"),
 		AllowedHosts: allowedHosts(c), AllowedOrigins: c.HTTPAllowedOrigins, MaxInflightBytes: c.HTTPMaxInflightBytes,
-		MaxRequestBody: ingest.DefaultMaxBody, InflightWait: c.HTTPInflightWait, Registerer: st.reg}
+		MaxRequestBody: ingest.DefaultMaxBody, InflightWait: c.HTTPInflightWait, Registerer: st.reg,
+		UI: web.Handler()}
 	srv, ln, err := newHTTPServer(c, api.Handler(), st.reg)
 	if err != nil {
 		return "", nil, err
