@@ -308,6 +308,34 @@ func (s *Service) finishJob(j *Job, res *report.Result, runErr error) {
 	} else {
 		j.RecordID = rec.ID
 	}
+	status = StatusSucceeded
+	if runErr != nil {
+		status = StatusFailed
+	}
+	kind, records, scheduledFor := j.Kind, j.Records, j.ScheduledFor
+	s.mu.Unlock()
+
+	// Metrics and the schedule state first, the status last: whoever sees the job finished
+	// (a poller of GET /v1/exports/{id}, a test) also sees its metrics.
+	trigger, schedule := "api", ""
+	if name, ok := strings.CutPrefix(j.Trigger, "schedule:"); ok {
+		trigger, schedule = "schedule", name
+	}
+	s.m.jobs.WithLabelValues(string(kind), trigger, status).Inc()
+	if status == StatusSucceeded {
+		s.m.records.WithLabelValues(string(kind)).Add(float64(records))
+	}
+	if schedule != "" {
+		s.m.scheduleRuns.WithLabelValues(schedule, status).Inc()
+		if status == StatusSucceeded {
+			s.m.scheduleLast.WithLabelValues(schedule).Set(float64(s.c.now().Unix()))
+			if t, err := time.Parse(time.RFC3339Nano, scheduledFor); err == nil {
+				s.markScheduled(schedule, t)
+			}
+		}
+	}
+
+	s.mu.Lock()
 	j.Finished = report.FormatTime(s.c.now())
 	if runErr != nil {
 		j.Status, j.Error, j.Files = StatusFailed, runErr.Error(), []report.FileInfo{}
@@ -316,27 +344,11 @@ func (s *Service) finishJob(j *Job, res *report.Result, runErr error) {
 	}
 	snapshot := *j
 	s.mu.Unlock()
-
-	trigger, schedule := "api", ""
-	if name, ok := strings.CutPrefix(j.Trigger, "schedule:"); ok {
-		trigger, schedule = "schedule", name
-	}
-	s.m.jobs.WithLabelValues(string(j.Kind), trigger, snapshot.Status).Inc()
 	if snapshot.Status == StatusSucceeded {
-		s.m.records.WithLabelValues(string(j.Kind)).Add(float64(snapshot.Records))
 		s.log.Info("export succeeded", "export", j.ID, "records", snapshot.Records, "bundle", snapshot.Bundle,
 			"sha256", snapshot.BundleSHA256, "checkpoint_size", snapshot.CheckpointSize, "findings", len(snapshot.Findings))
 	} else {
 		s.log.Error("export failed", "export", j.ID, "kind", j.Kind, "tenant", j.Tenant, "err", snapshot.Error)
-	}
-	if schedule != "" {
-		s.m.scheduleRuns.WithLabelValues(schedule, snapshot.Status).Inc()
-		if snapshot.Status == StatusSucceeded {
-			s.m.scheduleLast.WithLabelValues(schedule).Set(float64(s.c.now().Unix()))
-			if t, err := time.Parse(time.RFC3339Nano, j.ScheduledFor); err == nil {
-				s.markScheduled(schedule, t)
-			}
-		}
 	}
 	if err := s.saveJob(&snapshot); err != nil {
 		s.log.Error("export: saving job status", "export", j.ID, "err", err)
