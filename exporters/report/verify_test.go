@@ -10,6 +10,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"io"
 	"io/fs"
@@ -354,21 +355,28 @@ func TestTamperCases(t *testing.T) {
 		b := base.set(recFile, append([]byte(string(line)+"\n"), recs...)).resign(t, r.Signer)
 		var first verify.EvidenceLine
 		json.Unmarshal([]byte(recLines[0]), &first)
-		if idx < first.Index { // keep log order so that the scope check is what fails
-			verifyTampered(t, b, v, verify.ProblemRecordScope, recFile+":1")
-		} else {
-			t.Skip("no foreign record before the export's first")
+		// The rig's data is fixed: its first foreign record precedes the export's first, so the
+		// prepended line keeps log order and the scope check is what fails.
+		if idx >= first.Index {
+			t.Fatalf("fixture changed: first foreign record at %d, export starts at %d", idx, first.Index)
 		}
+		verifyTampered(t, b, v, verify.ProblemRecordScope, recFile+":1")
 	})
 	t.Run("citation mismatch", func(t *testing.T) {
 		csvb := base.get("report/decisions.csv")
 		l := lines(csvb)
-		l[1] = strings.Replace(l[1], ",allow,", ",deny,", 1)
-		if !strings.Contains(l[1], ",deny,") {
-			t.Skip("first decision is not an allow")
+		row := 0 // the first row citing an allow; turn it into a deny
+		for i := 1; i < len(l) && row == 0; i++ {
+			if strings.Contains(l[i], ",allow,") {
+				row = i
+			}
 		}
+		if row == 0 {
+			t.Fatal("fixture changed: no decision row cites an allow")
+		}
+		l[row] = strings.Replace(l[row], ",allow,", ",deny,", 1)
 		b := base.set("report/decisions.csv", []byte(strings.Join(l, ""))).resign(t, r.Signer)
-		verifyTampered(t, b, v, verify.ProblemCitationMismatch, "report/decisions.csv row 2")
+		verifyTampered(t, b, v, verify.ProblemCitationMismatch, fmt.Sprintf("report/decisions.csv row %d", row+1))
 	})
 	t.Run("duplicated record line", func(t *testing.T) {
 		b := base.set(recFile, setLine(base.get(recFile), 3, recLines[2])).resign(t, r.Signer)
