@@ -3,7 +3,6 @@ package verify
 import (
 	"archive/zip"
 	"bytes"
-	"compress/flate"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -13,7 +12,13 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lineage-audit/lineage/internal/ziptest"
 )
+
+// The forged archives (a member before the central directory or at offset 0, a name changed in
+// a local header, data hidden after a DEFLATE stream) and the streaming reader that shows what
+// they hide come from internal/ziptest, which the bundle tests of exporters/report use too.
 
 // checkZipBytes runs checkZipLayout on an archive held in memory.
 func checkZipBytes(b []byte) error {
@@ -46,153 +51,6 @@ func smallZip(t testing.TB, edit func(*zip.FileHeader), names ...string) []byte 
 		t.Fatal(err)
 	}
 	return buf.Bytes()
-}
-
-// zipEntry is a central directory entry of a test archive.
-type zipEntry struct {
-	name   string
-	cdOff  int // where the entry starts
-	offset int // its local header's offset
-}
-
-// zipEntries lists the central directory of b (no zip64, no comment).
-func zipEntries(t testing.TB, b []byte) (cdOff int, entries []zipEntry) {
-	t.Helper()
-	eocd := len(b) - endLen
-	if le32(b[eocd:]) != sigEnd {
-		t.Fatal("no end record")
-	}
-	cdOff = int(le32(b[eocd+16:]))
-	for p := cdOff; p < eocd && le32(b[p:]) == sigCentral; {
-		n, x, c := int(le16(b[p+28:])), int(le16(b[p+30:])), int(le16(b[p+32:]))
-		entries = append(entries, zipEntry{name: string(b[p+centralLen : p+centralLen+n]), cdOff: p, offset: int(le32(b[p+42:]))})
-		p += centralLen + n + x + c
-	}
-	return cdOff, entries
-}
-
-func entryNamed(t testing.TB, entries []zipEntry, name string) zipEntry {
-	t.Helper()
-	for _, e := range entries {
-		if e.name == name {
-			return e
-		}
-	}
-	t.Fatalf("no member %s", name)
-	return zipEntry{}
-}
-
-// forgedMember is a stored member with its sizes in its local header: what an attacker adds.
-func forgedMember(name string, data []byte) []byte {
-	h := make([]byte, localLen, localLen+len(name)+len(data))
-	binary.LittleEndian.PutUint32(h[0:], sigLocal)
-	binary.LittleEndian.PutUint16(h[4:], 20)
-	binary.LittleEndian.PutUint32(h[14:], crc32.ChecksumIEEE(data))
-	binary.LittleEndian.PutUint32(h[18:], uint32(len(data)))
-	binary.LittleEndian.PutUint32(h[22:], uint32(len(data)))
-	binary.LittleEndian.PutUint16(h[26:], uint16(len(name)))
-	return append(append(h, name...), data...)
-}
-
-func addU32(b []byte, off, n int) {
-	binary.LittleEndian.PutUint32(b[off:], le32(b[off:])+uint32(n))
-}
-
-// insertBeforeDirectory puts member between the last member and the central directory and
-// moves the end record's directory offset past it: archive/zip lists the same members.
-func insertBeforeDirectory(t testing.TB, b, member []byte) []byte {
-	cdOff, _ := zipEntries(t, b)
-	out := slices.Concat(b[:cdOff], member, b[cdOff:])
-	addU32(out, len(out)-endLen+16, len(member))
-	return out
-}
-
-// prependMember puts member at offset 0 and shifts every offset the archive records, so the
-// archive is self-consistent for archive/zip.
-func prependMember(t testing.TB, b, member []byte) []byte {
-	_, entries := zipEntries(t, b)
-	out := slices.Concat(member, b)
-	for _, e := range entries {
-		addU32(out, len(member)+e.cdOff+42, len(member))
-	}
-	addU32(out, len(out)-endLen+16, len(member))
-	return out
-}
-
-// renameLocal renames a member in its local header only (same length).
-func renameLocal(t testing.TB, b []byte, from, to string) []byte {
-	t.Helper()
-	if len(from) != len(to) {
-		t.Fatal("names of different lengths")
-	}
-	_, entries := zipEntries(t, b)
-	e := entryNamed(t, entries, from)
-	out := bytes.Clone(b)
-	if string(out[e.offset+localLen:e.offset+localLen+len(from)]) != from {
-		t.Fatal("local name not found")
-	}
-	copy(out[e.offset+localLen:], to)
-	return out
-}
-
-// streamed is a member as a streaming reader (Java's ZipInputStream) sees it.
-type streamed struct {
-	name string
-	data []byte
-}
-
-// streamMembers reads b as a streaming reader does: local header after local header from
-// offset 0, never looking at the central directory; a DEFLATE member with a data descriptor
-// ends where its DEFLATE stream ends. It stops at the first thing that is not a local header.
-func streamMembers(b []byte) ([]streamed, error) {
-	var out []streamed
-	pos := 0
-	for pos+localLen <= len(b) && le32(b[pos:]) == sigLocal {
-		flags, method := le16(b[pos+6:]), le16(b[pos+8:])
-		csize := int(le32(b[pos+18:]))
-		n, x := int(le16(b[pos+26:])), int(le16(b[pos+28:]))
-		data := pos + localLen + n + x
-		if data > len(b) {
-			return out, errors.New("truncated local header")
-		}
-		m := streamed{name: string(b[pos+localLen : pos+localLen+n])}
-		switch {
-		case method == zip.Deflate:
-			br := bytes.NewReader(b[data:]) // an io.ByteReader: flate reads no further than the stream
-			content, err := io.ReadAll(io.LimitReader(flate.NewReader(br), 1<<24))
-			if err != nil {
-				return out, fmt.Errorf("%s: %w", m.name, err)
-			}
-			used := len(b) - data - br.Len()
-			if flags&flagDescriptor == 0 && used != csize {
-				return out, fmt.Errorf("%s: stream of %d bytes, header says %d", m.name, used, csize)
-			}
-			m.data, pos = content, data+used
-			if flags&flagDescriptor != 0 {
-				if pos+descriptorLen > len(b) || le32(b[pos:]) != sigDescriptor {
-					return out, fmt.Errorf("%s: no data descriptor", m.name)
-				}
-				if d := int(le32(b[pos+8:])); d != used {
-					return out, fmt.Errorf("%s: descriptor says %d bytes, stream has %d", m.name, d, used)
-				}
-				pos += descriptorLen
-			}
-		case method == zip.Store && flags&flagDescriptor == 0 && data+csize <= len(b):
-			m.data, pos = b[data:data+csize], data+csize
-		default:
-			return out, fmt.Errorf("%s: cannot stream", m.name)
-		}
-		out = append(out, m)
-	}
-	return out, nil
-}
-
-func streamedNames(ms []streamed) []string {
-	var names []string
-	for _, m := range ms {
-		names = append(names, m.name)
-	}
-	return names
 }
 
 func TestZipLayoutAcceptsWriterOutput(t *testing.T) {
@@ -253,48 +111,48 @@ func wantLayoutErr(t *testing.T, b []byte, want string) {
 func TestZipLayoutRefuses(t *testing.T) {
 	names := []string{"MANIFEST", "checkpoint", "report/report.html", "report/report.json"}
 	good := smallZip(t, nil, names...)
-	cdOff, entries := zipEntries(t, good)
-	forged := forgedMember("report/report.html", []byte("<h1>forged</h1>"))
+	cdOff, entries := ziptest.Entries(t, good)
+	forged := ziptest.ForgedMember("report/report.html", []byte("<h1>forged</h1>"))
 	patch := func(off int, v ...byte) []byte {
 		b := bytes.Clone(good)
 		copy(b[off:], v)
 		return b
 	}
-	html := entryNamed(t, entries, "report/report.html")
+	html := ziptest.EntryNamed(t, entries, "report/report.html")
 	for _, tc := range []struct {
 		name string
 		b    []byte
 		want string
 	}{
-		{"member before the central directory", insertBeforeDirectory(t, good, forged), `before the central directory belong to no member the central directory lists: they hold an unlisted member "report/report.html"`},
-		{"member prepended, offsets shifted", prependMember(t, good, forged), `before member "MANIFEST" belong to no member`},
+		{"member before the central directory", ziptest.InsertBeforeDirectory(t, good, forged), `before the central directory belong to no member the central directory lists: they hold an unlisted member "report/report.html"`},
+		{"member prepended, offsets shifted", ziptest.PrependMember(t, good, forged), `before member "MANIFEST" belong to no member`},
 		{"member prepended, offsets kept", slices.Concat(forged, good), "does not end where the end record starts"},
-		{"junk before the central directory", insertBeforeDirectory(t, good, []byte("junk")), "4 bytes before the central directory belong to no member"},
-		{"renamed in local header", renameLocal(t, good, "report/report.json", "report/report.html"), `names the member "report/report.html"; the central directory names it "report/report.json"`},
+		{"junk before the central directory", ziptest.InsertBeforeDirectory(t, good, []byte("junk")), "4 bytes before the central directory belong to no member"},
+		{"renamed in local header", ziptest.RenameLocal(t, good, "report/report.json", "report/report.html"), `names the member "report/report.html"; the central directory names it "report/report.json"`},
 		{"archive comment", func() []byte {
 			b := slices.Concat(good, []byte("hi"))
 			binary.LittleEndian.PutUint16(b[len(good)-2:], 2)
 			return b
 		}(), "2-byte comment"},
 		{"trailing bytes", slices.Concat(good, []byte("trailing")), "8 bytes follow the end-of-central-directory record"},
-		{"local flags", patch(html.offset+6, 0x08, 0x08), "local header: flags 0x0808"},
-		{"local method", patch(html.offset+8, 0), "local header: compression method 0"},
-		{"local time", patch(html.offset+10, 1), "modification time"},
-		{"local CRC with descriptor", patch(html.offset+14, 1), "CRC and sizes are set"},
+		{"local flags", patch(html.Offset+6, 0x08, 0x08), "local header: flags 0x0808"},
+		{"local method", patch(html.Offset+8, 0), "local header: compression method 0"},
+		{"local time", patch(html.Offset+10, 1), "modification time"},
+		{"local CRC with descriptor", patch(html.Offset+14, 1), "CRC and sizes are set"},
 		{"descriptor CRC", func() []byte {
 			_, next := entries[2], entries[3]
-			return patch(next.offset-descriptorLen+4, 0xde, 0xad)
+			return patch(next.Offset-descriptorLen+4, 0xde, 0xad)
 		}(), "the data descriptor says CRC"},
-		{"descriptor signature", patch(entries[3].offset-descriptorLen, 'X'), "no data descriptor"},
-		{"local extra", patch(html.offset+localLen+len(html.name), 0x54, 0x56), "extra fields differ"},
+		{"descriptor signature", patch(entries[3].Offset-descriptorLen, 'X'), "no data descriptor"},
+		{"local extra", patch(html.Offset+localLen+len(html.Name), 0x54, 0x56), "extra fields differ"},
 		{"central offset into the middle", func() []byte {
 			b := bytes.Clone(good)
-			binary.LittleEndian.PutUint32(b[html.cdOff+42:], uint32(html.offset-1))
+			binary.LittleEndian.PutUint32(b[html.CDOff+42:], uint32(html.Offset-1))
 			return b
 		}(), "inside the member before it"},
 		{"central offset past a gap", func() []byte {
 			b := bytes.Clone(good)
-			binary.LittleEndian.PutUint32(b[html.cdOff+42:], uint32(html.offset+1))
+			binary.LittleEndian.PutUint32(b[html.CDOff+42:], uint32(html.Offset+1))
 			return b
 		}(), `1 bytes before member "report/report.html" belong to no member`},
 		{"deferring end record without zip64", patch(len(good)-endLen+16, 0xff, 0xff, 0xff, 0xff), "zip64 end record that is not there"},
@@ -326,7 +184,7 @@ func TestZipLayoutRefuses(t *testing.T) {
 // cleanly, a streaming reader shows the hidden one; openMember refuses it.
 func TestOpenMemberRefusesHiddenTail(t *testing.T) {
 	good := smallZip(t, nil, "MANIFEST", "report/report.html")
-	b := hideAfterStream(t, good, "report/report.html", forgedMember("report/report.html", []byte("<h1>forged</h1>")))
+	b := ziptest.HideAfterStream(t, good, "report/report.html", ziptest.ForgedMember("report/report.html", []byte("<h1>forged</h1>")))
 	if err := checkZipBytes(b); err != nil {
 		t.Fatalf("the layout is exact, yet: %v", err)
 	}
@@ -355,54 +213,17 @@ func TestOpenMemberRefusesHiddenTail(t *testing.T) {
 	}
 }
 
-// hideAfterStream rewrites archive b with tail appended to the compressed data of member
-// name, its compressed size grown to match: what archive/zip reads is unchanged.
-func hideAfterStream(t testing.TB, b []byte, name string, tail []byte) []byte {
-	t.Helper()
-	zr, err := zip.NewReader(bytes.NewReader(b), int64(len(b)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var buf bytes.Buffer
-	zw := zip.NewWriter(&buf)
-	for _, zf := range zr.File {
-		if zf.Name != name {
-			if err := zw.Copy(zf); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		raw, err := zf.OpenRaw()
-		if err != nil {
-			t.Fatal(err)
-		}
-		data, _ := io.ReadAll(raw)
-		h := zf.FileHeader
-		h.CompressedSize64 += uint64(len(tail))
-		w, err := zw.CreateRaw(&h)
-		if err != nil {
-			t.Fatal(err)
-		}
-		w.Write(data)
-		w.Write(tail)
-	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
-
 // FuzzZipLayout feeds arbitrary bytes to checkZipLayout: it must never panic, must explain a
 // refusal with a *LayoutError, and an archive it accepts (whose members read cleanly through
 // openMember) must show a streaming reader exactly the members, names and contents
 // archive/zip shows.
 func FuzzZipLayout(f *testing.F) {
 	good := smallZip(f, nil, "MANIFEST", "checkpoint", "report/report.html")
-	forged := forgedMember("report/report.html", []byte("<h1>forged</h1>"))
+	forged := ziptest.ForgedMember("report/report.html", []byte("<h1>forged</h1>"))
 	f.Add(good)
-	f.Add(insertBeforeDirectory(f, good, forged))
-	f.Add(prependMember(f, good, forged))
-	f.Add(renameLocal(f, good, "checkpoint", "checkpoinT"))
+	f.Add(ziptest.InsertBeforeDirectory(f, good, forged))
+	f.Add(ziptest.PrependMember(f, good, forged))
+	f.Add(ziptest.RenameLocal(f, good, "checkpoint", "checkpoinT"))
 	f.Add(smallZip(f, func(h *zip.FileHeader) { h.Method = zip.Store }, "a"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		zr, err := zip.NewReader(bytes.NewReader(b), int64(len(b)))
@@ -420,7 +241,7 @@ func FuzzZipLayout(f *testing.F) {
 			}
 			return
 		}
-		var want []streamed
+		var want []ziptest.Streamed
 		for _, zf := range zr.File {
 			rc, err := openMember(zf)
 			if err != nil {
@@ -431,14 +252,14 @@ func FuzzZipLayout(f *testing.F) {
 			if err != nil {
 				return
 			}
-			want = append(want, streamed{zf.Name, data})
+			want = append(want, ziptest.Streamed{Name: zf.Name, Data: data})
 		}
-		got, err := streamMembers(b)
+		got, err := ziptest.StreamMembers(b)
 		if err != nil {
 			t.Fatalf("accepted, but a streaming reader fails: %v", err)
 		}
-		if !slices.EqualFunc(got, want, func(a, b streamed) bool { return a.name == b.name && bytes.Equal(a.data, b.data) }) {
-			t.Fatalf("accepted, but a streaming reader shows %q; archive/zip %q", streamedNames(got), streamedNames(want))
+		if !slices.EqualFunc(got, want, func(a, b ziptest.Streamed) bool { return a.Name == b.Name && bytes.Equal(a.Data, b.Data) }) {
+			t.Fatalf("accepted, but a streaming reader shows %q; archive/zip %q", ziptest.StreamedNames(got), ziptest.StreamedNames(want))
 		}
 	})
 }

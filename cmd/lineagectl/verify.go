@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -11,60 +10,28 @@ import (
 	"net/url"
 	"os"
 	"strings"
-	"time"
 
 	"github.com/lineage-audit/lineage/internal/cliflag"
 	"github.com/lineage-audit/lineage/internal/verifycmd"
 	"github.com/lineage-audit/lineage/verify"
 )
 
-var httpClient = &http.Client{Timeout: 30 * time.Second}
-
 // apiKey is the bearer credential sent to the API (--api-key or LINEAGE_API_KEY).
 var apiKey string
 
 // addAPIKeyFlag registers --api-key on a command that talks to the API.
 func addAPIKeyFlag(fs *flag.FlagSet) {
-	fs.StringVar(&apiKey, "api-key", "", "API key (lin_…) when lineaged requires authentication; prefer the LINEAGE_API_KEY environment variable")
+	fs.StringVar(&apiKey, "api-key", "", verifycmd.APIKeyUsage)
 }
 
 // get fetches an API path and returns the body, turning error answers into errors.
 func get(api, path string) ([]byte, error) { return call(http.MethodGet, api, path, nil, 256<<20) }
 
 // call sends one API request with the API key, and returns the body of a 2xx answer; an error
-// answer becomes an error carrying the server's message.
+// answer becomes an error carrying the server's message. The client is the one of
+// internal/verifycmd, so that lineagectl and lineage-verify talk to the API alike.
 func call(method, api, path string, body []byte, limit int64) ([]byte, error) {
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequest(method, strings.TrimRight(api, "/")+path, rd)
-	if err != nil {
-		return nil, err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if apiKey != "" {
-		req.Header.Set("Authorization", "Bearer "+apiKey)
-	}
-	resp, err := httpClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, limit))
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		var e struct{ Error string }
-		if json.Unmarshal(b, &e) == nil && e.Error != "" {
-			return nil, fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, e.Error)
-		}
-		return nil, fmt.Errorf("%s %s: %s", method, path, resp.Status)
-	}
-	return b, nil
+	return verifycmd.Call(method, api, path, apiKey, body, limit)
 }
 
 // runVerify and runCheckpoint are the shared command code of internal/verifycmd, which the

@@ -1,175 +1,34 @@
 package report
 
-import (
-	"archive/zip"
-	"bytes"
-	"compress/flate"
-	"encoding/binary"
-	"errors"
-	"fmt"
-	"hash/crc32"
-	"io"
-	"slices"
-	"testing"
-)
+import "github.com/lineage-audit/lineage/internal/ziptest"
 
 // Archive forgeries for the bundle tests (verify_test.go): they edit a bundle the exporter
-// wrote the way an attacker would. They are copies of the helpers of verify/zipcheck_test.go
-// (which tests the layout check itself on small archives), with the few ZIP constants they use
-// (APPNOTE.TXT 4.3), since a test file cannot be shared between packages.
-
-const (
-	sigLocal       = 0x04034b50
-	sigCentral     = 0x02014b50
-	sigDescriptor  = 0x08074b50
-	sigEnd         = 0x06054b50
-	localLen       = 30
-	centralLen     = 46
-	endLen         = 22
-	descriptorLen  = 16
-	flagDescriptor = 0x0008
+// wrote the way an attacker would. They live in internal/ziptest, shared with
+// verify/zipcheck_test.go (which tests the layout check itself on small archives); these are
+// the names verify_test.go calls them by.
+var (
+	forgedMember          = ziptest.ForgedMember
+	insertBeforeDirectory = ziptest.InsertBeforeDirectory
+	prependMember         = ziptest.PrependMember
+	renameLocal           = ziptest.RenameLocal
+	hideAfterStream       = ziptest.HideAfterStream
 )
 
-func le16(b []byte) uint16 { return binary.LittleEndian.Uint16(b) }
-func le32(b []byte) uint32 { return binary.LittleEndian.Uint32(b) }
-
-// zipEntry is a central directory entry of a test archive.
-type zipEntry struct {
-	name   string
-	cdOff  int // where the entry starts
-	offset int // its local header's offset
-}
-
-// zipEntries lists the central directory of b (no zip64, no comment).
-func zipEntries(t testing.TB, b []byte) (cdOff int, entries []zipEntry) {
-	t.Helper()
-	eocd := len(b) - endLen
-	if le32(b[eocd:]) != sigEnd {
-		t.Fatal("no end record")
-	}
-	cdOff = int(le32(b[eocd+16:]))
-	for p := cdOff; p < eocd && le32(b[p:]) == sigCentral; {
-		n, x, c := int(le16(b[p+28:])), int(le16(b[p+30:])), int(le16(b[p+32:]))
-		entries = append(entries, zipEntry{name: string(b[p+centralLen : p+centralLen+n]), cdOff: p, offset: int(le32(b[p+42:]))})
-		p += centralLen + n + x + c
-	}
-	return cdOff, entries
-}
-
-func entryNamed(t testing.TB, entries []zipEntry, name string) zipEntry {
-	t.Helper()
-	for _, e := range entries {
-		if e.name == name {
-			return e
-		}
-	}
-	t.Fatalf("no member %s", name)
-	return zipEntry{}
-}
-
-// forgedMember is a stored member with its sizes in its local header: what an attacker adds.
-func forgedMember(name string, data []byte) []byte {
-	h := make([]byte, localLen, localLen+len(name)+len(data))
-	binary.LittleEndian.PutUint32(h[0:], sigLocal)
-	binary.LittleEndian.PutUint16(h[4:], 20)
-	binary.LittleEndian.PutUint32(h[14:], crc32.ChecksumIEEE(data))
-	binary.LittleEndian.PutUint32(h[18:], uint32(len(data)))
-	binary.LittleEndian.PutUint32(h[22:], uint32(len(data)))
-	binary.LittleEndian.PutUint16(h[26:], uint16(len(name)))
-	return append(append(h, name...), data...)
-}
-
-func addU32(b []byte, off, n int) {
-	binary.LittleEndian.PutUint32(b[off:], le32(b[off:])+uint32(n))
-}
-
-// insertBeforeDirectory puts member between the last member and the central directory and
-// moves the end record's directory offset past it: archive/zip lists the same members.
-func insertBeforeDirectory(t testing.TB, b, member []byte) []byte {
-	cdOff, _ := zipEntries(t, b)
-	out := slices.Concat(b[:cdOff], member, b[cdOff:])
-	addU32(out, len(out)-endLen+16, len(member))
-	return out
-}
-
-// prependMember puts member at offset 0 and shifts every offset the archive records, so the
-// archive is self-consistent for archive/zip.
-func prependMember(t testing.TB, b, member []byte) []byte {
-	_, entries := zipEntries(t, b)
-	out := slices.Concat(member, b)
-	for _, e := range entries {
-		addU32(out, len(member)+e.cdOff+42, len(member))
-	}
-	addU32(out, len(out)-endLen+16, len(member))
-	return out
-}
-
-// renameLocal renames a member in its local header only (same length).
-func renameLocal(t testing.TB, b []byte, from, to string) []byte {
-	t.Helper()
-	if len(from) != len(to) {
-		t.Fatal("names of different lengths")
-	}
-	_, entries := zipEntries(t, b)
-	e := entryNamed(t, entries, from)
-	out := bytes.Clone(b)
-	if string(out[e.offset+localLen:e.offset+localLen+len(from)]) != from {
-		t.Fatal("local name not found")
-	}
-	copy(out[e.offset+localLen:], to)
-	return out
-}
-
-// streamed is a member as a streaming reader (Java's ZipInputStream) sees it.
+// streamed is a member as a streaming reader (Java's ZipInputStream) sees it: a
+// ziptest.Streamed under the field names verify_test.go uses.
 type streamed struct {
 	name string
 	data []byte
 }
 
-// streamMembers reads b as a streaming reader does: local header after local header from
-// offset 0, never looking at the central directory; a DEFLATE member with a data descriptor
-// ends where its DEFLATE stream ends. It stops at the first thing that is not a local header.
+// streamMembers reads b as a streaming reader does (ziptest.StreamMembers).
 func streamMembers(b []byte) ([]streamed, error) {
+	ms, err := ziptest.StreamMembers(b)
 	var out []streamed
-	pos := 0
-	for pos+localLen <= len(b) && le32(b[pos:]) == sigLocal {
-		flags, method := le16(b[pos+6:]), le16(b[pos+8:])
-		csize := int(le32(b[pos+18:]))
-		n, x := int(le16(b[pos+26:])), int(le16(b[pos+28:]))
-		data := pos + localLen + n + x
-		if data > len(b) {
-			return out, errors.New("truncated local header")
-		}
-		m := streamed{name: string(b[pos+localLen : pos+localLen+n])}
-		switch {
-		case method == zip.Deflate:
-			br := bytes.NewReader(b[data:]) // an io.ByteReader: flate reads no further than the stream
-			content, err := io.ReadAll(io.LimitReader(flate.NewReader(br), 1<<24))
-			if err != nil {
-				return out, fmt.Errorf("%s: %w", m.name, err)
-			}
-			used := len(b) - data - br.Len()
-			if flags&flagDescriptor == 0 && used != csize {
-				return out, fmt.Errorf("%s: stream of %d bytes, header says %d", m.name, used, csize)
-			}
-			m.data, pos = content, data+used
-			if flags&flagDescriptor != 0 {
-				if pos+descriptorLen > len(b) || le32(b[pos:]) != sigDescriptor {
-					return out, fmt.Errorf("%s: no data descriptor", m.name)
-				}
-				if d := int(le32(b[pos+8:])); d != used {
-					return out, fmt.Errorf("%s: descriptor says %d bytes, stream has %d", m.name, d, used)
-				}
-				pos += descriptorLen
-			}
-		case method == zip.Store && flags&flagDescriptor == 0 && data+csize <= len(b):
-			m.data, pos = b[data:data+csize], data+csize
-		default:
-			return out, fmt.Errorf("%s: cannot stream", m.name)
-		}
-		out = append(out, m)
+	for _, m := range ms {
+		out = append(out, streamed{name: m.Name, data: m.Data})
 	}
-	return out, nil
+	return out, err
 }
 
 func streamedNames(ms []streamed) []string {
@@ -178,41 +37,4 @@ func streamedNames(ms []streamed) []string {
 		names = append(names, m.name)
 	}
 	return names
-}
-
-// hideAfterStream rewrites archive b with tail appended to the compressed data of member
-// name, its compressed size grown to match: what archive/zip reads is unchanged.
-func hideAfterStream(t testing.TB, b []byte, name string, tail []byte) []byte {
-	t.Helper()
-	zr, err := zip.NewReader(bytes.NewReader(b), int64(len(b)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var buf bytes.Buffer
-	zw := zip.NewWriter(&buf)
-	for _, zf := range zr.File {
-		if zf.Name != name {
-			if err := zw.Copy(zf); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		raw, err := zf.OpenRaw()
-		if err != nil {
-			t.Fatal(err)
-		}
-		data, _ := io.ReadAll(raw)
-		h := zf.FileHeader
-		h.CompressedSize64 += uint64(len(tail))
-		w, err := zw.CreateRaw(&h)
-		if err != nil {
-			t.Fatal(err)
-		}
-		w.Write(data)
-		w.Write(tail)
-	}
-	if err := zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
 }

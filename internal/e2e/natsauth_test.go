@@ -25,7 +25,6 @@ import (
 	"github.com/lineage-audit/lineage/internal/demo"
 	"github.com/lineage-audit/lineage/internal/loadgen"
 	"github.com/lineage-audit/lineage/internal/natsclient"
-	"github.com/lineage-audit/lineage/query/auth"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -191,14 +190,7 @@ func makeTLS(t *testing.T, dir string) (string, *tls.Config) {
 // logged exactly once.
 func TestEmbeddedNATSPublisherNKeysKeepStreamsAndCarryLoad(t *testing.T) {
 	dir := t.TempDir()
-	adminKey, entry, err := auth.NewKey("admin", []auth.Role{auth.RoleAdmin}, []string{"*"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyFile := filepath.Join(dir, "apikeys.json")
-	if err := os.WriteFile(keyFile, must(json.Marshal(auth.KeyFile{Keys: []auth.KeyEntry{entry}})), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	adminKey, keyFile := writeAdminKey(t, dir)
 	data := filepath.Join(dir, "data")
 	const tenant = "acme-bank"
 

@@ -80,27 +80,31 @@ func (s *natsSpy) subscribe(t *testing.T, patterns ...string) {
 	time.Sleep(200 * time.Millisecond) // the async error handler reports refusals
 }
 
-// TestNATSPublisherReadsNothingButItsAcks: a publisher NKey confined to tenant a subscribes to
-// every pattern it might be allowed while tenant b publishes (and lineaged ingests) records and
-// an admin lists b's quarantine over HTTP. It must receive nothing of b nor of lineaged, and
-// still get its own PubAcks on its private inbox _INBOX_<its public key>.
-func TestNATSPublisherReadsNothingButItsAcks(t *testing.T) {
-	recs := demo.Generate(demo.Options{Seed: 51, Tenants: 2}, 300)
-	a := recs[0].Tenant
-	b := otherTenant(recs, a)
-	dir := t.TempDir()
-
-	adminKey, entry, err := auth.NewKey("admin", []auth.Role{auth.RoleAdmin}, []string{"*"})
+// writeAdminKey writes an API key file into dir holding one admin key for every tenant
+// (--api-keys) and returns the key and the file.
+func writeAdminKey(t *testing.T, dir string) (key, file string) {
+	t.Helper()
+	key, entry, err := auth.NewKey("admin", []auth.Role{auth.RoleAdmin}, []string{"*"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	keyFile := filepath.Join(dir, "apikeys.json")
-	if err := os.WriteFile(keyFile, must(json.Marshal(auth.KeyFile{Keys: []auth.KeyEntry{entry}})), 0o600); err != nil {
+	file = filepath.Join(dir, "apikeys.json")
+	if err := os.WriteFile(file, must(json.Marshal(auth.KeyFile{Keys: []auth.KeyEntry{entry}})), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	pubs, seeds := map[string]string{}, map[string]string{}
+	return key, file
+}
+
+// startNKeyDaemon starts lineaged with an admin API key (writeAdminKey) and a publisher NKey
+// for each of tenants (--nats-publisher-nkeys), and returns it with its NATS URL, the admin
+// key, and by tenant the public NKey and the file holding its seed. The caller stops it.
+func startNKeyDaemon(t *testing.T, tenants ...string) (d *daemon, url, adminKey string, pubs, seeds map[string]string) {
+	t.Helper()
+	dir := t.TempDir()
+	adminKey, keyFile := writeAdminKey(t, dir)
+	pubs, seeds = map[string]string{}, map[string]string{}
 	var nkeyLines string
-	for _, tenant := range []string{a, b} {
+	for _, tenant := range tenants {
 		kp, _ := nkeys.CreateUser()
 		pubs[tenant] = must(kp.PublicKey())
 		seeds[tenant] = filepath.Join(dir, tenant+".nk")
@@ -114,8 +118,35 @@ func TestNATSPublisherReadsNothingButItsAcks(t *testing.T) {
 		t.Fatal(err)
 	}
 	natsAddr, httpAddr := freeAddr(t), freeAddr(t)
-	url := "nats://" + natsAddr
-	d := startDaemon(t, filepath.Join(dir, "data"), natsAddr, httpAddr, "--api-keys", keyFile, "--nats-publisher-nkeys", pubFile)
+	d = startDaemon(t, filepath.Join(dir, "data"), natsAddr, httpAddr, "--api-keys", keyFile, "--nats-publisher-nkeys", pubFile)
+	return d, "nats://" + natsAddr, adminKey, pubs, seeds
+}
+
+// connectWithSeed connects to NATS with the settings lineagectl and lineaged use
+// (internal/natsclient), signing in with the NKey seed in seedFile: the connection then uses
+// the publisher's private inbox.
+func connectWithSeed(t *testing.T, url, seedFile string) *nats.Conn {
+	t.Helper()
+	creds, err := natsclient.Settings{NKeySeed: seedFile}.Options()
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(url, creds...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nc
+}
+
+// TestNATSPublisherReadsNothingButItsAcks: a publisher NKey confined to tenant a subscribes to
+// every pattern it might be allowed while tenant b publishes (and lineaged ingests) records and
+// an admin lists b's quarantine over HTTP. It must receive nothing of b nor of lineaged, and
+// still get its own PubAcks on its private inbox _INBOX_<its public key>.
+func TestNATSPublisherReadsNothingButItsAcks(t *testing.T) {
+	recs := demo.Generate(demo.Options{Seed: 51, Tenants: 2}, 300)
+	a := recs[0].Tenant
+	b := otherTenant(recs, a)
+	d, url, adminKey, pubs, seeds := startNKeyDaemon(t, a, b)
 	defer d.stop()
 
 	// Tenant a's spy: its own NKey, on its private inbox prefix.
@@ -170,14 +201,7 @@ func TestNATSPublisherReadsNothingButItsAcks(t *testing.T) {
 	// Tenant a publishes its own records through natsclient (lineagectl's and lineaged's
 	// settings), which uses its private inbox because it signs in with an NKey seed; every
 	// publish gets its PubAck.
-	creds, err := natsclient.Settings{NKeySeed: seeds[a]}.Options()
-	if err != nil {
-		t.Fatal(err)
-	}
-	anc, err := nats.Connect(url, creds...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	anc := connectWithSeed(t, url, seeds[a])
 	defer anc.Close()
 	js, err := jetstream.New(anc)
 	if err != nil {
@@ -324,43 +348,10 @@ func TestNATSPublisherCannotAimReplies(t *testing.T) {
 			ofA = append(ofA, r)
 		}
 	}
-	dir := t.TempDir()
-	adminKey, entry, err := auth.NewKey("admin", []auth.Role{auth.RoleAdmin}, []string{"*"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyFile := filepath.Join(dir, "apikeys.json")
-	if err := os.WriteFile(keyFile, must(json.Marshal(auth.KeyFile{Keys: []auth.KeyEntry{entry}})), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	pubs, seeds := map[string]string{}, map[string]string{}
-	var nkeyLines string
-	for _, tenant := range []string{a, b} {
-		kp, _ := nkeys.CreateUser()
-		pubs[tenant] = must(kp.PublicKey())
-		seeds[tenant] = filepath.Join(dir, tenant+".nk")
-		if err := os.WriteFile(seeds[tenant], must(kp.Seed()), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		nkeyLines += pubs[tenant] + " " + tenant + "\n"
-	}
-	pubFile := filepath.Join(dir, "publishers")
-	if err := os.WriteFile(pubFile, []byte(nkeyLines), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	natsAddr, httpAddr := freeAddr(t), freeAddr(t)
-	url := "nats://" + natsAddr
-	d := startDaemon(t, filepath.Join(dir, "data"), natsAddr, httpAddr, "--api-keys", keyFile, "--nats-publisher-nkeys", pubFile)
+	d, url, adminKey, pubs, seeds := startNKeyDaemon(t, a, b)
 	defer d.stop()
 
-	creds, err := natsclient.Settings{NKeySeed: seeds[a]}.Options()
-	if err != nil {
-		t.Fatal(err)
-	}
-	nc, err := nats.Connect(url, creds...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc := connectWithSeed(t, url, seeds[a])
 	defer nc.Close()
 	// quarantineOf lists a tenant's quarantine once it holds at least want entries (or after 3 s).
 	quarantineOf := func(tenant string, want int) []ingest.QuarantineEntry {

@@ -1,7 +1,8 @@
 // Package verifycmd is the command code of the offline checks, shared by `lineagectl verify`
 // and `lineagectl checkpoint` (cmd/lineagectl) and by the auditor's small binary
 // cmd/lineage-verify, so that the two never diverge. It depends on the verify package and the
-// standard library only (net/http for the optional online fetch), never on the server.
+// standard library only (net/http for the optional online fetch), never on the server. Its API
+// client (Call) is lineagectl's too.
 package verifycmd
 
 import (
@@ -34,13 +35,20 @@ type Env struct {
 
 var httpClient = &http.Client{Timeout: 30 * time.Second}
 
-// get fetches an API path with an optional API key and returns the body of a 2xx answer; an
-// error answer becomes an error carrying the server's message. It behaves as lineagectl's
-// own client (cmd/lineagectl/verify.go).
-func get(api, path, apiKey string) ([]byte, error) {
-	req, err := http.NewRequest(http.MethodGet, strings.TrimRight(api, "/")+path, nil)
+// Call sends one API request with an optional API key (and a JSON body, when body is not nil)
+// and returns the body of a 2xx answer, read up to limit bytes; an error answer becomes an error
+// carrying the server's message. It is lineagectl's API client too (cmd/lineagectl/verify.go).
+func Call(method, api, path, apiKey string, body []byte, limit int64) ([]byte, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequest(method, strings.TrimRight(api, "/")+path, rd)
 	if err != nil {
 		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	if apiKey != "" {
 		req.Header.Set("Authorization", "Bearer "+apiKey)
@@ -50,23 +58,97 @@ func get(api, path, apiKey string) ([]byte, error) {
 		return nil, err
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
+	b, err := io.ReadAll(io.LimitReader(resp.Body, limit))
 	if err != nil {
 		return nil, err
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		var e struct{ Error string }
 		if json.Unmarshal(b, &e) == nil && e.Error != "" {
-			return nil, fmt.Errorf("%s %s: %s: %s", http.MethodGet, path, resp.Status, e.Error)
+			return nil, fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, e.Error)
 		}
-		return nil, fmt.Errorf("%s %s: %s", http.MethodGet, path, resp.Status)
+		return nil, fmt.Errorf("%s %s: %s", method, path, resp.Status)
 	}
 	return b, nil
 }
 
-// addAPIKeyFlag registers --api-key on a command that talks to the API.
-func addAPIKeyFlag(fs *flag.FlagSet) *string {
-	return fs.String("api-key", "", "API key (lin_…) when lineaged requires authentication; prefer the LINEAGE_API_KEY environment variable")
+// APIKeyUsage is the help of --api-key, on every command that talks to the API.
+const APIKeyUsage = "API key (lin_…) when lineaged requires authentication; prefer the LINEAGE_API_KEY environment variable"
+
+// apiFlags are --api and --api-key of a command that talks to the API.
+type apiFlags struct{ url, key *string }
+
+// addAPIFlags registers --api-key and --api, with the default and help of --api given.
+func addAPIFlags(fs *flag.FlagSet, def, usage string) apiFlags {
+	key := fs.String("api-key", "", APIKeyUsage)
+	return apiFlags{url: fs.String("api", def, usage), key: key}
+}
+
+// get fetches an API path and returns the body of a 2xx answer (Call).
+func (a apiFlags) get(path string) ([]byte, error) {
+	return Call(http.MethodGet, *a.url, path, *a.key, nil, 256<<20)
+}
+
+// savedOrFetched reads a saved answer from file when one is named, or else, when fetch is set,
+// fetches path from the API; with neither, it fails with the error missing.
+func (a apiFlags) savedOrFetched(file string, fetch bool, path, missing string) ([]byte, error) {
+	switch {
+	case file != "":
+		return os.ReadFile(file)
+	case fetch:
+		return a.get(path)
+	}
+	return nil, errors.New(missing)
+}
+
+// Help of --verifier-file.
+const (
+	verifierFileUsage        = "file holding the log's public key"
+	verifierFileUsageExample = verifierFileUsage + " (e.g. data/keys/log.key.pub)"
+)
+
+// addVerifierFlags registers --verifier and --verifier-file (with the help given) and returns
+// what loads the key they name (LoadVerifier) once the flags are parsed.
+func addVerifierFlags(fs *flag.FlagSet, fileUsage string) func() (note.Verifier, error) {
+	vkey := fs.String("verifier", "", "the log's public key (name+hash+base64)")
+	vfile := fs.String("verifier-file", "", fileUsage)
+	return func() (note.Verifier, error) { return LoadVerifier(*vkey, *vfile) }
+}
+
+// parse parses args into fs with the environment overrides of env (cliflag); -h prints
+// "usage: PROG synopsis" and the flags.
+func parse(fs *flag.FlagSet, env Env, synopsis string, args []string) error {
+	fs.Usage = cliflag.Usage(fs, env.EnvPrefix, "usage: "+env.Prog+" "+synopsis)
+	return cliflag.Parse(fs, env.EnvPrefix, args)
+}
+
+// openCheckpointFile reads a saved checkpoint and verifies its signature; what ("older",
+// "newer") names it in the error.
+func openCheckpointFile(what, file string, v note.Verifier) (verify.Checkpoint, error) {
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		return verify.Checkpoint{}, err
+	}
+	cp, err := verify.OpenCheckpoint(raw, v)
+	if err != nil {
+		return cp, fmt.Errorf("%s checkpoint: %w", what, err)
+	}
+	return cp, nil
+}
+
+// consistencyPath is the API path of the consistency proof between old and cp.
+func consistencyPath(old, cp verify.Checkpoint) string {
+	return fmt.Sprintf("/v1/proofs/consistency?from=%d&to=%d", old.Size, cp.Size)
+}
+
+// checkConsistency verifies that cp extends old with a consistency proof, an answer of
+// GET /v1/proofs/consistency.
+func checkConsistency(old, cp verify.Checkpoint, proof []byte) error {
+	p, err := verify.DecodeConsistencyProof(proof)
+	if err != nil {
+		return err
+	}
+	return verify.VerifyConsistency(old, cp, p)
 }
 
 // LoadVerifier reads the log's public key from a verifier string or a file holding one.
@@ -87,38 +169,27 @@ func Verify(env Env, args []string) error {
 		return verifyBundleArgs(env, args) // verify BUNDLE.zip --verifier-file F
 	}
 	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
-	apiKey := addAPIKeyFlag(fs)
-	api := fs.String("api", "http://127.0.0.1:8080", "Lineage query API")
+	api := addAPIFlags(fs, "http://127.0.0.1:8080", "Lineage query API")
 	id := fs.String("id", "", "record id to fetch and verify")
 	tenant := fs.String("tenant", "", "tenant of the record (needed when the id exists in several)")
 	proofFile := fs.String("proof", "", "verify a saved answer of GET /v1/records/{id} instead of fetching one")
 	save := fs.String("save", "", "save the fetched answer to this file (verify it later with --proof, offline)")
-	vkey := fs.String("verifier", "", "the log's public key (name+hash+base64)")
-	vfile := fs.String("verifier-file", "", "file holding the log's public key (e.g. data/keys/log.key.pub)")
-	fs.Usage = cliflag.Usage(fs, env.EnvPrefix, "usage: "+env.Prog+" verify (--id ID | --proof FILE) (--verifier KEY | --verifier-file FILE)")
-	if err := cliflag.Parse(fs, env.EnvPrefix, args); err != nil {
+	loadVerifier := addVerifierFlags(fs, verifierFileUsageExample)
+	if err := parse(fs, env, "verify (--id ID | --proof FILE) (--verifier KEY | --verifier-file FILE)", args); err != nil {
 		return err
 	}
-	v, err := LoadVerifier(*vkey, *vfile)
+	v, err := loadVerifier()
 	if err != nil {
 		return err
 	}
 	if fs.NArg() == 1 { // verify --verifier-file F BUNDLE.zip
 		return VerifyBundle(fs.Arg(0), v)
 	}
-	var raw []byte
-	switch {
-	case *proofFile != "":
-		raw, err = os.ReadFile(*proofFile)
-	case *id != "":
-		path := "/v1/records/" + url.PathEscape(*id)
-		if *tenant != "" {
-			path += "?tenant=" + url.QueryEscape(*tenant)
-		}
-		raw, err = get(*api, path, *apiKey)
-	default:
-		return errors.New("give --id or --proof")
+	path := "/v1/records/" + url.PathEscape(*id)
+	if *tenant != "" {
+		path += "?tenant=" + url.QueryEscape(*tenant)
 	}
+	raw, err := api.savedOrFetched(*proofFile, *id != "", path, "give --id or --proof")
 	if err != nil {
 		return err
 	}
@@ -148,14 +219,12 @@ func Verify(env Env, args []string) error {
 // come before or after the flags).
 func verifyBundleArgs(env Env, args []string) error {
 	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
-	vkey := fs.String("verifier", "", "the log's public key (name+hash+base64)")
-	vfile := fs.String("verifier-file", "", "file holding the log's public key (e.g. data/keys/log.key.pub)")
-	fs.Usage = cliflag.Usage(fs, env.EnvPrefix, "usage: "+env.Prog+" verify BUNDLE.zip (--verifier KEY | --verifier-file FILE)")
+	loadVerifier := addVerifierFlags(fs, verifierFileUsageExample)
 	path := ""
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		path, args = args[0], args[1:]
 	}
-	if err := cliflag.Parse(fs, env.EnvPrefix, args); err != nil {
+	if err := parse(fs, env, "verify BUNDLE.zip (--verifier KEY | --verifier-file FILE)", args); err != nil {
 		return err
 	}
 	if path == "" && fs.NArg() > 0 {
@@ -166,7 +235,7 @@ func verifyBundleArgs(env Env, args []string) error {
 	if path == "" {
 		return errors.New("name the bundle to verify")
 	}
-	v, err := LoadVerifier(*vkey, *vfile)
+	v, err := loadVerifier()
 	if err != nil {
 		return err
 	}
@@ -208,21 +277,18 @@ func VerifyBundle(path string, v note.Verifier) error {
 // consistency with an older one.
 func Checkpoint(env Env, args []string) error {
 	fs := flag.NewFlagSet("checkpoint", flag.ContinueOnError)
-	apiKey := addAPIKeyFlag(fs)
-	api := fs.String("api", "http://127.0.0.1:8080", "Lineage query API")
-	vkey := fs.String("verifier", "", "the log's public key (name+hash+base64)")
-	vfile := fs.String("verifier-file", "", "file holding the log's public key")
+	api := addAPIFlags(fs, "http://127.0.0.1:8080", "Lineage query API")
+	loadVerifier := addVerifierFlags(fs, verifierFileUsage)
 	older := fs.String("since", "", "a checkpoint file trusted earlier: prove the latest one extends it")
 	save := fs.String("save", "", "save the latest checkpoint to this file")
-	fs.Usage = cliflag.Usage(fs, env.EnvPrefix, "usage: "+env.Prog+" checkpoint (--verifier KEY | --verifier-file FILE) [--since OLD] [--save FILE]")
-	if err := cliflag.Parse(fs, env.EnvPrefix, args); err != nil {
+	if err := parse(fs, env, "checkpoint (--verifier KEY | --verifier-file FILE) [--since OLD] [--save FILE]", args); err != nil {
 		return err
 	}
-	v, err := LoadVerifier(*vkey, *vfile)
+	v, err := loadVerifier()
 	if err != nil {
 		return err
 	}
-	raw, err := get(*api, "/v1/checkpoint", *apiKey)
+	raw, err := api.get("/v1/checkpoint")
 	if err != nil {
 		return err
 	}
@@ -232,23 +298,15 @@ func Checkpoint(env Env, args []string) error {
 	}
 	fmt.Printf("OK: checkpoint of %q, size %d, root %x\n", cp.Origin, cp.Size, cp.Hash)
 	if *older != "" {
-		oraw, err := os.ReadFile(*older)
+		old, err := openCheckpointFile("older", *older, v)
 		if err != nil {
 			return err
 		}
-		old, err := verify.OpenCheckpoint(oraw, v)
-		if err != nil {
-			return fmt.Errorf("older checkpoint: %w", err)
-		}
-		b, err := get(*api, fmt.Sprintf("/v1/proofs/consistency?from=%d&to=%d", old.Size, cp.Size), *apiKey)
+		b, err := api.get(consistencyPath(old, cp))
 		if err != nil {
 			return err
 		}
-		proof, err := verify.DecodeConsistencyProof(b)
-		if err != nil {
-			return err
-		}
-		if err := verify.VerifyConsistency(old, cp, proof); err != nil {
+		if err := checkConsistency(old, cp, b); err != nil {
 			return err
 		}
 		fmt.Printf("OK: consistent with the older checkpoint of size %d\n", old.Size)
@@ -264,60 +322,34 @@ func Checkpoint(env Env, args []string) error {
 // GET /v1/proofs/consistency) or fetched (--api).
 func Consistency(env Env, args []string) error {
 	fs := flag.NewFlagSet("consistency", flag.ContinueOnError)
-	apiKey := addAPIKeyFlag(fs)
-	api := fs.String("api", "", "Lineage query API to fetch the proof from, when --proof is not given")
-	vkey := fs.String("verifier", "", "the log's public key (name+hash+base64)")
-	vfile := fs.String("verifier-file", "", "file holding the log's public key")
+	api := addAPIFlags(fs, "", "Lineage query API to fetch the proof from, when --proof is not given")
+	loadVerifier := addVerifierFlags(fs, verifierFileUsage)
 	oldFile := fs.String("old", "", "the older checkpoint file")
 	newFile := fs.String("new", "", "the newer checkpoint file")
 	proofFile := fs.String("proof", "", "a saved answer of GET /v1/proofs/consistency?from=OLD&to=NEW")
-	fs.Usage = cliflag.Usage(fs, env.EnvPrefix, "usage: "+env.Prog+" consistency --old FILE --new FILE (--proof FILE | --api URL) (--verifier KEY | --verifier-file FILE)")
-	if err := cliflag.Parse(fs, env.EnvPrefix, args); err != nil {
+	if err := parse(fs, env, "consistency --old FILE --new FILE (--proof FILE | --api URL) (--verifier KEY | --verifier-file FILE)", args); err != nil {
 		return err
 	}
 	if *oldFile == "" || *newFile == "" {
 		return errors.New("give --old and --new")
 	}
-	v, err := LoadVerifier(*vkey, *vfile)
+	v, err := loadVerifier()
 	if err != nil {
 		return err
 	}
-	open := func(what, file string) (verify.Checkpoint, error) {
-		raw, err := os.ReadFile(file)
-		if err != nil {
-			return verify.Checkpoint{}, err
-		}
-		cp, err := verify.OpenCheckpoint(raw, v)
-		if err != nil {
-			return cp, fmt.Errorf("%s checkpoint: %w", what, err)
-		}
-		return cp, nil
-	}
-	old, err := open("older", *oldFile)
+	old, err := openCheckpointFile("older", *oldFile, v)
 	if err != nil {
 		return err
 	}
-	cp, err := open("newer", *newFile)
+	cp, err := openCheckpointFile("newer", *newFile, v)
 	if err != nil {
 		return err
 	}
-	var b []byte
-	switch {
-	case *proofFile != "":
-		b, err = os.ReadFile(*proofFile)
-	case *api != "":
-		b, err = get(*api, fmt.Sprintf("/v1/proofs/consistency?from=%d&to=%d", old.Size, cp.Size), *apiKey)
-	default:
-		return errors.New("give --proof or --api")
-	}
+	b, err := api.savedOrFetched(*proofFile, *api.url != "", consistencyPath(old, cp), "give --proof or --api")
 	if err != nil {
 		return err
 	}
-	proof, err := verify.DecodeConsistencyProof(b)
-	if err != nil {
-		return err
-	}
-	if err := verify.VerifyConsistency(old, cp, proof); err != nil {
+	if err := checkConsistency(old, cp, b); err != nil {
 		return err
 	}
 	fmt.Printf("OK: the checkpoint of %q of size %d (root %x) extends the one of size %d (root %x)\n", cp.Origin, cp.Size, cp.Hash, old.Size, old.Hash)
@@ -329,35 +361,25 @@ func Consistency(env Env, args []string) error {
 // verify.VerifyAnswer.
 func Answer(env Env, args []string) error {
 	fs := flag.NewFlagSet("answer", flag.ContinueOnError)
-	apiKey := addAPIKeyFlag(fs)
-	api := fs.String("api", "", "Lineage query API to fetch the answer from, when --file is not given")
+	api := addAPIFlags(fs, "", "Lineage query API to fetch the answer from, when --file is not given")
 	tenant := fs.String("tenant", "", "tenant, when fetching")
 	kind := fs.String("kind", "", "answer kind: "+strings.Join(verify.AnswerKinds, ", "))
 	subject := fs.String("subject", "", "the user, agent, action or policy id asked about")
 	file := fs.String("file", "", "a saved answer of GET /v1/lineage/{kind}/{subject}")
-	vkey := fs.String("verifier", "", "the log's public key (name+hash+base64)")
-	vfile := fs.String("verifier-file", "", "file holding the log's public key")
-	fs.Usage = cliflag.Usage(fs, env.EnvPrefix, "usage: "+env.Prog+" answer --kind K --subject S (--file FILE | --api URL --tenant T) (--verifier KEY | --verifier-file FILE)")
-	if err := cliflag.Parse(fs, env.EnvPrefix, args); err != nil {
+	loadVerifier := addVerifierFlags(fs, verifierFileUsage)
+	if err := parse(fs, env, "answer --kind K --subject S (--file FILE | --api URL --tenant T) (--verifier KEY | --verifier-file FILE)", args); err != nil {
 		return err
 	}
 	if *kind == "" || *subject == "" {
 		return errors.New("give --kind and --subject")
 	}
-	v, err := LoadVerifier(*vkey, *vfile)
+	v, err := loadVerifier()
 	if err != nil {
 		return err
 	}
-	var raw []byte
-	switch {
-	case *file != "":
-		raw, err = os.ReadFile(*file)
-	case *api != "":
-		q := url.Values{"tenant": {*tenant}}
-		raw, err = get(*api, "/v1/lineage/"+url.PathEscape(*kind)+"/"+url.PathEscape(*subject)+"?"+q.Encode(), *apiKey)
-	default:
-		return errors.New("give --file or --api")
-	}
+	q := url.Values{"tenant": {*tenant}}
+	path := "/v1/lineage/" + url.PathEscape(*kind) + "/" + url.PathEscape(*subject) + "?" + q.Encode()
+	raw, err := api.savedOrFetched(*file, *api.url != "", path, "give --file or --api")
 	if err != nil {
 		return err
 	}
