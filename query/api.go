@@ -47,6 +47,10 @@ type API struct {
 	// ordinary authenticated API calls. The guards still run; the UI sets its own CSP.
 	UI     http.Handler
 	Logger *slog.Logger
+	// Login, when set, is the browser login with the OIDC provider (query/auth/login.go): its
+	// /v1/auth/ routes (404 without it), and the CSRF check of requests its session cookie
+	// authenticates. Its Sessions must also be in Auth's chain.
+	Login *auth.Login
 
 	// AllowedHosts are the Host names (or name:port) served besides "localhost" and IP
 	// literals; "*" serves any. Empty with Auth set serves any Host (see guard.go).
@@ -91,7 +95,9 @@ func (a *API) Engine() *gin.Engine {
 	budget := newBodyBudget(a.MaxInflightBytes, a.MaxRequestBody, a.InflightWait, a.Registerer)
 	// Authentication comes before anything reads a body; then the body must be JSON and fit
 	// in the budget of bytes in flight.
-	authed := r.Group("", auth.Middleware(a.Auth), jsonGuard, budget.handle)
+	// A session cookie's state-changing request without its CSRF token is refused (403)
+	// before authentication.
+	authed := r.Group("", a.Login.CSRFGuard, auth.Middleware(a.Auth), jsonGuard, budget.handle)
 	if a.Gatherer != nil {
 		authed.GET("/metrics", auth.Require(auth.RoleAdmin), gin.WrapH(promhttp.HandlerFor(a.Gatherer, promhttp.HandlerOpts{})))
 	}
@@ -112,6 +118,9 @@ func (a *API) Engine() *gin.Engine {
 	for _, m := range a.Mounts {
 		m(v1)
 	}
+	// Browser login: outside the authenticated group (the session route answers for the
+	// cookie only; logout checks the CSRF token itself); no route reads a body.
+	a.Login.Mount(r)
 	if a.UI != nil {
 		ui := gin.WrapH(a.UI)
 		for _, p := range []string{"/", "/ui", "/ui/*path"} {

@@ -6,10 +6,12 @@ package query
 //  2. hostGuard: the Host header must name this service (DNS rebinding defence).
 //  3. originGuard: a state-changing request from a browser must come from this origin or an
 //     allowed one (CSRF defence; browsers always send Origin on such requests).
-//  4. auth.Middleware: unauthenticated requests are refused before their body is read.
-//  5. jsonGuard: a state-changing request with a body must declare a JSON content type, which a
+//  4. the session CSRF guard (auth.Login.CSRFGuard, when browser login is configured): a
+//     state-changing request authenticated by the session cookie must carry X-CSRF-Token.
+//  5. auth.Middleware: unauthenticated requests are refused before their body is read.
+//  6. jsonGuard: a state-changing request with a body must declare a JSON content type, which a
 //     browser cannot send cross-origin without a CORS preflight (that this API never grants).
-//  6. bodyBudget: the bytes of request bodies in flight across all requests are bounded.
+//  7. bodyBudget: the bytes of request bodies in flight across all requests are bounded.
 //
 // Every refusal before the body is read goes through refuse, which closes the connection after
 // the answer instead of draining a body the caller may never finish (auth.DropBody).

@@ -62,6 +62,12 @@ func serve(args []string) error {
 	fs.StringVar(&c.OIDC.JWKSURL, "oidc-jwks-url", "", "JWKS URL, if not discovered from the issuer")
 	fs.StringVar(&c.OIDC.RolesClaim, "oidc-roles-claim", d.OIDC.RolesClaim, "token claim listing the caller's roles")
 	fs.StringVar(&c.OIDC.TenantsClaim, "oidc-tenants-claim", d.OIDC.TenantsClaim, "token claim listing the caller's tenants (\"*\" for all)")
+	fs.StringVar(&c.OIDCLogin.ClientID, "oidc-client-id", "", "enable the web UI's browser login (authorization code + PKCE) as this client of --oidc-issuer; needs --oidc-redirect-url")
+	fs.StringVar(&c.OIDCLogin.ClientSecret, "oidc-client-secret", "", "client secret, for a confidential client only (prefer the environment variable or --oidc-client-secret-file)")
+	secretFile := fs.String("oidc-client-secret-file", "", "file holding the client secret (a confidential client)")
+	fs.StringVar(&c.OIDCLogin.RedirectURL, "oidc-redirect-url", "", "the login's redirect URI as browsers reach lineaged, registered at the provider: https://<host>/v1/auth/callback")
+	fs.Var((*commaList)(&c.OIDCLogin.Scopes), "oidc-scopes", "comma-separated scopes the login requests (openid is always added)")
+	fs.DurationVar(&c.OIDCLogin.SessionMaxAge, "oidc-session-max-age", d.OIDCLogin.SessionMaxAge, "longest browser session; it ends sooner when the provider's access token expires (sessions are in memory: a restart ends them)")
 	fs.StringVar(&c.SourceKeys, "source-keys", "", "JSON file of enforcement points' Ed25519 keys and tenants that require signed records")
 	fs.StringVar(&c.OPAIdentityPath, "opa-identity-path", d.OPAIdentityPath, "dotted path in OPA decision input that holds the identity object")
 	fs.StringVar(&c.HTTPAddr, "http-addr", d.HTTPAddr, "listen address of the query API")
@@ -84,6 +90,16 @@ func serve(args []string) error {
 	fs.Usage = cliflag.Usage(fs, envPrefix, "usage: lineaged serve [flags]")
 	if err := cliflag.Parse(fs, envPrefix, args); err != nil {
 		return err
+	}
+	if *secretFile != "" {
+		if c.OIDCLogin.ClientSecret != "" {
+			return fmt.Errorf("--oidc-client-secret and --oidc-client-secret-file are exclusive")
+		}
+		b, err := os.ReadFile(*secretFile)
+		if err != nil {
+			return fmt.Errorf("--oidc-client-secret-file: %w", err)
+		}
+		c.OIDCLogin.ClientSecret = strings.TrimSpace(string(b))
 	}
 	logger, err := newLogger(*level, *format)
 	if err != nil {

@@ -54,6 +54,10 @@ type Config struct {
 	APIKeys string
 	// OIDC, when its Issuer is set, accepts bearer tokens from that identity provider.
 	OIDC auth.OIDCConfig
+	// OIDCLogin, when its ClientID is set, adds the web UI's browser login with that provider
+	// (query/auth/login.go): it needs OIDC.Issuer and a RedirectURL. Its sessions live in
+	// memory (lost on restart).
+	OIDCLogin auth.LoginConfig
 	// SourceKeys is the file of registered source keys (Ed25519) and tenants that require them.
 	SourceKeys string
 	// OPAIdentityPath is where the identity object sits in OPA decision input.
@@ -101,6 +105,7 @@ func DefaultConfig() Config {
 		NATSAddr:        "127.0.0.1:4222",
 		HTTPAddr:        "127.0.0.1:8080",
 		OIDC:            auth.OIDCConfig{RolesClaim: "lineage_roles", TenantsClaim: "lineage_tenants"},
+		OIDCLogin:       auth.LoginConfig{SessionMaxAge: auth.DefaultSessionMaxAge},
 		OPAIdentityPath: ingest.DefaultOPAIdentityPath,
 
 		CheckpointInterval: 250 * time.Millisecond,
@@ -175,46 +180,61 @@ func positiveOr[T int | int64 | time.Duration](v *T, d T) {
 }
 
 // preflight refuses a configuration before anything is opened, and returns the API's
-// authenticator (nil: none configured, so the API must listen on loopback only).
-func preflight(c Config) (auth.Authenticator, error) {
+// authenticator (nil: none configured, so the API must listen on loopback only) and the
+// browser login (nil unless configured).
+func preflight(c Config) (auth.Authenticator, *auth.Login, error) {
 	if c.Ledger != "tessera" && c.Ledger != "trillian" {
-		return nil, fmt.Errorf("service: --ledger %q is not available (tessera, trillian)", c.Ledger)
+		return nil, nil, fmt.Errorf("service: --ledger %q is not available (tessera, trillian)", c.Ledger)
 	}
 	if c.Ledger == "trillian" && (c.TrillianAddr == "" || c.TrillianTreeID == 0) {
-		return nil, errors.New("service: --ledger trillian needs --trillian-addr and --trillian-tree-id")
+		return nil, nil, errors.New("service: --ledger trillian needs --trillian-addr and --trillian-tree-id")
 	}
 	if c.Index != "sqlite" && c.Index != "clickhouse" {
-		return nil, fmt.Errorf("service: --index %q is not available (sqlite, clickhouse)", c.Index)
+		return nil, nil, fmt.Errorf("service: --index %q is not available (sqlite, clickhouse)", c.Index)
 	}
 	if c.Index == "clickhouse" && c.ClickHouseDSN == "" {
-		return nil, errors.New("service: --index clickhouse needs --clickhouse-dsn")
+		return nil, nil, errors.New("service: --index clickhouse needs --clickhouse-dsn")
 	}
 	var chain auth.Chain
 	if c.APIKeys != "" {
 		keys, err := auth.LoadAPIKeys(c.APIKeys)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		chain = append(chain, keys)
 	}
+	var login *auth.Login
 	if c.OIDC.Issuer != "" {
 		o, err := auth.NewOIDC(c.OIDC)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		chain = append(chain, o)
+		if c.OIDCLogin.ClientID != "" {
+			lc := c.OIDCLogin
+			if lc.Logger == nil {
+				lc.Logger = c.Logger
+			}
+			if login, err = auth.NewLogin(o, lc); err != nil {
+				return nil, nil, fmt.Errorf("service: --oidc-client-id: %w", err)
+			}
+			// Last: a request with an Authorization header is the bearer authenticators'.
+			chain = append(chain, login.Sessions())
+		}
+	} else if c.OIDCLogin.ClientID != "" {
+		return nil, nil, errors.New("service: --oidc-client-id needs --oidc-issuer and --oidc-audience")
 	}
 	var authn auth.Authenticator
 	if len(chain) > 0 {
 		authn = chain
 	} else if err := requireLoopback("--http-addr (without --api-keys or --oidc-issuer)", c.HTTPAddr); err != nil {
 		// Without credentials every caller is an admin of every tenant: loopback only.
-		return nil, err
+		return nil, nil, err
 	}
 	if c.NATSURL == "" && c.NATS.Token == "" && c.NATSPublisherNKeys == "" {
 		if err := requireLoopback("--nats-addr (without --nats-token or --nats-publisher-nkeys)", c.NATSAddr); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	return authn, nil
+	return authn, login, nil
 }

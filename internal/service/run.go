@@ -24,7 +24,7 @@ import (
 // dir. It returns the first failure, nil when ctx ended.
 func Run(ctx context.Context, c Config) error {
 	c.Defaults()
-	authn, err := preflight(c)
+	authn, login, err := preflight(c)
 	if err != nil {
 		return err
 	}
@@ -44,7 +44,7 @@ func Run(ctx context.Context, c Config) error {
 	}
 	defer stopWorkers()
 
-	addr, stopServing, err := serve(ctx, g, c, st, w, authn)
+	addr, stopServing, err := serve(ctx, g, c, st, w, authn, login)
 	if err != nil {
 		return err
 	}
@@ -61,7 +61,7 @@ func Run(ctx context.Context, c Config) error {
 // serve listens on c.HTTPAddr and serves the query API, with HTTP ingest and the exporter
 // mounted, as a goroutine of g. It returns the address listened on and the function that shuts
 // the server down (waiting up to 30s for requests in progress).
-func serve(ctx context.Context, g *errgroup.Group, c Config, st *stores, w *workers, authn auth.Authenticator) (addr string, stop func(), err error) {
+func serve(ctx context.Context, g *errgroup.Group, c Config, st *stores, w *workers, authn auth.Authenticator, login *auth.Login) (addr string, stop func(), err error) {
 	log := c.Logger
 	httpIngest := &ingest.HTTP{JS: w.js, OPA: w.opa, Metrics: w.inMetrics, Seen: st.index,
 		Logger: log.With("component", "ingest-http")}
@@ -69,7 +69,7 @@ func serve(ctx context.Context, g *errgroup.Group, c Config, st *stores, w *work
 		Mounts: []func(*gin.RouterGroup){httpIngest.Mount, w.exports.Mount}, Logger: log.With("component", "api"),
 		AllowedHosts: allowedHosts(c), AllowedOrigins: c.HTTPAllowedOrigins, MaxInflightBytes: c.HTTPMaxInflightBytes,
 		MaxRequestBody: ingest.DefaultMaxBody, InflightWait: c.HTTPInflightWait, Registerer: st.reg,
-		UI: web.Handler()}
+		UI: web.Handler(), Login: login}
 	srv, ln, err := newHTTPServer(c, api.Handler(), st.reg)
 	if err != nil {
 		return "", nil, err

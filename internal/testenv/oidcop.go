@@ -42,6 +42,10 @@ type OIDCProviderOptions struct {
 	// Claims are added to the JWT access tokens of each subject (OIDCUser1, OIDCUser2), e.g.
 	// {"id1": {"lineage_roles": ["auditor"], "lineage_tenants": ["acme"]}}.
 	Claims map[string]map[string]any
+	// RedirectURL is the redirect URI registered for every client (default
+	// http://127.0.0.1/callback). The provider's native clients accept a loopback redirect URI
+	// on any port, so lineaged's http://127.0.0.1:<port>/v1/auth/callback fits.
+	RedirectURL string
 }
 
 // OIDCProvider is a running OpenID provider (internal/testenv/oidcop, built on zitadel/oidc's
@@ -77,7 +81,10 @@ func StartOIDCProvider(t testing.TB, opts OIDCProviderOptions) *OIDCProvider {
 		claims = []byte("{}")
 	}
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
-	op := &OIDCProvider{Issuer: "http://" + addr, RedirectURL: "http://127.0.0.1/callback", addr: addr, bin: bin, dir: t.TempDir()}
+	if opts.RedirectURL == "" {
+		opts.RedirectURL = "http://127.0.0.1/callback"
+	}
+	op := &OIDCProvider{Issuer: "http://" + addr, RedirectURL: opts.RedirectURL, addr: addr, bin: bin, dir: t.TempDir()}
 	op.args = []string{"-addr", addr, "-issuer", op.Issuer, "-clients", strings.Join(opts.Clients, ","),
 		"-redirect-uri", op.RedirectURL, "-claims", string(claims)}
 	op.start(t)
