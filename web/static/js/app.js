@@ -9,6 +9,7 @@ import { userView, agentView, chainView, policyView } from "./views/lineage.js";
 import { recordView } from "./views/record.js";
 import { logView, exportsView, quarantineView, settingsView } from "./views/admin.js";
 import { heading } from "./views/common.js";
+import { initSession } from "./views/login.js";
 
 const TENANT = "lineage.lastTenant";
 const main = document.getElementById("main");
@@ -106,6 +107,7 @@ async function render() {
 }
 
 (async () => {
+  await initSession(); // the browser login's session (if any) first: the API calls below use it
   await loadVerifier();
   await loadTrust();
   render();

@@ -73,6 +73,7 @@ export class Tree {
     this.rows = rows;
     this.active = activeNode && rows[activeNode.row] === activeNode ? activeNode.row : Math.min(this.active, rows.length - 1);
     this.spacer.style.height = rows.length * ROW + "px";
+    this.scroller.dataset.rows = String(rows.length);
     this.render();
   }
 
@@ -82,7 +83,7 @@ export class Tree {
     while (stack.length) {
       const n = stack.pop();
       if (pred(n)) return n;
-      if (n.children) stack.push(...n.children);
+      if (n.children) for (let i = n.children.length - 1; i >= 0; i--) stack.push(n.children[i]); // no spread: 10k+ children
     }
     return null;
   }

@@ -1,0 +1,431 @@
+package web_test
+
+// BenchmarkUITree10k: how soon a user's lineage of 10,000 actions is usable in a real browser
+// (Debian's chromium, headless) against a real lineaged started in-process. Run it with
+//
+//	go test -run '^$' -bench UITree10k -benchtime 1x ./web/
+//
+// It reports, from the page's own clock (performance marks static/js/views/lineage.js sets,
+// relative to the navigation's start):
+//
+//   - ms-interactive: the deep link of the user's tree opened until its first page of rows is
+//     in the DOM and the tree takes keyboard focus (mark lineage:tree-interactive);
+//   - ms-all-verified: until every page of the window is loaded and every action's badge is
+//     verified in the page (mark lineage:tree-verified).
+//
+// It also checks that the tree stays virtualized (far fewer row elements than rows) and that
+// the keyboard reaches the last of the 10,000 actions.
+//
+// The helpers of ui_browser_test.go take *testing.T; the few a benchmark needs are repeated
+// here for testing.TB.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
+	lineage "github.com/lineage-audit/lineage"
+	"github.com/lineage-audit/lineage/internal/service"
+)
+
+const (
+	benchTenant  = "bench-bank"
+	benchUser    = "ursula.kowalski@bench-bank.example"
+	benchPlanner = "spiffe://bench-bank.example/ns/agents/sa/planner"
+	benchChecker = "spiffe://bench-bank.example/ns/agents/sa/checker"
+	benchExecs   = 8
+)
+
+func benchExecutor(i int) string {
+	return fmt.Sprintf("spiffe://bench-bank.example/ns/agents/sa/executor-%d", i)
+}
+
+// benchRecords makes n decision records of one user over October 2026, in sessions of ten: the
+// planner's plan (the root, delegated by the user), eight executors' actions under it, and a
+// checker that executor-0 delegated to. Each carries its RFC 8693 actor chain and parent_id, so
+// the tree nests the same on every page. About 5% are denied, 2% escalated, 3% modified.
+func benchRecords(tb testing.TB, n int) []lineage.Record {
+	tb.Helper()
+	start := time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC)
+	sessions := (n + 9) / 10
+	step := 30 * 24 * time.Hour / time.Duration(sessions)
+	user := lineage.Person{ID: benchUser, Issuer: "https://login.bench-bank.example/"}
+	model := &lineage.Model{Provider: "example", Name: "bench-model", Version: "1"}
+	out := make([]lineage.Record, 0, n)
+	for s := 0; len(out) < n; s++ {
+		t0 := start.Add(time.Duration(s) * step)
+		deleg := func(actors ...string) *lineage.Delegation {
+			return &lineage.Delegation{TokenID: fmt.Sprintf("tok-%06d", s), Issuer: user.Issuer, Mechanism: "rfc8693",
+				Scope: []string{"loans:read", "loans:decide"}, IssuedAt: t0.Add(-time.Second).Format(time.RFC3339),
+				ExpiresAt: t0.Add(15 * time.Minute).Format(time.RFC3339), Actors: actors}
+		}
+		root := fmt.Sprintf("bench-%06d-0", s)
+		for k := 0; k < 10 && len(out) < n; k++ {
+			i := len(out)
+			r := lineage.Record{
+				Schema: lineage.SchemaV1, ID: fmt.Sprintf("bench-%06d-%d", s, k),
+				Time:   t0.Add(time.Duration(k) * 700 * time.Millisecond).Format(time.RFC3339Nano),
+				Tenant: benchTenant, Source: lineage.Source{ID: "gateway-1", Type: "ai-gateway"}, User: user,
+				Decision: lineage.Decision{Effect: lineage.EffectAllow, Policy: lineage.Policy{ID: "bench.agent-scope", Version: "v1"},
+					Reason: "within the delegated scope"},
+			}
+			switch {
+			case k == 0:
+				r.Agent, r.Role, r.Delegation = lineage.Agent{ID: benchPlanner, Model: model}, "planner", deleg(benchPlanner)
+				r.Action = lineage.Action{Type: "plan", Target: fmt.Sprintf("loan-application/LA-%06d", s)}
+			case k == 9:
+				r.Agent, r.Role, r.ParentID = lineage.Agent{ID: benchChecker, Model: model}, "checker", fmt.Sprintf("bench-%06d-1", s)
+				r.Delegation = deleg(benchChecker, benchExecutor(0), benchPlanner)
+				r.Action = lineage.Action{Type: "check", Target: fmt.Sprintf("loan-application/LA-%06d/decision", s)}
+			default:
+				e := benchExecutor(k - 1)
+				r.Agent, r.Role, r.ParentID, r.Delegation = lineage.Agent{ID: e, Model: model}, "executor", root, deleg(e, benchPlanner)
+				r.Action = lineage.Action{Type: []string{"db.read", "tool.call", "email.send"}[k%3], Target: fmt.Sprintf("customers/CUST-%06d/%d", s, k)}
+			}
+			switch h := (uint32(i) * 2654435761) >> 20 % 100; {
+			case h < 5:
+				r.Decision.Effect, r.Decision.Reason = lineage.EffectDeny, "outside the delegated scope"
+			case h < 7:
+				r.Decision.Effect, r.Decision.Reason = lineage.EffectEscalate, "amount above the agent's limit"
+			case h < 10:
+				r.Decision.Effect, r.Decision.Reason = lineage.EffectModify, "fields redacted"
+			}
+			if err := r.Validate(); err != nil {
+				tb.Fatalf("bench record %s: %v", r.ID, err)
+			}
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// benchServer runs lineaged in-process, like startServer (ui_browser_test.go).
+func benchServer(tb testing.TB) (base, vkey string) {
+	tb.Helper()
+	dir, httpAddr, natsAddr := tb.TempDir(), freeAddrTB(tb), freeAddrTB(tb) // before the cleanup below, which must run first
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- service.Run(ctx, service.Config{DataDir: dir, HTTPAddr: httpAddr, NATSAddr: natsAddr,
+			CheckpointInterval: 100 * time.Millisecond, LogOrigin: "lineage.test/ui-bench",
+			Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	}()
+	tb.Cleanup(func() {
+		cancel()
+		t0 := time.Now()
+		select {
+		case err := <-done:
+			if err != nil {
+				tb.Errorf("lineaged: %v", err)
+			}
+			tb.Logf("lineaged stopped in %s", time.Since(t0).Round(time.Millisecond))
+		case <-time.After(2 * time.Minute):
+			tb.Error("lineaged did not stop within 2 minutes")
+		}
+	})
+	base = "http://" + httpAddr
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		select {
+		case err := <-done:
+			tb.Fatalf("lineaged exited: %v", err)
+		default:
+		}
+		if resp, err := http.Get(base + "/healthz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			tb.Fatal("lineaged not healthy after 30s")
+		}
+	}
+	return base, strings.TrimSpace(string(getTB(tb, base+"/v1/verifier")))
+}
+
+func freeAddrTB(tb testing.TB) string {
+	tb.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func getTB(tb testing.TB, u string) []byte {
+	tb.Helper()
+	resp, err := http.Get(u)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		tb.Fatalf("GET %s: %s\n%s", u, resp.Status, b)
+	}
+	return b
+}
+
+// benchPublish posts recs in batches (POST /v1/records, application/json) and waits until the
+// index and the checkpoint cover them.
+func benchPublish(tb testing.TB, base string, recs []lineage.Record, batch int) {
+	tb.Helper()
+	for i := 0; i < len(recs); i += batch {
+		part := recs[i:min(i+batch, len(recs))]
+		body, _ := json.Marshal(part)
+		resp, err := http.Post(base+"/v1/records", "application/json", bytes.NewReader(body))
+		if err != nil {
+			tb.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var r struct {
+			Accepted int `json:"accepted"`
+		}
+		if json.Unmarshal(b, &r) != nil || r.Accepted != len(part) {
+			tb.Fatalf("POST /v1/records: %s, %d of %d accepted\n%.500s", resp.Status, r.Accepted, len(part), b)
+		}
+	}
+	want := uint64(len(recs))
+	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		var h struct {
+			IndexPosition  uint64 `json:"index_position"`
+			CheckpointSize uint64 `json:"checkpoint_size"`
+		}
+		if json.Unmarshal(getTB(tb, base+"/healthz"), &h) == nil && h.IndexPosition >= want && h.CheckpointSize >= want {
+			return
+		}
+	}
+	tb.Fatalf("%d records not indexed and checkpointed within 2 minutes", want)
+}
+
+// benchBrowser starts headless chromium, as browser (ui_browser_test.go) does, with a longer
+// deadline.
+func benchBrowser(tb testing.TB) context.Context {
+	tb.Helper()
+	if _, err := os.Stat(chromiumPath()); err != nil {
+		tb.Fatalf("chromium is needed for the UI benchmarks and is missing (%v): run scripts/deps-chromium.sh", err)
+	}
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(chromiumPath()), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck, chromedp.UserDataDir(tb.TempDir()),
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.WindowSize(1280, 860),
+	}
+	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelB := chromedp.NewContext(actx)
+	ctx, cancelT := context.WithTimeout(ctx, 10*time.Minute)
+	tb.Cleanup(func() { cancelT(); cancelB(); cancelA() })
+	if err := chromedp.Do(ctx); err != nil {
+		tb.Fatalf("start chromium: %v", err)
+	}
+	return ctx
+}
+
+func evalTB[T any](tb testing.TB, ctx context.Context, js string) T {
+	tb.Helper()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](js))
+	if err != nil {
+		tb.Fatalf("evaluate %s: %v", js, err)
+	}
+	return v
+}
+
+func waitTB(tb testing.TB, ctx context.Context, what, js string, limit time.Duration) {
+	tb.Helper()
+	for deadline := time.Now().Add(limit); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool]("!!("+js+")")); err == nil && ok {
+			return
+		}
+	}
+	status, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`(document.getElementById("tree-status")||document.body).innerText`))
+	tb.Fatalf("timed out after %s waiting for %s (%s); status: %s", limit, what, js, status)
+}
+
+// markJS is the time of a performance mark, in ms since the navigation started, or -1.
+func markJS(name string) string {
+	return fmt.Sprintf(`(performance.getEntriesByName(%q, "mark")[0] || {startTime: -1}).startTime`, name)
+}
+
+func BenchmarkUITree10k(b *testing.B) {
+	const n = 10_000
+	base, vkey := benchServer(b)
+	benchPublish(b, base, benchRecords(b, n), 1000)
+	ctx := benchBrowser(b)
+
+	// Pin the key as an auditor would have, then open the deep link of the whole tree: every
+	// agent expanded, so the tree has over 10,000 rows.
+	if err := chromedp.Do(ctx, chromedp.Navigate(base+"/ui/log")); err != nil {
+		b.Fatal(err)
+	}
+	evalTB[bool](b, ctx, fmt.Sprintf(`localStorage.setItem("lineage.pinnedKey", %q), true`, vkey))
+	q := url.Values{"tenant": {benchTenant}}
+	q.Add("open", benchPlanner)
+	for i := 0; i < benchExecs; i++ {
+		q.Add("open", benchPlanner+"\n"+benchExecutor(i))
+	}
+	q.Add("open", benchPlanner+"\n"+benchExecutor(0)+"\n"+benchChecker)
+	deep := base + "/ui/users/" + url.PathEscape(benchUser) + "?" + q.Encode()
+
+	var interactive, verified float64
+	runs := 0
+	for b.Loop() {
+		if err := chromedp.Do(ctx, chromedp.Navigate(deep)); err != nil {
+			b.Fatal(err)
+		}
+		waitTB(b, ctx, "the interactive tree", markJS("lineage:tree-interactive")+" >= 0", time.Minute)
+		waitTB(b, ctx, "every action loaded and verified", markJS("lineage:tree-verified")+" >= 0", 5*time.Minute)
+		b.StopTimer()
+		interactive += evalTB[float64](b, ctx, markJS("lineage:tree-interactive"))
+		verified += evalTB[float64](b, ctx, markJS("lineage:tree-verified"))
+		runs++
+		if runs == 1 {
+			b.Logf("page timeline (ms since navigation start: fetch start → first byte → end):\n%s", evalTB[string](b, ctx, resourceTimingJS))
+		}
+		checkTree10k(b, ctx, n)
+		b.StartTimer()
+	}
+	b.ReportMetric(interactive/float64(runs), "ms-interactive")
+	b.ReportMetric(verified/float64(runs), "ms-all-verified")
+}
+
+// checkTree10k checks the loaded tree: every action shown and verified, the DOM virtualized
+// while scrolling, and the keyboard reaching the last row.
+func checkTree10k(b *testing.B, ctx context.Context, n int) {
+	b.Helper()
+	st := evalTB[map[string]string](b, ctx, `Object.assign({}, document.getElementById("tree-status").dataset)`)
+	if st["shown"] != fmt.Sprint(n) || st["verified"] != fmt.Sprint(n) || st["failed"] != "0" || st["complete"] != "true" {
+		b.Fatalf("tree status %v, want %d actions shown and verified, none failed, complete", st, n)
+	}
+	rows := evalTB[int](b, ctx, `+document.querySelector("[role=tree]").dataset.rows`)
+	if rows <= n {
+		b.Fatalf("%d tree rows open, want every agent open over %d actions", rows, n)
+	}
+	const maxDOM = 200
+	for _, at := range []string{"0", "0.5", "1"} {
+		evalTB[bool](b, ctx, `(() => { const t = document.querySelector("[role=tree]");
+			t.scrollTop = (t.scrollHeight - t.clientHeight) * `+at+`; return true; })()`)
+		if err := chromedp.Do(ctx, chromedp.Sleep(50*time.Millisecond)); err != nil {
+			b.Fatal(err)
+		}
+		got := evalTB[int](b, ctx, `document.querySelectorAll("[role=tree] .tree-row").length`)
+		if got == 0 || got > maxDOM {
+			b.Fatalf("scrolled to %s of the tree: %d row elements in the DOM for %d rows, want 1..%d (virtualized)", at, got, rows, maxDOM)
+		}
+	}
+	if err := chromedp.Do(ctx, chromedp.Focus(chromedp.CSS("[role=tree]")), chromedp.KeyEvent(kb.End)); err != nil {
+		b.Fatal(err)
+	}
+	last := evalTB[map[string]string](b, ctx, `Object.assign({}, (document.querySelector(".tree-row.active")||{dataset:{}}).dataset)`)
+	if last["kind"] != "action" {
+		b.Fatalf("End in the tree: active row %v, want an action", last)
+	}
+	if bad := evalTB[int](b, ctx, `document.querySelectorAll(".tree-row .badge[data-state=failed]").length`); bad != 0 {
+		b.Fatalf("%d failed badges", bad)
+	}
+}
+
+// resourceTimingJS lists the page's requests with their timings, for the benchmark's log.
+const resourceTimingJS = `(() => {
+	const nav = performance.getEntriesByType("navigation")[0];
+	const f = (x) => Math.round(x);
+	const lines = ["document " + f(nav.startTime) + " → " + f(nav.responseStart) + " → " + f(nav.responseEnd) + ", DOMContentLoaded " + f(nav.domContentLoadedEventEnd)];
+	for (const r of performance.getEntriesByType("resource")) {
+		const u = new URL(r.name);
+		lines.push(u.pathname.slice(0, 60) + (u.search.includes("cursor") ? " (cursor)" : "") + " " + f(r.startTime) + " → " + f(r.responseStart) + " → " + f(r.responseEnd) + ", " + Math.round(r.encodedBodySize / 1024) + " KiB");
+	}
+	for (const m of performance.getEntriesByType("mark")) lines.push("mark " + m.name + " " + f(m.startTime));
+	return lines.join("\\n");
+})()`
+
+// TestUIBrowserGraphTimeline: the user view's delegation graph and timeline on the benchmark's
+// crew (600 actions): the graph aggregates per agent with deny counts on the edges; choosing an
+// agent filters the tree and stays in the URL across a reload; a timeline bucket narrows the
+// window. Screenshots 12-delegation-graph.png and 13-timeline.png.
+func TestUIBrowserGraphTimeline(t *testing.T) {
+	const n = 600
+	s := startServer(t)
+	s.publish(t, benchRecords(t, n), n)
+	ctx, dialogs := browser(t)
+	do(t, ctx, "open the UI", chromedp.Navigate(s.url+"/ui/"), chromedp.WaitVisible(chromedp.CSS("#pin-key")),
+		chromedp.Click(chromedp.CSS("#pin-key")), chromedp.WaitVisible(chromedp.CSS("#pinned-key")))
+	q := url.Values{"tenant": {benchTenant}, "open": {benchPlanner}}
+	do(t, ctx, "open the user", chromedp.Navigate(s.url+"/ui/users/"+url.PathEscape(benchUser)+"?"+q.Encode()))
+	waitJS(t, ctx, "user view", ready("users"))
+	waitJS(t, ctx, "every action verified", `document.getElementById("tree-status").dataset.done === "true"`)
+
+	// One node per agent (planner, 8 executors, the checker), not per action; the edges count
+	// the actions under them and call out the denied ones.
+	if got := eval[int](t, ctx, `document.querySelectorAll("#delegation-graph .node.agent").length`); got != benchExecs+2 {
+		t.Fatalf("%d agent nodes in the graph, want %d", got, benchExecs+2)
+	}
+	if got := eval[string](t, ctx, `document.querySelector("#delegation-graph .edge-label").textContent`); !strings.HasPrefix(got, "600") {
+		t.Fatalf("the user → planner edge says %q, want the 600 actions", got)
+	}
+	if eval[int](t, ctx, `document.querySelectorAll("#delegation-graph .edge-label .deny").length`) == 0 {
+		t.Fatal("no deny count highlighted on the graph's edges")
+	}
+	if got := eval[string](t, ctx, `document.getElementById("graph-note").dataset.actions`); got != fmt.Sprint(n) {
+		t.Fatalf("the graph is drawn over %s actions, want %d", got, n)
+	}
+	shot(t, ctx, "12-delegation-graph.png")
+
+	// Choose executor-3: the tree keeps its path only; the URL keeps the choice.
+	ex3 := benchExecutor(3)
+	node := fmt.Sprintf(`#delegation-graph .node[data-agent=%q]`, ex3)
+	do(t, ctx, "choose executor-3", chromedp.Click(chromedp.CSS(node)))
+	agentRows := `[...document.querySelectorAll(".tree-row[data-kind=agent]")].map((r) => r.dataset.key).join(" | ")`
+	want := benchPlanner + " | " + benchPlanner + "\n" + ex3
+	waitJS(t, ctx, "the filtered tree", fmt.Sprintf(`(%s) === %q`, agentRows, want))
+	if got := eval[string](t, ctx, `new URLSearchParams(location.search).get("focus")`); got != ex3 {
+		t.Fatalf("focus in the URL is %q, want %q", got, ex3)
+	}
+	do(t, ctx, "reload", chromedp.Reload())
+	waitJS(t, ctx, "user view after reload", ready("users"))
+	waitJS(t, ctx, "the filtered tree after reload", fmt.Sprintf(`(%s) === %q`, agentRows, want))
+	if !eval[bool](t, ctx, fmt.Sprintf(`!!document.querySelector(%q)`, node+".selected")) {
+		t.Fatal("the chosen agent is not highlighted after a reload")
+	}
+	// Enter on the chosen node clears the choice (the graph is usable from the keyboard).
+	waitJS(t, ctx, "every action verified", `document.getElementById("tree-status").dataset.done === "true"`)
+	eval[bool](t, ctx, fmt.Sprintf(`document.querySelector(%q).focus(), true`, node))
+	do(t, ctx, "clear the choice", chromedp.KeyEvent(kb.Enter))
+	waitJS(t, ctx, "every agent again", `!new URLSearchParams(location.search).has("focus") && document.querySelectorAll(".tree-row[data-kind=agent]").length === `+fmt.Sprint(benchExecs+1))
+
+	// The timeline: one bucket narrows the window, through the URL and the query itself.
+	buckets := eval[int](t, ctx, `document.querySelectorAll("#timeline .bucket").length`)
+	if buckets < 10 || buckets > 60 {
+		t.Fatalf("%d timeline buckets, want 10..60", buckets)
+	}
+	if eval[int](t, ctx, `document.querySelectorAll("#timeline .seg.deny").length`) == 0 {
+		t.Fatal("no deny segment in the timeline")
+	}
+	do(t, ctx, "choose a bucket", chromedp.Click(chromedp.CSS(`#timeline .bucket:nth-of-type(5) .hit`)))
+	waitJS(t, ctx, "the narrowed window", `new URLSearchParams(location.search).has("from") && `+ready("users"))
+	waitJS(t, ctx, "the narrowed tree", `document.getElementById("tree-status").dataset.done === "true"`)
+	shown := eval[int](t, ctx, `+document.getElementById("tree-status").dataset.shown`)
+	if shown <= 0 || shown >= n {
+		t.Fatalf("the narrowed window shows %d actions, want some of the %d", shown, n)
+	}
+	if !eval[bool](t, ctx, `!!document.getElementById("timeline-clear")`) {
+		t.Fatal("no way back to the whole window")
+	}
+	shot(t, ctx, "13-timeline.png")
+	if n := dialogs.Load(); n != 0 {
+		t.Fatalf("%d JavaScript dialogs opened", n)
+	}
+}
