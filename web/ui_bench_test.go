@@ -26,7 +26,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -114,7 +113,7 @@ func benchRecords(tb testing.TB, n int) []lineage.Record {
 // benchServer runs lineaged in-process, like startServer (ui_browser_test.go).
 func benchServer(tb testing.TB) (base, vkey string) {
 	tb.Helper()
-	dir, httpAddr, natsAddr := tb.TempDir(), freeAddrTB(tb), freeAddrTB(tb) // before the cleanup below, which must run first
+	dir, httpAddr, natsAddr := tb.TempDir(), freeAddr(tb), freeAddr(tb) // before the cleanup below, which must run first
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
@@ -152,31 +151,7 @@ func benchServer(tb testing.TB) (base, vkey string) {
 			tb.Fatal("lineaged not healthy after 30s")
 		}
 	}
-	return base, strings.TrimSpace(string(getTB(tb, base+"/v1/verifier")))
-}
-
-func freeAddrTB(tb testing.TB) string {
-	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-func getTB(tb testing.TB, u string) []byte {
-	tb.Helper()
-	resp, err := http.Get(u)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		tb.Fatalf("GET %s: %s\n%s", u, resp.Status, b)
-	}
-	return b
+	return base, strings.TrimSpace(string(get(tb, base+"/v1/verifier")))
 }
 
 // benchPublish posts recs in batches (POST /v1/records, application/json) and waits until the
@@ -205,7 +180,7 @@ func benchPublish(tb testing.TB, base string, recs []lineage.Record, batch int) 
 			IndexPosition  uint64 `json:"index_position"`
 			CheckpointSize uint64 `json:"checkpoint_size"`
 		}
-		if json.Unmarshal(getTB(tb, base+"/healthz"), &h) == nil && h.IndexPosition >= want && h.CheckpointSize >= want {
+		if json.Unmarshal(get(tb, base+"/healthz"), &h) == nil && h.IndexPosition >= want && h.CheckpointSize >= want {
 			return
 		}
 	}
@@ -236,26 +211,6 @@ func benchBrowser(tb testing.TB) context.Context {
 	return ctx
 }
 
-func evalTB[T any](tb testing.TB, ctx context.Context, js string) T {
-	tb.Helper()
-	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](js))
-	if err != nil {
-		tb.Fatalf("evaluate %s: %v", js, err)
-	}
-	return v
-}
-
-func waitTB(tb testing.TB, ctx context.Context, what, js string, limit time.Duration) {
-	tb.Helper()
-	for deadline := time.Now().Add(limit); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool]("!!("+js+")")); err == nil && ok {
-			return
-		}
-	}
-	status, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`(document.getElementById("tree-status")||document.body).innerText`))
-	tb.Fatalf("timed out after %s waiting for %s (%s); status: %s", limit, what, js, status)
-}
-
 // markJS is the time of a performance mark, in ms since the navigation started, or -1.
 func markJS(name string) string {
 	return fmt.Sprintf(`(performance.getEntriesByName(%q, "mark")[0] || {startTime: -1}).startTime`, name)
@@ -272,7 +227,7 @@ func BenchmarkUITree10k(b *testing.B) {
 	if err := chromedp.Do(ctx, chromedp.Navigate(base+"/ui/log")); err != nil {
 		b.Fatal(err)
 	}
-	evalTB[bool](b, ctx, fmt.Sprintf(`localStorage.setItem("lineage.pinnedKey", %q), true`, vkey))
+	eval[bool](b, ctx, fmt.Sprintf(`localStorage.setItem("lineage.pinnedKey", %q), true`, vkey))
 	q := url.Values{"tenant": {benchTenant}}
 	q.Add("open", benchPlanner)
 	for i := 0; i < benchExecs; i++ {
@@ -287,14 +242,14 @@ func BenchmarkUITree10k(b *testing.B) {
 		if err := chromedp.Do(ctx, chromedp.Navigate(deep)); err != nil {
 			b.Fatal(err)
 		}
-		waitTB(b, ctx, "the interactive tree", markJS("lineage:tree-interactive")+" >= 0", time.Minute)
-		waitTB(b, ctx, "every action loaded and verified", markJS("lineage:tree-verified")+" >= 0", 5*time.Minute)
+		waitFor(b, ctx, "the interactive tree", markJS("lineage:tree-interactive")+" >= 0", time.Minute)
+		waitFor(b, ctx, "every action loaded and verified", markJS("lineage:tree-verified")+" >= 0", 5*time.Minute)
 		b.StopTimer()
-		interactive += evalTB[float64](b, ctx, markJS("lineage:tree-interactive"))
-		verified += evalTB[float64](b, ctx, markJS("lineage:tree-verified"))
+		interactive += eval[float64](b, ctx, markJS("lineage:tree-interactive"))
+		verified += eval[float64](b, ctx, markJS("lineage:tree-verified"))
 		runs++
 		if runs == 1 {
-			b.Logf("page timeline (ms since navigation start: fetch start → first byte → end):\n%s", evalTB[string](b, ctx, resourceTimingJS))
+			b.Logf("page timeline (ms since navigation start: fetch start → first byte → end):\n%s", eval[string](b, ctx, resourceTimingJS))
 		}
 		checkTree10k(b, ctx, n)
 		b.StartTimer()
@@ -307,22 +262,22 @@ func BenchmarkUITree10k(b *testing.B) {
 // while scrolling, and the keyboard reaching the last row.
 func checkTree10k(b *testing.B, ctx context.Context, n int) {
 	b.Helper()
-	st := evalTB[map[string]string](b, ctx, `Object.assign({}, document.getElementById("tree-status").dataset)`)
+	st := eval[map[string]string](b, ctx, `Object.assign({}, document.getElementById("tree-status").dataset)`)
 	if st["shown"] != fmt.Sprint(n) || st["verified"] != fmt.Sprint(n) || st["failed"] != "0" || st["complete"] != "true" {
 		b.Fatalf("tree status %v, want %d actions shown and verified, none failed, complete", st, n)
 	}
-	rows := evalTB[int](b, ctx, `+document.querySelector("[role=tree]").dataset.rows`)
+	rows := eval[int](b, ctx, `+document.querySelector("[role=tree]").dataset.rows`)
 	if rows <= n {
 		b.Fatalf("%d tree rows open, want every agent open over %d actions", rows, n)
 	}
 	const maxDOM = 200
 	for _, at := range []string{"0", "0.5", "1"} {
-		evalTB[bool](b, ctx, `(() => { const t = document.querySelector("[role=tree]");
+		eval[bool](b, ctx, `(() => { const t = document.querySelector("[role=tree]");
 			t.scrollTop = (t.scrollHeight - t.clientHeight) * `+at+`; return true; })()`)
 		if err := chromedp.Do(ctx, chromedp.Sleep(50*time.Millisecond)); err != nil {
 			b.Fatal(err)
 		}
-		got := evalTB[int](b, ctx, `document.querySelectorAll("[role=tree] .tree-row").length`)
+		got := eval[int](b, ctx, `document.querySelectorAll("[role=tree] .tree-row").length`)
 		if got == 0 || got > maxDOM {
 			b.Fatalf("scrolled to %s of the tree: %d row elements in the DOM for %d rows, want 1..%d (virtualized)", at, got, rows, maxDOM)
 		}
@@ -330,11 +285,11 @@ func checkTree10k(b *testing.B, ctx context.Context, n int) {
 	if err := chromedp.Do(ctx, chromedp.Focus(chromedp.CSS("[role=tree]")), chromedp.KeyEvent(kb.End)); err != nil {
 		b.Fatal(err)
 	}
-	last := evalTB[map[string]string](b, ctx, `Object.assign({}, (document.querySelector(".tree-row.active")||{dataset:{}}).dataset)`)
+	last := eval[map[string]string](b, ctx, `Object.assign({}, (document.querySelector(".tree-row.active")||{dataset:{}}).dataset)`)
 	if last["kind"] != "action" {
 		b.Fatalf("End in the tree: active row %v, want an action", last)
 	}
-	if bad := evalTB[int](b, ctx, `document.querySelectorAll(".tree-row .badge[data-state=failed]").length`); bad != 0 {
+	if bad := eval[int](b, ctx, `document.querySelectorAll(".tree-row .badge[data-state=failed]").length`); bad != 0 {
 		b.Fatalf("%d failed badges", bad)
 	}
 }

@@ -9,6 +9,9 @@ package web_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -48,7 +51,7 @@ type server struct {
 	records            []lineage.Record
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -113,7 +116,7 @@ func startServer(t *testing.T) *server {
 	return s
 }
 
-func get(t *testing.T, u string) []byte {
+func get(t testing.TB, u string) []byte {
 	t.Helper()
 	resp, err := http.Get(u)
 	if err != nil {
@@ -209,7 +212,7 @@ func do(t *testing.T, ctx context.Context, what string, steps ...chromedp.Action
 	}
 }
 
-func eval[T any](t *testing.T, ctx context.Context, js string) T {
+func eval[T any](t testing.TB, ctx context.Context, js string) T {
 	t.Helper()
 	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](js))
 	if err != nil {
@@ -218,18 +221,22 @@ func eval[T any](t *testing.T, ctx context.Context, js string) T {
 	return v
 }
 
-// waitJS waits until the expression is true.
-func waitJS(t *testing.T, ctx context.Context, what, js string) {
+// waitJS waits up to 15 s until the expression is true.
+func waitJS(t testing.TB, ctx context.Context, what, js string) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
+	waitFor(t, ctx, what, js, 15*time.Second)
+}
+
+// waitFor waits until the expression is true, for at most limit.
+func waitFor(t testing.TB, ctx context.Context, what, js string, limit time.Duration) {
+	t.Helper()
+	for deadline := time.Now().Add(limit); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		if ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool]("!!("+js+")")); err == nil && ok {
 			return
 		}
-		time.Sleep(50 * time.Millisecond)
 	}
-	body, _ := chromedp.Run(ctx, chromedp.Evaluate[string]("document.body.innerText"))
-	t.Fatalf("timed out waiting for %s (%s); page:\n%s", what, js, body)
+	body, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`(document.getElementById("tree-status")||document.body).innerText`))
+	t.Fatalf("timed out after %s waiting for %s (%s); page:\n%s", limit, what, js, body)
 }
 
 func shot(t *testing.T, ctx context.Context, name string) {
@@ -272,8 +279,8 @@ func TestUIBrowserWalkthrough(t *testing.T) {
 	// First visit: the key is shown with its fingerprint and must be pinned.
 	do(t, ctx, "open the UI", chromedp.Navigate(s.url+"/"), chromedp.WaitVisible(chromedp.CSS("#pin-key")))
 	fp := eval[string](t, ctx, `document.getElementById("server-fingerprint").textContent`)
-	if !regexp(fp) {
-		t.Fatalf("fingerprint shown as %q", fp)
+	if want := keyFingerprint(t, s.vkey); fp != want {
+		t.Fatalf("fingerprint shown as %q, want %q (SHA-256 of the public key, first 16 bytes)", fp, want)
 	}
 	shot(t, ctx, "01-pin-key.png")
 	do(t, ctx, "pin the key", chromedp.Click(chromedp.CSS("#pin-key")), chromedp.WaitVisible(chromedp.CSS("#pinned-key")))
@@ -383,7 +390,23 @@ func TestUIBrowserWalkthrough(t *testing.T) {
 	}
 }
 
-func regexp(fp string) bool { return len(fp) >= 16 }
+// keyFingerprint is how the UI shows a log key (web/static/js/verify.js parseVerifierKey): the
+// first 16 bytes of the SHA-256 of the raw Ed25519 key, in hex groups of four.
+func keyFingerprint(t testing.TB, vkey string) string {
+	t.Helper()
+	parts := strings.Split(vkey, "+")
+	raw, err := base64.StdEncoding.DecodeString(parts[len(parts)-1])
+	if err != nil || len(raw) != 33 {
+		t.Fatalf("verifier key %q: %v", vkey, err)
+	}
+	sum := sha256.Sum256(raw[1:])
+	h := hex.EncodeToString(sum[:16])
+	var groups []string
+	for i := 0; i < len(h); i += 4 {
+		groups = append(groups, h[i:i+4])
+	}
+	return strings.Join(groups, " ")
+}
 
 // tamper changes one byte of the record's leaf in every entry bundle holding it (as
 // internal/e2e/tamper_test.go does) and returns the function that restores them.

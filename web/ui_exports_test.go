@@ -5,7 +5,6 @@ package web_test
 // downloads the evidence bundle, which the offline verifier (verify.VerifyBundle) accepts.
 
 import (
-	"context"
 	"encoding/base64"
 	"fmt"
 	"os"
@@ -19,18 +18,6 @@ import (
 	"github.com/lineage-audit/lineage/verify"
 	"golang.org/x/mod/sumdb/note"
 )
-
-// waitLong is waitJS with a deadline of its own (an export reads the whole log).
-func waitLong(t *testing.T, ctx context.Context, what, js string, limit time.Duration) {
-	t.Helper()
-	for deadline := time.Now().Add(limit); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool]("!!("+js+")")); err == nil && ok {
-			return
-		}
-	}
-	body, _ := chromedp.Run(ctx, chromedp.Evaluate[string]("document.body.innerText"))
-	t.Fatalf("timed out after %s waiting for %s (%s); page:\n%s", limit, what, js, body)
-}
 
 func TestUIBrowserExports(t *testing.T) {
 	s := startServer(t)
@@ -55,7 +42,7 @@ func TestUIBrowserExports(t *testing.T) {
 	// The job's own page follows it to the end.
 	waitJS(t, ctx, "the job's page", `location.pathname.startsWith("/ui/exports/exp-") && `+ready("exports"))
 	id := eval[string](t, ctx, `decodeURIComponent(location.pathname.slice("/ui/exports/".length))`)
-	waitLong(t, ctx, "the export to succeed", `["succeeded", "failed"].includes(document.getElementById("export-job").dataset.status)`, 2*time.Minute)
+	waitFor(t, ctx, "the export to succeed", `["succeeded", "failed"].includes(document.getElementById("export-job").dataset.status)`, 2*time.Minute)
 	if st := eval[string](t, ctx, `document.getElementById("export-job").dataset.status`); st != "succeeded" {
 		t.Fatalf("export %s %s:\n%s", id, st, eval[string](t, ctx, `document.getElementById("export-job").innerText`))
 	}
