@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 	lineage "github.com/lineage-audit/lineage"
@@ -73,6 +74,9 @@ func (a *API) filters(c *gin.Context, q *index.Query) bool {
 		}
 	}
 	q.ActionTypes = c.QueryArray("action_type")
+	if q.ActionTarget, ok = actionTarget(c); !ok {
+		return false
+	}
 	q.Agent = c.Query("agent")
 	q.Limit = DefaultPage
 	if v := c.Query("limit"); v != "" {
@@ -92,6 +96,35 @@ func (a *API) filters(c *gin.Context, q *index.Query) bool {
 		q.After = &cur
 	}
 	return true
+}
+
+// MaxActionTarget bounds the action_target parameter, in bytes.
+const MaxActionTarget = 512
+
+// actionTarget reads the action_target parameter (index.Query.ActionTarget): an exact target,
+// or a prefix when it ends with "*". A lone "*" would match everything and is refused, like a
+// repeated parameter (one target per query), an over-long value, invalid UTF-8 (targets are
+// text) and NUL, which the index drivers need not handle (index.Query.ActionTarget: SQLite's
+// LIKE ends its pattern at a NUL; query/index/sqlite/search.go).
+func actionTarget(c *gin.Context) (string, bool) {
+	vals := c.QueryArray("action_target")
+	if len(vals) == 0 {
+		return "", true
+	}
+	v := vals[0]
+	switch {
+	case len(vals) > 1:
+		fail(c, http.StatusBadRequest, "action_target may be given once")
+	case v == "*":
+		fail(c, http.StatusBadRequest, "action_target * would match every target: leave the parameter out")
+	case len(v) > MaxActionTarget:
+		fail(c, http.StatusBadRequest, "action_target is longer than %d bytes", MaxActionTarget)
+	case !utf8.ValidString(v) || strings.ContainsRune(v, 0):
+		fail(c, http.StatusBadRequest, "action_target must be UTF-8 text without NUL")
+	default:
+		return v, true
+	}
+	return "", false
 }
 
 // cursorJSON is the cursor's content; clients treat the base64 as opaque.

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 
 	lineage "github.com/lineage-audit/lineage"
@@ -133,9 +134,23 @@ type Query struct {
 	ActionTypes []string
 	// Agent narrows a user or policy query to one agent.
 	Agent string
+	// ActionTarget narrows the query to one action target, compared exactly (case-sensitive,
+	// byte for byte), or to the targets that begin with a prefix when it ends with "*": then
+	// everything before the star is the prefix, taken literally (no other character is special,
+	// so "100%_*" is the prefix "100%_"), and a lone "*" matches every target. Empty means no
+	// filter. A target that itself ends with "*" can only be found by prefix. The lineage API
+	// passes only valid UTF-8 without NUL (query/lineage_api.go), which drivers may rely on.
+	ActionTarget string
 
 	After *Cursor
 	Limit int
+}
+
+// TargetPrefix splits q.ActionTarget into the compared string and whether it is a prefix (the
+// value ended with "*", which is cut off). An empty ActionTarget is no filter, which callers
+// check first.
+func (q Query) TargetPrefix() (target string, prefix bool) {
+	return strings.CutSuffix(q.ActionTarget, "*")
 }
 
 // Cursor is a position in (time, log index) order: a page continues strictly after it.

@@ -24,7 +24,8 @@ import (
 // A user query reads records directly: (tenant, user_id) is a prefix of its sorting key, so the
 // window, the cursor and the order come from the key and the other filters are applied to the
 // user's rows. The other subjects read records_by_subject (schemaV2), whose key is (tenant, kind,
-// subject, time_ns, log_index) and which carries every filtered column, so the whole query —
+// subject, time_ns, log_index) and which carries every filtered column but the action target
+// (a query filtering on the target reads records, see recordsQuery), so the whole query —
 // filters, cursor, one row per log index, the limit — runs there on narrow rows, and only the
 // page's rows are then read from records, through records' full sorting key (a whole-key tuple
 // IN a subquery, which 18.16 answers from the primary key).
@@ -49,13 +50,32 @@ func (s *Store) Records(ctx context.Context, q index.Query) ([]index.Row, error)
 }
 
 // recordsQuery builds Records' SQL for a query with exactly one subject.
+//
+// records_by_subject has no action_target column (schemaV2 in schema.go), so a query of another
+// subject that filters on the target reads records directly too, like a user query: the
+// subject's column, the target and the other filters are tested on the tenant's rows (the
+// tenant is the first column of records' sorting key, the subject is not in it), and
+// ClickHouse's move to PREWHERE of conditions on narrow columns spares reading canonical for
+// most rows that do not match. That costs a scan of the tenant's narrow columns instead of one
+// key range; adding action_target to records_by_subject in a schema migration would restore
+// the key range.
 func (s *Store) recordsQuery(q index.Query, limit int) (string, []any) {
 	filters, fargs := s.searchFilters(q)
-	if q.UserID != "" {
+	if q.UserID != "" || q.ActionTarget != "" {
+		col, subject := "user_id", q.UserID
+		switch {
+		case q.AgentID != "":
+			col, subject = "agent_id", q.AgentID
+		case q.PolicyID != "":
+			col, subject = "policy_id", q.PolicyID
+		case q.ParentID != "":
+			col, subject = "parent_id", q.ParentID
+		}
+		target, targs := targetFilter(q)
 		return `SELECT log_index, record_hash, canonical FROM ` + s.table("records") + `
-WHERE tenant = ? AND user_id = ?` + filters + `
+WHERE tenant = ? AND ` + col + ` = ?` + target + filters + `
 ORDER BY time_ns, log_index LIMIT 1 BY log_index LIMIT ?`,
-			append(append([]any{q.Tenant, q.UserID}, fargs...), limit)
+			append(append(append([]any{q.Tenant, subject}, targs...), fargs...), limit)
 	}
 	kind, subject := kindAgent, q.AgentID
 	switch {
@@ -113,6 +133,24 @@ func (s *Store) searchFilters(q index.Query) (string, []any) {
 	}
 	b.WriteString(` AND log_index < ` + s.positionSQL())
 	return b.String(), args
+}
+
+// targetFilter returns q's action-target condition on records (see index.Query.ActionTarget)
+// and its argument: equality, or startsWith(), which compares bytes and has no pattern
+// characters to escape. A lone "*" is no condition.
+func targetFilter(q index.Query) (string, []any) {
+	if q.ActionTarget == "" {
+		return "", nil
+	}
+	target, prefix := q.TargetPrefix()
+	switch {
+	case !prefix:
+		return ` AND action_target = ?`, []any{target}
+	case target == "":
+		return "", nil
+	default:
+		return ` AND startsWith(action_target, ?)`, []any{target}
+	}
 }
 
 // PolicyStats implements index.Searcher, from records_by_subject's policy rows alone.

@@ -3,6 +3,7 @@ package indextest
 import (
 	"cmp"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/lineage-audit/lineage/query/index"
@@ -64,6 +65,12 @@ func matches(e index.Entry, q index.Query) bool {
 	}
 	if len(q.ActionTypes) > 0 && !slices.Contains(q.ActionTypes, r.Action.Type) {
 		return false
+	}
+	if q.ActionTarget != "" {
+		target, prefix := q.TargetPrefix()
+		if prefix && !strings.HasPrefix(r.Action.Target, target) || !prefix && r.Action.Target != target {
+			return false
+		}
 	}
 	if c := q.After; c != nil {
 		ns := e.Time.UnixNano()

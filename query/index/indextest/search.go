@@ -47,6 +47,21 @@ func searchFixture() []index.Entry {
 		{"globex", "exec-1", "alice", executor, payments, "12", "plan-1", "allow", "payment.initiate", m},
 		{"acme", "crit-2", "bob", critic, crew, "8", "exec-3", "deny", "review", m},
 	}
+	// Action targets for the target filter: prefixes, and data with LIKE's pattern and escape
+	// characters (%, _, \) next to rows that such a character, taken as a wildcard, would match.
+	targets := map[string]string{
+		"acme/plan-1":   `C:\reports\q1`,
+		"acme/exec-1":   "customers/42",
+		"acme/exec-2":   "customers/42/orders",
+		"acme/crit-1":   "Customers/9",
+		"acme/exec-4":   "100%/refund",
+		"acme/exec-5":   "100x/refund",
+		"acme/exec-3":   "customers_eu/7",
+		"acme/plan-2":   "customersXeu/7",
+		"acme/crit-2":   `C:Xreports`,
+		"globex/exec-1": "customers/42",
+		"Acme/exec-1":   "customers/42",
+	}
 	entries := make([]index.Entry, len(rows))
 	for i, r := range rows {
 		rec := minimal(r.tenant, r.id, r.user, t0.Add(r.at))
@@ -56,6 +71,9 @@ func searchFixture() []index.Entry {
 			rec.Decision.Reason = "fixture"
 		}
 		rec.Action.Type = r.action
+		if target, ok := targets[r.tenant+"/"+r.id]; ok {
+			rec.Action.Target = target
+		}
 		rec.ParentID = r.parent
 		entries[i] = entry(uint64(i), rec)
 	}
@@ -124,6 +142,27 @@ func (s suite) testRecordsFilters(t *testing.T) {
 		{"all filters", index.Query{PolicyID: payments, Agent: executor, Effects: []string{"deny", "allow"},
 			ActionTypes: []string{"payment.initiate", "http.request"}, From: t0.Add(m), To: t0.Add(3 * m)},
 			[]string{"exec-1@1", "exec-2@2"}},
+		{"target", index.Query{UserID: "alice", ActionTarget: "customers/42"}, []string{"exec-1@1"}},
+		{"target is exact", index.Query{UserID: "alice", ActionTarget: "customers/4"}, nil},
+		{"target prefix", index.Query{UserID: "alice", ActionTarget: "customers/*"}, []string{"exec-1@1", "exec-2@2"}},
+		{"target prefix includes equal", index.Query{UserID: "alice", ActionTarget: "customers/42*"}, []string{"exec-1@1", "exec-2@2"}},
+		{"target prefix is case-sensitive", index.Query{UserID: "alice", ActionTarget: "Customers/*"}, []string{"crit-1@3"}},
+		{"target prefix with _", index.Query{UserID: "bob", ActionTarget: "customers_eu/*"}, []string{"exec-3@5"}},
+		{"target prefix with %", index.Query{UserID: "alice", ActionTarget: "100%/*"}, []string{"exec-4@7"}},
+		{"target prefix %", index.Query{UserID: "alice", ActionTarget: "%*"}, nil},
+		{"target prefix with \\", index.Query{UserID: "alice", ActionTarget: `C:\*`}, []string{"plan-1@0"}},
+		{"target prefix \\ escapes nothing", index.Query{UserID: "bob", ActionTarget: `C:\Xr*`}, nil},
+		{"target star inside is literal", index.Query{UserID: "alice", ActionTarget: "customers/*/orders"}, nil},
+		{"target lone star", index.Query{ParentID: "plan-1", ActionTarget: "*"}, []string{"exec-4@7", "exec-1@1", "exec-2@2", "exec-5@9"}},
+		{"target of agent", index.Query{AgentID: executor, ActionTarget: "customers*"}, []string{"exec-1@1", "exec-2@2", "exec-3@5"}},
+		{"target of policy", index.Query{PolicyID: payments, ActionTarget: "100*"}, []string{"exec-4@7", "exec-5@9"}},
+		{"target of parent", index.Query{ParentID: "plan-1", ActionTarget: "100x/refund"}, []string{"exec-5@9"}},
+		{"target of other tenant", index.Query{Tenant: "globex", AgentID: executor, ActionTarget: "customers/*"}, []string{"globex/exec-1@10"}},
+		{"target with filters", index.Query{AgentID: executor, ActionTarget: "customers*", Effects: []string{"deny", "escalate"},
+			From: t0.Add(time.Minute), Limit: 1}, []string{"exec-1@1"}},
+		{"target after a tie", index.Query{PolicyID: payments, ActionTarget: "customers*",
+			After: &index.Cursor{TimeNS: t0.Add(m).UnixNano(), Index: 1}}, []string{"exec-2@2", "exec-3@5"}},
+		{"target no match", index.Query{UserID: "alice", ActionTarget: "nothing/*"}, nil},
 		{"quotes in filters", index.Query{UserID: "alice", Effects: []string{`de'ny`, `\`}, ActionTypes: []string{"x', 'plan"}}, nil},
 		{"limit", index.Query{UserID: "alice", Limit: 2}, []string{"plan-1@0", "exec-4@7"}},
 		{"limit after filters", index.Query{PolicyID: payments, Effects: []string{"deny"}, Limit: 1}, []string{"exec-1@1"}},
@@ -213,6 +252,9 @@ func (s suite) testRecordsPaging(t *testing.T) {
 		{Tenant: "acme", PolicyID: payments},
 		{Tenant: "acme", PolicyID: crew, Effects: []string{"allow"}},
 		{Tenant: "acme", ParentID: "plan-1", From: t0.Add(time.Minute)},
+		{Tenant: "acme", UserID: "alice", ActionTarget: "customers/*"},
+		{Tenant: "acme", AgentID: executor, ActionTarget: "customers*"},
+		{Tenant: "acme", PolicyID: payments, ActionTarget: "100*"},
 	} {
 		all := recordsOf(t, st, q)
 		sameKeys(t, fmt.Sprintf("Records(%+v)", q), rowKeys(all), entryKeys(ReferenceRecords(entries, q)))

@@ -192,6 +192,9 @@ func SearchQueries(rng *rand.Rand, entries []index.Entry) []index.Query {
 			q.ActionTypes = subset(actions)
 		}
 		if rng.IntN(4) == 0 {
+			q.ActionTarget = searchTarget(rng, entries, r.Action.Target)
+		}
+		if rng.IntN(4) == 0 {
 			c := entries[rng.IntN(len(entries))]
 			q.After = &index.Cursor{TimeNS: c.Time.UnixNano(), Index: c.Index}
 		}
@@ -201,6 +204,23 @@ func SearchQueries(rng *rand.Rand, entries []index.Entry) []index.Query {
 		qs = append(qs, q)
 	}
 	return qs
+}
+
+// searchTarget is a random ActionTarget filter: the record's own target or another record's,
+// exactly, or a prefix of it of random length ("*" alone at length 0), or a target no record has.
+func searchTarget(rng *rand.Rand, entries []index.Entry, own string) string {
+	target := own
+	if rng.IntN(3) == 0 {
+		target = entries[rng.IntN(len(entries))].Record.Action.Target
+	}
+	switch rng.IntN(5) {
+	case 0, 1:
+		return target
+	case 2, 3:
+		return target[:rng.IntN(len(target)+1)] + "*"
+	default:
+		return target + "/no-such-target"
+	}
 }
 
 // searchBound is a random window bound over entries: open, between records, or exactly at one.
@@ -227,6 +247,9 @@ func describe(q index.Query) string {
 	}
 	if q.ActionTypes != nil {
 		s += fmt.Sprintf(" actions %q", q.ActionTypes)
+	}
+	if q.ActionTarget != "" {
+		s += fmt.Sprintf(" target %q", q.ActionTarget)
 	}
 	if q.After != nil {
 		s += fmt.Sprintf(" after (%d, %d)", q.After.TimeNS, q.After.Index)

@@ -56,6 +56,7 @@ func (s *Store) Records(ctx context.Context, q index.Query) ([]index.Row, error)
 	}
 	args = in(&b, "effect", q.Effects, args)
 	args = in(&b, "action_type", q.ActionTypes, args)
+	args = targetFilter(&b, q, args)
 	if q.After != nil {
 		b.WriteString(` AND (time_ns > ? OR (time_ns = ? AND log_index > ?))`)
 		args = append(args, q.After.TimeNS, q.After.TimeNS, int64(q.After.Index))
@@ -97,6 +98,34 @@ func in(b *strings.Builder, col string, vals []string, args []any) []any {
 	b.WriteString(`)`)
 	return args
 }
+
+// targetFilter appends q's action-target condition (see index.Query.ActionTarget), if any.
+//
+// A prefix is matched with LIKE, its %, _ and \ escaped with ESCAPE '\' so that they match
+// themselves, and then compared byte for byte: SQLite's LIKE folds ASCII case (unless the
+// connection sets case_sensitive_like, which neither Open's DSN nor setupConn in sqlite.go
+// does), so LIKE alone would let "customers/*" match "Customers/9". The second test compares
+// the first len(prefix) bytes as BLOBs, which counts bytes, not characters. No index has
+// action_target, so both are evaluated on the rows the subject's index selects.
+func targetFilter(b *strings.Builder, q index.Query, args []any) []any {
+	if q.ActionTarget == "" {
+		return args
+	}
+	target, prefix := q.TargetPrefix()
+	switch {
+	case !prefix:
+		b.WriteString(` AND action_target = ?`)
+		return append(args, target)
+	case target == "":
+		return args // a lone "*": every target
+	default:
+		b.WriteString(` AND action_target LIKE ? ESCAPE '\' AND substr(CAST(action_target AS BLOB), 1, ?) = CAST(? AS BLOB)`)
+		return append(args, likeEscaper.Replace(target)+"%", len(target), target)
+	}
+}
+
+// likeEscaper escapes LIKE's wildcards and its escape character for ESCAPE '\'.
+var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
 
 // PolicyStats implements index.Searcher; records_policy serves it.
 func (s *Store) PolicyStats(ctx context.Context, tenant, policyID string, from, to time.Time) (index.PolicyStats, error) {
