@@ -381,6 +381,35 @@ func TestUIBrowserWalkthrough(t *testing.T) {
 		shot(t, ctx, v.name)
 	}
 
+	// Search by action target (a prefix): only the user's actions on those targets, all of them.
+	var prefix string
+	want := 0
+	for _, r := range s.records {
+		if r.Tenant == tenant && r.User.ID == user && prefix == "" {
+			if i := strings.IndexByte(r.Action.Target, '/'); i > 0 {
+				prefix = r.Action.Target[:i+1]
+			}
+		}
+	}
+	for _, r := range s.records {
+		if r.Tenant == tenant && r.User.ID == user && strings.HasPrefix(r.Action.Target, prefix) {
+			want++
+		}
+	}
+	if prefix == "" || want == 0 {
+		t.Fatalf("fixture: no action target with a '/' for %s", user)
+	}
+	do(t, ctx, "search by action target",
+		chromedp.Navigate(s.url+"/ui/search?tenant="+tenant),
+		chromedp.WaitVisible(chromedp.CSS("#f-q")),
+		chromedp.SetValue(chromedp.CSS("#f-kind"), "users"), chromedp.SetValue(chromedp.CSS("#f-q"), user),
+		chromedp.SetValue(chromedp.CSS("#f-action-target"), prefix+"*"), chromedp.Click(chromedp.CSS("#f-go")))
+	waitJS(t, ctx, "filtered user view", ready("users"))
+	waitJS(t, ctx, "all filtered actions", fmt.Sprintf(`document.getElementById("tree-status").textContent.includes("Showing %d of %d actions")`, want, want))
+	if got := eval[string](t, ctx, `new URL(location.href).searchParams.get("action_target")`); got != prefix+"*" {
+		t.Fatalf("the URL keeps action_target %q, want %q", got, prefix+"*")
+	}
+
 	// A changed server key is a loud warning.
 	do(t, ctx, "change the pin", chromedp.Evaluate[chromedp.Void](`localStorage.setItem("lineage.pinnedKey", "other.example+01020304+AQ==")`), chromedp.Reload())
 	waitJS(t, ctx, "key change alarm", `document.querySelector("#key-changed[role=alert]")`)
@@ -394,7 +423,7 @@ func TestUIBrowserWalkthrough(t *testing.T) {
 // first 16 bytes of the SHA-256 of the raw Ed25519 key, in hex groups of four.
 func keyFingerprint(t testing.TB, vkey string) string {
 	t.Helper()
-	parts := strings.Split(vkey, "+")
+	parts := strings.SplitN(vkey, "+", 3) // name+hash+base64 key (the key may hold '+')
 	raw, err := base64.StdEncoding.DecodeString(parts[len(parts)-1])
 	if err != nil || len(raw) != 33 {
 		t.Fatalf("verifier key %q: %v", vkey, err)

@@ -39,6 +39,7 @@ function fillForm(st) {
   form.elements.from.value = p.get("from") || "";
   form.elements.to.value = p.get("to") || "";
   form.elements.action_type.value = p.get("action_type") || "";
+  form.elements.action_target.value = p.get("action_target") || "";
   form.elements.agent.value = p.get("agent") || "";
   const effects = new Set(p.getAll("effect"));
   for (const c of form.querySelectorAll("input[name=effect]")) c.checked = effects.has(c.value);
@@ -58,6 +59,7 @@ form.addEventListener("submit", (e) => {
     params.to = f.to.value.trim();
     params.effect = [...form.querySelectorAll("input[name=effect]:checked")].map((c) => c.value);
     params.action_type = f.action_type.value.trim();
+    params.action_target = f.action_target.value.trim();
     if (kind !== "agents") params.agent = f.agent.value.trim();
   }
   navigate(href(kind, q, params));

@@ -6,7 +6,7 @@
 import { el } from "./dom.js";
 
 // The filters shared by lineage views, as the API names them (query/openapi.json).
-export const FILTERS = ["tenant", "from", "to", "effect", "action_type", "agent"];
+export const FILTERS = ["tenant", "from", "to", "effect", "action_type", "action_target", "agent"];
 
 // current parses location into { view, subject, params }.
 export function current() {

@@ -16,7 +16,8 @@ const SEP = "\n"; // joins agent ids into a path key; identifiers cannot hold co
 function queryOf(params, extra) {
   return {
     tenant: params.get("tenant"), from: params.get("from"), to: params.get("to"),
-    effect: params.getAll("effect"), action_type: params.getAll("action_type"), agent: params.get("agent"),
+    effect: params.getAll("effect"), action_type: params.getAll("action_type"),
+    action_target: params.get("action_target"), agent: params.get("agent"),
     limit: params.get("limit"), ...(extra || {}),
   };
 }
