@@ -1,6 +1,7 @@
 package query_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -20,6 +21,9 @@ import (
 	"github.com/lineage-audit/lineage/query"
 	"github.com/lineage-audit/lineage/query/index/sqlite"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/transparency-dev/merkle/compact"
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -161,5 +165,73 @@ func getJSON(t *testing.T, url string, v any) {
 	}
 	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestAPIProofsAtOlderSizes asks for proofs against tree sizes the log grew past inside one
+// batch, whose partial tiles Tessera never wrote: they must answer 200 with proofs
+// that verify against the root of that size, and sizes beyond the checkpoint must answer 400.
+func TestAPIProofsAtOlderSizes(t *testing.T) {
+	recs := demo.Generate(demo.Options{Seed: 13, Tenants: 2}, 700)
+	srv, lg, _ := apiRig(t, recs)
+	n := uint64(len(recs))
+	leaves, err := lg.Entries(context.Background(), 0, n, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// root(s) is the RFC 6962 root of the first s leaves, computed from the leaves alone.
+	root := func(s uint64) []byte {
+		r := (&compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}).NewEmptyRange(0)
+		for _, e := range leaves[:s] {
+			if err := r.Append(ledger.LeafHash(e), nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if s == 0 {
+			return rfc6962.DefaultHasher.EmptyRoot()
+		}
+		h, err := r.GetRootHash(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	for _, c := range [][2]uint64{{499, 500}, {256, 257}, {100, 700}, {0, 1}, {0, 300}, {299, 300}, {540, 550}, {699, 700}, {255, 256}} {
+		var got struct {
+			Leaf  []byte   `json:"leaf"`
+			Proof [][]byte `json:"proof"`
+		}
+		getJSON(t, fmt.Sprintf("%s/v1/proofs/inclusion?index=%d&size=%d", srv.URL, c[0], c[1]), &got)
+		if !bytes.Equal(got.Leaf, leaves[c[0]]) {
+			t.Fatalf("inclusion %d@%d: leaf is not entry %d", c[0], c[1], c[0])
+		}
+		if err := proof.VerifyInclusion(rfc6962.DefaultHasher, c[0], c[1], ledger.LeafHash(got.Leaf), got.Proof, root(c[1])); err != nil {
+			t.Fatalf("inclusion %d@%d: %v", c[0], c[1], err)
+		}
+	}
+	for _, c := range [][2]uint64{{500, 700}, {0, 700}, {0, 0}, {1, 1}, {1, 2}, {256, 257}, {257, 300}, {300, 550}, {513, 700}, {700, 700}} {
+		var got struct {
+			Proof [][]byte `json:"proof"`
+		}
+		getJSON(t, fmt.Sprintf("%s/v1/proofs/consistency?from=%d&to=%d", srv.URL, c[0], c[1]), &got)
+		if err := proof.VerifyConsistency(rfc6962.DefaultHasher, c[0], c[1], got.Proof, root(c[0]), root(c[1])); err != nil {
+			t.Fatalf("consistency %d→%d: %v", c[0], c[1], err)
+		}
+	}
+	for _, path := range []string{
+		"/v1/proofs/inclusion?index=0&size=0",
+		fmt.Sprintf("/v1/proofs/inclusion?index=%d&size=%d", n, n),
+		fmt.Sprintf("/v1/proofs/inclusion?index=%d&size=%d", n, n+1),
+		fmt.Sprintf("/v1/proofs/consistency?from=0&to=%d", n+1),
+		fmt.Sprintf("/v1/proofs/consistency?from=%d&to=%d", n+1, n+1),
+	} {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("GET %s = %d, want 400", path, resp.StatusCode)
+		}
 	}
 }

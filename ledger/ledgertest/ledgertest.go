@@ -18,10 +18,34 @@ import (
 // Opener opens the driver's log stored under dir (the same dir again reopens the same log).
 type Opener func(t *testing.T, dir string) ledger.Log
 
-// Run runs the suite. v verifies the checkpoints the driver signs.
-func Run(t *testing.T, v note.Verifier, open Opener) {
+// Options sizes the suite's proof checks for a driver's speed. Zero fields take the defaults.
+type Options struct {
+	// EveryPairSize is the size of the log on which every inclusion pair (index < size) and
+	// every consistency pair (from ≤ to) is checked: about EveryPairSize² proofs in all.
+	// Default 300, which crosses the first tile edge (256).
+	EveryPairSize int
+	// LargeSize is the size of the log on which edge and random pairs are checked. Default
+	// 70,000, which crosses the first level-1 tile edge (65,536).
+	LargeSize int
+}
+
+// Run runs the suite. v verifies the checkpoints the driver signs. At most one Options may be
+// given.
+func Run(t *testing.T, v note.Verifier, open Opener, opts ...Options) {
+	var o Options
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	if o.EveryPairSize <= 0 {
+		o.EveryPairSize = defaultEveryPairSize
+	}
+	if o.LargeSize <= 0 {
+		o.LargeSize = defaultLargeSize
+	}
 	t.Run("AppendAndRead", func(t *testing.T) { testAppendAndRead(t, v, open) })
 	t.Run("Proofs", func(t *testing.T) { testProofs(t, v, open) })
+	t.Run("ProofsEveryPair", func(t *testing.T) { testProofsEveryPair(t, v, open, o.EveryPairSize) })
+	t.Run("ProofsLargeLog", func(t *testing.T) { testProofsLargeLog(t, v, open, o.LargeSize) })
 	t.Run("DuplicateBytes", func(t *testing.T) { testDuplicateBytes(t, v, open) })
 	t.Run("ConcurrentAdds", func(t *testing.T) { testConcurrent(t, v, open) })
 	t.Run("Restart", func(t *testing.T) { testRestart(t, v, open) })

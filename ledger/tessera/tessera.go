@@ -63,6 +63,9 @@ func DefaultOptions(dir string, s note.Signer, v note.Verifier) Options {
 
 // Log is a ledger.Log on Tessera POSIX.
 type Log struct {
+	// dir is the log directory: missing partial tiles of older tree sizes are looked for in
+	// it (tiles.go).
+	dir      string
 	verifier note.Verifier
 	reader   tessera.LogReader
 	appender *tessera.Appender
@@ -106,7 +109,7 @@ func Open(ctx context.Context, o Options) (*Log, error) {
 		cancel()
 		return nil, fmt.Errorf("tessera: appender %s: %w", o.Dir, err)
 	}
-	return &Log{verifier: o.Verifier, reader: r, appender: a, shutdown: shutdown, cancel: cancel}, nil
+	return &Log{dir: o.Dir, verifier: o.Verifier, reader: r, appender: a, shutdown: shutdown, cancel: cancel}, nil
 }
 
 // OpenReadOnly opens an existing log directory for reading only (rebuild-index, offline tools).
@@ -115,7 +118,7 @@ func OpenReadOnly(dir string, v note.Verifier) (*Log, error) {
 	if _, err := os.Stat(dir); err != nil {
 		return nil, fmt.Errorf("tessera: open %s: %w", dir, err)
 	}
-	return &Log{verifier: v, reader: fileReader{client.FileFetcher{Root: dir}}}, nil
+	return &Log{dir: dir, verifier: v, reader: fileReader{client.FileFetcher{Root: dir}}}, nil
 }
 
 // Add implements ledger.Log.
@@ -166,7 +169,7 @@ func (l *Log) Entries(ctx context.Context, start, count, treeSize uint64) ([][]b
 	out := make([][]byte, 0, count)
 	for i := start; i < start+count; {
 		bundleIdx := i / entryBundleWidth
-		b, err := client.GetEntryBundle(ctx, l.reader.ReadEntryBundle, bundleIdx, treeSize)
+		b, err := client.GetEntryBundle(ctx, l.readEntryBundle, bundleIdx, treeSize)
 		if err != nil {
 			return nil, fmt.Errorf("tessera: entry bundle %d@%d: %w", bundleIdx, treeSize, err)
 		}
@@ -181,7 +184,8 @@ func (l *Log) Entries(ctx context.Context, start, count, treeSize uint64) ([][]b
 	return out, nil
 }
 
-// InclusionProof implements ledger.Log.
+// InclusionProof implements ledger.Log. Any treeSize up to the integrated size is served, also
+// one whose partial tiles are not on disk (readTile, tiles.go).
 func (l *Log) InclusionProof(ctx context.Context, index, treeSize uint64) ([][]byte, error) {
 	if index >= treeSize {
 		return nil, fmt.Errorf("tessera: inclusion %d@%d: %w", index, treeSize, ledger.ErrNotFound)
@@ -189,7 +193,7 @@ func (l *Log) InclusionProof(ctx context.Context, index, treeSize uint64) ([][]b
 	l.pbMu.Lock()
 	defer l.pbMu.Unlock()
 	if l.pb == nil || l.pbSize != treeSize {
-		pb, err := client.NewProofBuilder(ctx, treeSize, l.reader.ReadTile)
+		pb, err := client.NewProofBuilder(ctx, treeSize, l.readTile)
 		if err != nil {
 			return nil, fmt.Errorf("tessera: inclusion %d@%d: %w", index, treeSize, err)
 		}
@@ -202,12 +206,13 @@ func (l *Log) InclusionProof(ctx context.Context, index, treeSize uint64) ([][]b
 	return p, nil
 }
 
-// ConsistencyProof implements ledger.Log.
+// ConsistencyProof implements ledger.Log, for any from ≤ to ≤ the integrated size (readTile,
+// tiles.go). A proof from size 0, or between equal sizes, is empty.
 func (l *Log) ConsistencyProof(ctx context.Context, from, to uint64) ([][]byte, error) {
 	if from > to {
 		return nil, fmt.Errorf("tessera: consistency %d→%d: from is larger than to", from, to)
 	}
-	pb, err := client.NewProofBuilder(ctx, to, l.reader.ReadTile)
+	pb, err := client.NewProofBuilder(ctx, to, l.readTile)
 	if err != nil {
 		return nil, fmt.Errorf("tessera: consistency %d→%d: %w", from, to, err)
 	}
