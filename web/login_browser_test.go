@@ -8,8 +8,6 @@ package web_test
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
@@ -26,45 +24,10 @@ import (
 // op's client "lineage", and returns its base URL.
 func startLoginServer(t *testing.T, httpAddr string, op *testenv.OIDCProvider) string {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- service.Run(ctx, service.Config{DataDir: t.TempDir(), HTTPAddr: httpAddr, NATSAddr: freeAddr(t),
-			CheckpointInterval: 100 * time.Millisecond, LogOrigin: "lineage.test/login",
-			OIDC:      auth.OIDCConfig{Issuer: op.Issuer, Audience: "lineage"},
-			OIDCLogin: auth.LoginConfig{ClientID: "lineage", RedirectURL: "http://" + httpAddr + auth.CallbackPath},
-			Logger:    slog.New(slog.NewTextHandler(io.Discard, nil))})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("lineaged: %v", err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("lineaged did not stop within 30s")
-		}
-	})
-	base := "http://" + httpAddr
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		select {
-		case err := <-done:
-			t.Fatalf("lineaged exited: %v", err)
-		default:
-		}
-		if resp, err := http.Get(base + "/healthz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return base
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("lineaged not healthy after 30s")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	return runLineaged(t, service.Config{HTTPAddr: httpAddr, LogOrigin: "lineage.test/login",
+		OIDC:      auth.OIDCConfig{Issuer: op.Issuer, Audience: "lineage"},
+		OIDCLogin: auth.LoginConfig{ClientID: "lineage", RedirectURL: "http://" + httpAddr + auth.CallbackPath},
+	}, 30*time.Second)
 }
 
 // fetchJS is a page-context fetch that resolves to "<status> <body>".

@@ -25,10 +25,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -113,44 +111,7 @@ func benchRecords(tb testing.TB, n int) []lineage.Record {
 // benchServer runs lineaged in-process, like startServer (ui_browser_test.go).
 func benchServer(tb testing.TB) (base, vkey string) {
 	tb.Helper()
-	dir, httpAddr, natsAddr := tb.TempDir(), freeAddr(tb), freeAddr(tb) // before the cleanup below, which must run first
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- service.Run(ctx, service.Config{DataDir: dir, HTTPAddr: httpAddr, NATSAddr: natsAddr,
-			CheckpointInterval: 100 * time.Millisecond, LogOrigin: "lineage.test/ui-bench",
-			Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	}()
-	tb.Cleanup(func() {
-		cancel()
-		t0 := time.Now()
-		select {
-		case err := <-done:
-			if err != nil {
-				tb.Errorf("lineaged: %v", err)
-			}
-			tb.Logf("lineaged stopped in %s", time.Since(t0).Round(time.Millisecond))
-		case <-time.After(2 * time.Minute):
-			tb.Error("lineaged did not stop within 2 minutes")
-		}
-	})
-	base = "http://" + httpAddr
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		select {
-		case err := <-done:
-			tb.Fatalf("lineaged exited: %v", err)
-		default:
-		}
-		if resp, err := http.Get(base + "/healthz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			tb.Fatal("lineaged not healthy after 30s")
-		}
-	}
+	base = runLineaged(tb, service.Config{LogOrigin: "lineage.test/ui-bench"}, 2*time.Minute)
 	return base, strings.TrimSpace(string(get(tb, base+"/v1/verifier")))
 }
 
@@ -187,27 +148,10 @@ func benchPublish(tb testing.TB, base string, recs []lineage.Record, batch int) 
 	tb.Fatalf("%d records not indexed and checkpointed within 2 minutes", want)
 }
 
-// benchBrowser starts headless chromium, as browser (ui_browser_test.go) does, with a longer
-// deadline.
+// benchBrowser starts headless chromium with a deadline long enough for 10,000 actions.
 func benchBrowser(tb testing.TB) context.Context {
 	tb.Helper()
-	if _, err := os.Stat(chromiumPath()); err != nil {
-		tb.Fatalf("chromium is needed for the UI benchmarks and is missing (%v): run scripts/deps-chromium.sh", err)
-	}
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chromiumPath()), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck, chromedp.UserDataDir(tb.TempDir()),
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.WindowSize(1280, 860),
-	}
-	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancelB := chromedp.NewContext(actx)
-	ctx, cancelT := context.WithTimeout(ctx, 10*time.Minute)
-	tb.Cleanup(func() { cancelT(); cancelB(); cancelA() })
-	if err := chromedp.Do(ctx); err != nil {
-		tb.Fatalf("start chromium: %v", err)
-	}
+	ctx, _ := browserFor(tb, 10*time.Minute)
 	return ctx
 }
 

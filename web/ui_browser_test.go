@@ -61,18 +61,29 @@ func freeAddr(t testing.TB) string {
 	return l.Addr().String()
 }
 
-// startServer runs lineaged in-process, serving the UI like `make run` does.
-func startServer(t *testing.T) *server {
+// runLineaged runs lineaged in-process with c (a temporary data dir, free loopback ports, fast
+// checkpoints and a silent log unless c says otherwise), waits until it is healthy and stops it
+// when the test ends. It returns the base URL.
+func runLineaged(t testing.TB, c service.Config, stopWithin time.Duration) string {
 	t.Helper()
-	dir := t.TempDir()
-	httpAddr := freeAddr(t)
+	if c.DataDir == "" {
+		c.DataDir = t.TempDir()
+	}
+	if c.HTTPAddr == "" {
+		c.HTTPAddr = freeAddr(t)
+	}
+	if c.NATSAddr == "" {
+		c.NATSAddr = freeAddr(t)
+	}
+	if c.CheckpointInterval == 0 {
+		c.CheckpointInterval = 100 * time.Millisecond
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() {
-		done <- service.Run(ctx, service.Config{DataDir: dir, HTTPAddr: httpAddr, NATSAddr: freeAddr(t),
-			CheckpointInterval: 100 * time.Millisecond, LogOrigin: "lineage.test/ui",
-			Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	}()
+	go func() { done <- service.Run(ctx, c) }()
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -80,13 +91,12 @@ func startServer(t *testing.T) *server {
 			if err != nil {
 				t.Errorf("lineaged: %v", err)
 			}
-		case <-time.After(30 * time.Second):
-			t.Error("lineaged did not stop within 30s")
+		case <-time.After(stopWithin):
+			t.Errorf("lineaged did not stop within %s", stopWithin)
 		}
 	})
-	base := "http://" + httpAddr
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	base := "http://" + c.HTTPAddr
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		select {
 		case err := <-done:
 			t.Fatalf("lineaged exited: %v", err)
@@ -95,14 +105,20 @@ func startServer(t *testing.T) *server {
 		if resp, err := http.Get(base + "/healthz"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				break
+				return base
 			}
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("lineaged not healthy after 30s")
 		}
-		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// startServer runs lineaged in-process, serving the UI like `make run` does.
+func startServer(t *testing.T) *server {
+	t.Helper()
+	dir := t.TempDir()
+	base := runLineaged(t, service.Config{DataDir: dir, LogOrigin: "lineage.test/ui"}, 30*time.Second)
 	s := &server{url: base, dataDir: dir, vkey: strings.TrimSpace(string(get(t, base+"/v1/verifier")))}
 	// lineaged itself serves the UI: `/` leads to it.
 	resp, err := http.Get(base + "/")
@@ -177,8 +193,15 @@ func screenshotDir(t *testing.T) string {
 	return dir
 }
 
-// browser starts headless chromium; dialogs counts JavaScript dialogs (alert, confirm) opened.
+// browser starts headless chromium for a test; dialogs counts JavaScript dialogs (alert,
+// confirm) opened.
 func browser(t *testing.T) (context.Context, *atomic.Int32) {
+	t.Helper()
+	return browserFor(t, 90*time.Second)
+}
+
+// browserFor starts headless chromium whose context ends after limit.
+func browserFor(t testing.TB, limit time.Duration) (context.Context, *atomic.Int32) {
 	t.Helper()
 	if _, err := os.Stat(chromiumPath()); err != nil {
 		t.Fatalf("chromium is needed for the UI tests and is missing (%v): run scripts/deps-chromium.sh", err)
@@ -192,7 +215,7 @@ func browser(t *testing.T) (context.Context, *atomic.Int32) {
 	}
 	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelB := chromedp.NewContext(actx)
-	ctx, cancelT := context.WithTimeout(ctx, 90*time.Second)
+	ctx, cancelT := context.WithTimeout(ctx, limit)
 	t.Cleanup(func() { cancelT(); cancelB(); cancelA() })
 	dialogs := new(atomic.Int32)
 	if err := chromedp.Listen(ctx, func(ev any) {
