@@ -14,7 +14,6 @@ import (
 	"github.com/lineage-audit/lineage/query/auth"
 	"github.com/lineage-audit/lineage/web"
 	"golang.org/x/sync/errgroup"
-	"k8s.io/klog/v2"
 )
 
 // Run starts the daemon in three stages — open the stores (openStores), start the workers
@@ -28,7 +27,7 @@ func Run(ctx context.Context, c Config) error {
 	if err != nil {
 		return err
 	}
-	klog.SetSlogLogger(c.Logger.With("component", "tessera"))
+	routeKlog(c.Logger)
 
 	st, closeStores, err := openStores(ctx, c)
 	if err != nil {

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	"k8s.io/klog/v2"
 )
 
 func TestDefaultsFillFromDefaultConfig(t *testing.T) {
@@ -167,4 +169,25 @@ func assertUndone(t *testing.T, dir, natsAddr string) {
 		t.Fatalf("data dir still locked after Run returned: %v", err)
 	}
 	unlock()
+}
+
+// TestKlogFollowsTheLatestRun: Tessera's klog output goes to the logger of the latest Run, and
+// pointing it there is safe while an earlier log still logs (the race detector checks).
+func TestKlogFollowsTheLatestRun(t *testing.T) {
+	var first, second bytes.Buffer
+	routeKlog(slog.New(slog.NewTextHandler(&first, nil)))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < 100; i++ {
+			klog.InfoS("from an earlier log", "i", i)
+		}
+	}()
+	routeKlog(slog.New(slog.NewTextHandler(&second, nil)))
+	<-done
+	klog.InfoS("after the second run", "k", "v")
+	klog.Flush()
+	if !strings.Contains(second.String(), "after the second run") || !strings.Contains(second.String(), "component=tessera") {
+		t.Fatalf("klog output did not reach the latest logger with its component:\n%s", second.String())
+	}
 }
