@@ -116,7 +116,7 @@ func (s *Service) visible(c *gin.Context) (Job, bool) {
 	id := c.Param("id")
 	j, ok := s.job(id)
 	if !ok || !verify.ValidExportID(id) || !auth.From(c).CanSee(j.Tenant) {
-		httpFail(c, http.StatusNotFound, "no export %q", clip(id))
+		httpFail(c, http.StatusNotFound, "no export %q", report.Clip(id))
 		return Job{}, false
 	}
 	return j, true
@@ -144,7 +144,7 @@ func (s *Service) file(c *gin.Context) {
 		listed = listed || f.Name == name
 	}
 	if !listed {
-		httpFail(c, http.StatusNotFound, "export %s has no file %q", j.ID, clip(name))
+		httpFail(c, http.StatusNotFound, "export %s has no file %q", j.ID, report.Clip(name))
 		return
 	}
 	c.Header("X-Content-Type-Options", "nosniff")
@@ -167,12 +167,4 @@ func contentType(name string) string {
 		return "text/html; charset=utf-8"
 	}
 	return "application/octet-stream"
-}
-
-// clip shortens untrusted text quoted in an error (as report's request validation does).
-func clip(s string) string {
-	if len(s) > 80 {
-		return s[:80] + "…"
-	}
-	return s
 }

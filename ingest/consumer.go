@@ -386,19 +386,6 @@ func decodeMsg(msg jetstream.Msg) (tenant string, rec *lineage.Record, canon []b
 	return tenant, rec, canon, nil
 }
 
-// validTenant mirrors the record's tenant rule, so a quarantine subject is always valid.
-func validTenant(t string) bool {
-	if len(t) == 0 || len(t) > 63 {
-		return false
-	}
-	for i := 0; i < len(t); i++ {
-		c := t[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
-		case (c == '-' || c == '_') && i > 0:
-		default:
-			return false
-		}
-	}
-	return true
-}
+// validTenant is the record's tenant rule (lineage.ValidTenant), so a quarantine subject is
+// always valid.
+func validTenant(t string) bool { return lineage.ValidTenant(t) }

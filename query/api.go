@@ -377,8 +377,6 @@ func parseWindow(c *gin.Context) (from, to time.Time, ok bool) {
 	return from, to, true
 }
 
-var tenantRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
-
 // tilePathRE is a C2SP tlog-tiles tile or entry-bundle path: level 0-63 or "entries", the index
 // in three-digit groups ("x" before all but the last), and an optional partial width 1-255.
 var tilePathRE = regexp.MustCompile(`^tile/(entries|[0-9]|[1-5][0-9]|6[0-3])/(x[0-9]{3}/)*[0-9]{3}(\.p/([1-9]|[1-9][0-9]|1[0-9]{2}|2[0-4][0-9]|25[0-5]))?$`)

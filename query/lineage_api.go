@@ -54,7 +54,7 @@ type (
 // filters reads the query parameters shared by lineage queries.
 func (a *API) filters(c *gin.Context, q *index.Query) bool {
 	q.Tenant = c.Query("tenant")
-	if !tenantRE.MatchString(q.Tenant) {
+	if !lineage.ValidTenant(q.Tenant) {
 		fail(c, http.StatusBadRequest, "query parameter \"tenant\" is required")
 		return false
 	}
@@ -300,7 +300,7 @@ const MaxChain = 64
 
 func (a *API) actionChain(c *gin.Context) {
 	tenant, id := c.Query("tenant"), c.Param("id")
-	if !tenantRE.MatchString(tenant) {
+	if !lineage.ValidTenant(tenant) {
 		fail(c, http.StatusBadRequest, "query parameter \"tenant\" is required")
 		return
 	}

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	lineage "github.com/lineage-audit/lineage"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -166,9 +167,6 @@ var exportIDRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]{0,127}$`)
 // ValidExportID tells whether id has the shape of an export id.
 func ValidExportID(id string) bool { return exportIDRE.MatchString(id) }
 
-// tenantRE is the tenant rule of lineage.decision/v1.
-var tenantRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
-
 // Marshal renders the manifest text.
 func (m *Manifest) Marshal() ([]byte, error) {
 	var b bytes.Buffer
@@ -265,7 +263,7 @@ func ParseManifest(text string) (*Manifest, error) {
 	if v, err = next("tenant"); err != nil {
 		return nil, err
 	}
-	if !tenantRE.MatchString(v) {
+	if !lineage.ValidTenant(v) {
 		return nil, fmt.Errorf("manifest: tenant %q", clip(v))
 	}
 	m.Tenant = v

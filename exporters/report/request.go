@@ -3,11 +3,11 @@ package report
 import (
 	"errors"
 	"fmt"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
 
+	lineage "github.com/lineage-audit/lineage"
 	"github.com/lineage-audit/lineage/verify"
 )
 
@@ -50,9 +50,6 @@ type Request struct {
 	Formats []string `json:"formats,omitempty"`
 }
 
-// tenantRE is the tenant rule of lineage.decision/v1.
-var tenantRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
-
 // maxAISystemLen is the schema's limit on ai_system.id.
 const maxAISystemLen = 128
 
@@ -61,7 +58,7 @@ func (r *Request) Validate() error {
 	if !r.Kind.Valid() {
 		return fmt.Errorf("exporters: kind %q: want %q or %q", r.Kind, KindEUAIAct, KindFannieMae)
 	}
-	if !tenantRE.MatchString(r.Tenant) {
+	if !lineage.ValidTenant(r.Tenant) {
 		return fmt.Errorf("exporters: tenant %q is not a valid tenant name", r.Tenant)
 	}
 	if len(r.AISystem) > maxAISystemLen || strings.ContainsAny(r.AISystem, "\n\r") {
@@ -102,8 +99,8 @@ func ParseTime(s string) (time.Time, error) {
 	return t, nil
 }
 
-// clip shortens untrusted text quoted in an error.
-func clip(s string) string {
+// Clip shortens untrusted text quoted in an error (here and in the export service's answers).
+func Clip(s string) string {
 	if len(s) > 80 {
 		return s[:80] + "…"
 	}

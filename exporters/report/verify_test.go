@@ -22,6 +22,7 @@ import (
 	"time"
 
 	lineage "github.com/lineage-audit/lineage"
+	"github.com/lineage-audit/lineage/internal/ziptest"
 	"github.com/lineage-audit/lineage/ledger"
 	"github.com/lineage-audit/lineage/verify"
 	"golang.org/x/mod/sumdb/note"
@@ -545,15 +546,15 @@ func realBundle(t *testing.T) ([]byte, *rig) {
 func TestVerifyRefusesLayoutForgeries(t *testing.T) {
 	good, r := realBundle(t)
 	forgedHTML := []byte("<h1>All decisions were reviewed.</h1>")
-	forged := forgedMember("report/report.html", forgedHTML)
-	genuine, err := streamMembers(good)
+	forged := ziptest.ForgedMember("report/report.html", forgedHTML)
+	genuine, err := ziptest.StreamMembers(good)
 	if err != nil || len(genuine) < 15 {
 		t.Fatalf("the real bundle does not stream: %d members, %v", len(genuine), err)
 	}
 	var genuineHTML []byte
 	for _, m := range genuine {
-		if m.name == "report/report.html" {
-			genuineHTML = m.data
+		if m.Name == "report/report.html" {
+			genuineHTML = m.Data
 		}
 	}
 	for _, tc := range []struct {
@@ -561,11 +562,11 @@ func TestVerifyRefusesLayoutForgeries(t *testing.T) {
 		b                []byte
 	}{
 		{"forged member before the central directory", "", `bytes before the central directory belong to no member the central directory lists: they hold an unlisted member "report/report.html"`,
-			insertBeforeDirectory(t, good, forged)},
+			ziptest.InsertBeforeDirectory(t, good, forged)},
 		{"forged member prepended", "", `bytes before member "MANIFEST" belong to no member the central directory lists: they hold an unlisted member "report/report.html"`,
-			prependMember(t, good, forged)},
+			ziptest.PrependMember(t, good, forged)},
 		{"member renamed in its local header", "report/report.json", `local header: names the member "report/report.html"; the central directory names it "report/report.json"`,
-			renameLocal(t, good, "report/report.json", "report/report.html")},
+			ziptest.RenameLocal(t, good, "report/report.json", "report/report.html")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			// The attack is real: archive/zip sees the genuine members, a streaming reader the
@@ -574,12 +575,12 @@ func TestVerifyRefusesLayoutForgeries(t *testing.T) {
 			if err != nil || len(zr.File) != len(genuine) {
 				t.Fatalf("archive/zip: %v", err)
 			}
-			ms, _ := streamMembers(tc.b)
-			shown := slices.ContainsFunc(ms, func(m streamed) bool {
-				return m.name == "report/report.html" && !bytes.Equal(m.data, genuineHTML)
+			ms, _ := ziptest.StreamMembers(tc.b)
+			shown := slices.ContainsFunc(ms, func(m ziptest.Streamed) bool {
+				return m.Name == "report/report.html" && !bytes.Equal(m.Data, genuineHTML)
 			})
 			if !shown {
-				t.Fatalf("a streaming reader does not show the forgery: %q", streamedNames(ms))
+				t.Fatalf("a streaming reader does not show the forgery: %q", ziptest.StreamedNames(ms))
 			}
 			path := filepath.Join(t.TempDir(), "forged.zip")
 			if err := os.WriteFile(path, tc.b, 0o644); err != nil {
@@ -598,7 +599,7 @@ func TestVerifyRefusesLayoutForgeries(t *testing.T) {
 	t.Run("data hidden after a DEFLATE stream", func(t *testing.T) {
 		// The layout is exact, but report.html's compressed size also covers a forged member
 		// after the end of its DEFLATE stream: archive/zip stops at the stream's end.
-		b := hideAfterStream(t, good, "report/report.html", forged)
+		b := ziptest.HideAfterStream(t, good, "report/report.html", forged)
 		path := filepath.Join(t.TempDir(), "hidden.zip")
 		if err := os.WriteFile(path, b, 0o644); err != nil {
 			t.Fatal(err)
