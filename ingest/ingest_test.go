@@ -90,6 +90,19 @@ func newRigWith(t *testing.T, keys *ingest.SourceKeys) *rig {
 		_ = lg.Close(context.Background())
 		_ = store.Close()
 	})
+	// The ingester creates its consumer in the background. Tests that then update the stream
+	// must not race that creation: nats-server reads the stream's store config without a lock
+	// while creating a consumer (the race detector caught it under load).
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := js.Consumer(ctx, ingest.RecordsStream, ingest.ConsumerName); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the ingester did not create its consumer within 30 s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	return r
 }
 

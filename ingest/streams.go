@@ -10,6 +10,7 @@ package ingest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -59,11 +60,18 @@ type StreamOptions struct {
 // the ingester has appended it. An existing stream is updated in place (a records stream made
 // by an older version had a 10-minute dedupe window; the server forgets the ids it remembered
 // beyond the new window as soon as the update applies).
+//
+// Shrinking the window takes two updates. On a window change the server fires its dedupe purge
+// timer at once, but the purge can run before the new window is in effect; it then measures
+// the remembered ids against the old window and re-arms itself for up to 10 minutes, during
+// which a changed record published with an old-style id would still be dropped. The second
+// update (from just above the new window to it) fires the purge again when the short window
+// is already in effect (TestNATSOldStyleMsgIDConflictQuarantined caught the race under load).
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions) error {
 	if o.Replicas == 0 {
 		o.Replicas = 1
 	}
-	_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	records := jetstream.StreamConfig{
 		Name:        RecordsStream,
 		Description: "Lineage decision records from enforcement points (work queue for the ingester).",
 		Subjects:    []string{RecordsSubjects},
@@ -73,11 +81,20 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions)
 		MaxMsgSize:  o.MaxMsgSize,
 		Replicas:    o.Replicas,
 		Discard:     jetstream.DiscardNew,
-	})
-	if err != nil {
+	}
+	if s, err := js.Stream(ctx, RecordsStream); err == nil && s.CachedInfo().Config.Duplicates > DuplicateWindow+time.Millisecond {
+		step := records
+		step.Duplicates = DuplicateWindow + time.Millisecond
+		if _, err := js.UpdateStream(ctx, step); err != nil {
+			return fmt.Errorf("ingest: stream %s: shrink the dedupe window: %w", RecordsStream, err)
+		}
+	} else if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
 		return fmt.Errorf("ingest: stream %s: %w", RecordsStream, err)
 	}
-	_, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	if _, err := js.CreateOrUpdateStream(ctx, records); err != nil {
+		return fmt.Errorf("ingest: stream %s: %w", RecordsStream, err)
+	}
+	_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        QuarantineStream,
 		Description: "Lineage records rejected at ingest, with the reason. Kept for review; never read by the ingester.",
 		Subjects:    []string{QuarantineSubject},
