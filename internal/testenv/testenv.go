@@ -1,14 +1,16 @@
 // Package testenv starts real external servers for tests: Lineage's tests run against the real
 // engines, never mocks (docs/ARCHITECTURE.md, "Testing"). Each Start function brings up a private
 // instance on free loopback ports and tears it down with the test: StartTrillian runs a private
-// MariaDB plus Trillian's log server and signer, StartClickHouse a ClickHouse server, and
-// StartOIDCProvider an OpenID provider process (internal/testenv/oidcop).
+// MariaDB plus Trillian's log server and signer, StartClickHouse a ClickHouse server,
+// StartOIDCProvider an OpenID provider process (internal/testenv/oidcop), and StartWitness a
+// C2SP tlog-witness (torchwood's litewitness, its key in an ssh-agent served by the test).
 //
 // It is a normal (non-_test) package so that the tests of every package (ledger/trillian, ingest,
 // the end-to-end tests) can share it. Expensive preparation is done once per machine and cached
 // under CacheDir, guarded by a file lock, because `go test ./...` runs several test binaries at
-// once: Trillian's binaries are built from the module version pinned in go.mod, and a MariaDB
-// data directory with Trillian's schema loaded is initialised once and copied for each stack.
+// once: Trillian's binaries are built from the module version pinned in go.mod (litewitness from
+// the torchwood version pinned in witness.go), and a MariaDB data directory with Trillian's
+// schema loaded is initialised once and copied for each stack.
 package testenv
 
 import (
