@@ -301,9 +301,25 @@ func TestUIBrowserGraphTimeline(t *testing.T) {
 	}
 	// Enter on the chosen node clears the choice (the graph is usable from the keyboard).
 	waitJS(t, ctx, "every action verified", `document.getElementById("tree-status").dataset.done === "true"`)
-	eval[bool](t, ctx, fmt.Sprintf(`document.querySelector(%q).focus(), true`, node))
-	do(t, ctx, "clear the choice", chromedp.KeyEvent(kb.Enter))
-	waitJS(t, ctx, "every agent again", `!new URLSearchParams(location.search).has("focus") && document.querySelectorAll(".tree-row[data-kind=agent]").length === `+fmt.Sprint(benchExecs+1))
+	// The graph may redraw between the focus and the key press (a late status update replaces
+	// its nodes), and a key press on a node no longer in the page reaches nothing: press Enter
+	// only while the chosen node holds the focus, and try again if a redraw took it away.
+	allAgents := `!new URLSearchParams(location.search).has("focus") && document.querySelectorAll(".tree-row[data-kind=agent]").length === ` + fmt.Sprint(benchExecs+1)
+	for attempt := 1; ; attempt++ {
+		waitJS(t, ctx, "the chosen node focused", fmt.Sprintf(`(document.querySelector(%q).focus(), document.activeElement === document.querySelector(%q))`, node, node))
+		do(t, ctx, "clear the choice", chromedp.KeyEvent(kb.Enter))
+		if attempt == 3 {
+			break
+		}
+		ok := false
+		for deadline := time.Now().Add(5 * time.Second); !ok && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			ok = eval[bool](t, ctx, "!!("+allAgents+")")
+		}
+		if ok || eval[bool](t, ctx, `!new URLSearchParams(location.search).has("focus")`) {
+			break
+		}
+	}
+	waitJS(t, ctx, "every agent again", allAgents)
 
 	// The timeline: one bucket narrows the window, through the URL and the query itself.
 	buckets := eval[int](t, ctx, `document.querySelectorAll("#timeline .bucket").length`)
