@@ -142,13 +142,20 @@ func NewVerifier(vkey string) (note.Verifier, error) {
 	return v, nil
 }
 
-// ReadVerifierFile reads a verifier from a file such as the ".pub" written by WriteKeyPair.
+// ReadVerifierFile reads a verifier from a file such as the ".pub" written by WriteKeyPair, or
+// a file of several keys of one log, oldest first, as `lineagectl keys follow` writes after a
+// key rotation (ParseVerifiers): then the result is a Keyring, and a checkpoint signed by any
+// of the keys verifies.
 func ReadVerifierFile(path string) (note.Verifier, error) {
-	b, err := os.ReadFile(path)
+	b, err := readBounded(path, MaxVerifierFile)
 	if err != nil {
 		return nil, fmt.Errorf("ledger: read verifier: %w", err)
 	}
-	return NewVerifier(string(b))
+	v, err := ParseVerifiers(b)
+	if err != nil {
+		return nil, fmt.Errorf("%w (file %s)", err, path)
+	}
+	return v, nil
 }
 
 func validOrigin(origin string) error {

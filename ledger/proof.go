@@ -16,12 +16,21 @@ func LeafHash(entry []byte) []byte {
 
 // OpenCheckpoint verifies a signed checkpoint note with v and parses it. The origin line must
 // equal the verifier's key name: a checkpoint signed by the right key for another log is refused.
+// When v is a Keyring (a rotated key, rotate.go), a checkpoint signed by any of its keys is
+// accepted, the current key tried first.
 func OpenCheckpoint(raw []byte, v note.Verifier) (Checkpoint, error) {
-	cp, _, _, err := log.ParseCheckpoint(raw, v.Name(), v)
-	if err != nil {
-		return Checkpoint{}, fmt.Errorf("ledger: checkpoint: %w", err)
+	vs := VerifiersOf(v)
+	var first error
+	for i := len(vs) - 1; i >= 0; i-- {
+		cp, _, _, err := log.ParseCheckpoint(raw, vs[i].Name(), vs[i])
+		if err == nil {
+			return Checkpoint{Origin: cp.Origin, Size: cp.Size, Hash: cp.Hash, Note: raw}, nil
+		}
+		if first == nil {
+			first = err
+		}
 	}
-	return Checkpoint{Origin: cp.Origin, Size: cp.Size, Hash: cp.Hash, Note: raw}, nil
+	return Checkpoint{}, fmt.Errorf("ledger: checkpoint: %w", first)
 }
 
 // VerifyInclusion checks that entry is the leaf at index in the tree committed to by cp.
