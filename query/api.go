@@ -33,6 +33,9 @@ type API struct {
 	Store index.Store
 	// Verifier is the log's public key in note verifier format.
 	Verifier string
+	// Rotations are the signed statements linking Verifier to the log's earlier keys, oldest
+	// first (ledger/rotate.go), served by GET /v1/keys (keys.go).
+	Rotations [][]byte
 	// LogDir, when set, is served read-only under /log/ as C2SP tlog-tiles.
 	LogDir string
 	// Gatherer serves /metrics.
@@ -66,7 +69,14 @@ type API struct {
 	InflightWait     time.Duration
 	// Registerer, if set, receives the HTTP guards' metrics.
 	Registerer prometheus.Registerer
+	// PendingRetryAfter is the Retry-After of a 503 for a record logged beyond the served
+	// checkpoint (DefaultPendingRetryAfter when zero): about the time until the next checkpoint
+	// is published and witnessed.
+	PendingRetryAfter time.Duration
 }
+
+// DefaultPendingRetryAfter is the default of API.PendingRetryAfter.
+const DefaultPendingRetryAfter = 5 * time.Second
 
 // OpenAPI is the OpenAPI 3.1 document of this API, served at /v1/openapi.json.
 //
@@ -105,6 +115,7 @@ func (a *API) Engine() *gin.Engine {
 	// Public facts of the log: any authenticated caller may read them.
 	v1.GET("/checkpoint", a.checkpoint)
 	v1.GET("/verifier", func(c *gin.Context) { c.String(http.StatusOK, "%s\n", a.Verifier) })
+	v1.GET("/keys", a.keys)
 	v1.GET("/schema", func(c *gin.Context) { c.Data(http.StatusOK, "application/schema+json", lineage.SchemaJSON) })
 	v1.GET("/openapi.json", func(c *gin.Context) { c.Data(http.StatusOK, "application/json", OpenAPI) })
 	v1.GET("/proofs/consistency", auth.Require(auth.RoleAuditor), a.consistency)
@@ -206,8 +217,19 @@ func (a *API) checkpoint(c *gin.Context) {
 // package, whose VerifyRecordProof checks it offline.
 type RecordProof = verify.RecordProof
 
+// Formats of GET /v1/records/{id} (?format=).
+const (
+	formatJSON      = "json"
+	formatTLogProof = "tlog-proof"
+)
+
 func (a *API) record(c *gin.Context) {
 	id, tenant := c.Param("id"), c.Query("tenant")
+	format := c.DefaultQuery("format", formatJSON)
+	if format != formatJSON && format != formatTLogProof {
+		fail(c, http.StatusBadRequest, "query parameter \"format\" must be %q or %q", formatJSON, formatTLogProof)
+		return
+	}
 	p := auth.From(c)
 	var ref index.Ref
 	if tenant != "" && !p.CanSee(tenant) {
@@ -255,13 +277,42 @@ func (a *API) record(c *gin.Context) {
 	if !ok {
 		return
 	}
+	if ref.Index >= cp.Size {
+		// The index runs ahead of the served checkpoint: the log's latest tree may not be
+		// witnessed yet (ledger/witness), or its checkpoint not yet published.
+		retry := a.PendingRetryAfter
+		if retry <= 0 {
+			retry = DefaultPendingRetryAfter
+		}
+		c.Header("Retry-After", strconv.Itoa(int((retry+time.Second-1)/time.Second)))
+		fail(c, http.StatusServiceUnavailable, "record %q is logged at index %d but the served checkpoint covers %d entries; it will be provable once a checkpoint covering it is published and witnessed", id, ref.Index, cp.Size)
+		return
+	}
 	rp, err := a.proveRecord(c, ref, cp)
 	if err != nil {
 		a.internal(c, "prove record", err)
 		return
 	}
+	if format == formatTLogProof {
+		b, err := verify.RecordTLogProof(rp)
+		if err != nil {
+			a.internal(c, "tlog-proof", err)
+			return
+		}
+		// The id is only in the file name when it is plainly safe there.
+		name := "record"
+		if safeFileName.MatchString(id) {
+			name = id
+		}
+		c.Header("Content-Disposition", `attachment; filename="`+name+`.tlog-proof"`)
+		c.Data(http.StatusOK, "text/plain; charset=utf-8", b)
+		return
+	}
 	c.JSON(http.StatusOK, rp)
 }
+
+// safeFileName is a record id that may name a download as is.
+var safeFileName = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
 
 // proveRecord reads the record's ledger entry and proves it against cp. The record returned is
 // decoded from the ledger entry itself, not from the index, so what the client verifies is
@@ -382,11 +433,26 @@ func parseWindow(c *gin.Context) (from, to time.Time, ok bool) {
 var tilePathRE = regexp.MustCompile(`^tile/(entries|[0-9]|[1-5][0-9]|6[0-3])/(x[0-9]{3}/)*[0-9]{3}(\.p/([1-9]|[1-9][0-9]|1[0-9]{2}|2[0-4][0-9]|25[0-5]))?$`)
 
 // tiles serves the log directory read-only as C2SP tlog-tiles: only "checkpoint" and tile
-// paths are reachable, as regular files; Tessera's private state directory is not.
+// paths are reachable, as regular files; Tessera's private state directory is not. The
+// checkpoint is the log's (Log.Checkpoint), not the file on disk, so tlog-tiles clients see
+// the checkpoint the API serves, with the witnesses' cosignatures.
 func (a *API) tiles(c *gin.Context) {
 	p := path.Clean("/" + c.Param("path"))[1:]
 	if p != "checkpoint" && !tilePathRE.MatchString(p) {
 		fail(c, http.StatusNotFound, "not a tlog-tiles path")
+		return
+	}
+	if p == "checkpoint" {
+		cp, err := a.Log.Checkpoint(c)
+		if errors.Is(err, ledger.ErrNotFound) {
+			fail(c, http.StatusNotFound, "the log has no checkpoint yet")
+			return
+		} else if err != nil {
+			a.internal(c, "read checkpoint", err)
+			return
+		}
+		c.Header("Cache-Control", "no-cache")
+		c.Data(http.StatusOK, "text/plain; charset=utf-8", cp.Note)
 		return
 	}
 	f := filepath.Join(a.LogDir, filepath.FromSlash(p))
@@ -399,10 +465,7 @@ func (a *API) tiles(c *gin.Context) {
 		return
 	}
 	ct := "application/octet-stream"
-	if p == "checkpoint" {
-		ct = "text/plain; charset=utf-8"
-		c.Header("Cache-Control", "no-cache")
-	} else if !strings.Contains(p, ".p/") {
+	if !strings.Contains(p, ".p/") {
 		// Full tiles and bundles never change once written.
 		c.Header("Cache-Control", "public, max-age=31536000, immutable")
 	}

@@ -38,7 +38,8 @@ import (
 // The checks, each reported with the file or record it concerns:
 //   - MANIFEST is a note signed by v (manifest-signature), well formed (manifest);
 //   - checkpoint is a checkpoint signed by v (checkpoint-signature) and is the one the
-//     manifest names (checkpoint-mismatch);
+//     manifest names (checkpoint-mismatch); with a witness policy (VerifyBundleWith), it
+//     carries valid cosignatures from the policy's quorum (checkpoint-witness);
 //   - every file the manifest lists is present (file-missing), has its size and SHA-256
 //     (file-changed), reads cleanly (file-unreadable), and no other file is present
 //     (file-extra);
@@ -52,7 +53,19 @@ import (
 // It returns the report and, if any check failed, an error (a *VerifyError, matching
 // ErrBundleInvalid with errors.Is) summarising the problems; the report lists them all.
 func VerifyBundle(path string, v note.Verifier) (*Report, error) {
-	vr := &verifier{rep: &Report{Bundle: path}, v: v}
+	return VerifyBundleWith(path, v, BundleOptions{})
+}
+
+// BundleOptions are the optional checks of VerifyBundleWith.
+type BundleOptions struct {
+	// Witnesses, when set, requires the bundle's checkpoint to carry valid cosignatures from the
+	// policy's quorum (checkpoint-witness); the report's Witnesses says who cosigned.
+	Witnesses *WitnessPolicy
+}
+
+// VerifyBundleWith is VerifyBundle with the optional checks of o.
+func VerifyBundleWith(path string, v note.Verifier, o BundleOptions) (*Report, error) {
+	vr := &verifier{rep: &Report{Bundle: path}, v: v, witnesses: o.Witnesses}
 	vr.run(path)
 	return vr.rep, vr.rep.err()
 }
@@ -78,6 +91,7 @@ const (
 	ProblemManifestSignature  = "manifest-signature"
 	ProblemCheckpoint         = "checkpoint-signature"
 	ProblemCheckpointMismatch = "checkpoint-mismatch"
+	ProblemCheckpointWitness  = "checkpoint-witness"
 	ProblemFileMissing        = "file-missing"
 	ProblemFileExtra          = "file-extra"
 	ProblemFileChanged        = "file-changed"
@@ -122,6 +136,12 @@ type Report struct {
 	Manifest       *Manifest          `json:"manifest,omitempty"`
 	ManifestSigned bool               `json:"manifest_signed"`
 	Checkpoint     *ledger.Checkpoint `json:"checkpoint,omitempty"`
+	// Witnesses is what the checkpoint's cosignatures say about the witness policy, when one
+	// was given (BundleOptions.Witnesses) and the checkpoint verified.
+	Witnesses *WitnessStatus `json:"witnesses,omitempty"`
+	// OtherSignatures counts the checkpoint's signatures besides the log's (witness
+	// cosignatures, not checked without a policy).
+	OtherSignatures int `json:"other_signatures"`
 	// Files is the number of files whose size and SHA-256 match the manifest.
 	Files int `json:"files"`
 	// Records is the number of records fully verified (entry, scope, inclusion proof).
@@ -187,15 +207,16 @@ type recordRef struct {
 }
 
 type verifier struct {
-	rep     *Report
-	v       note.Verifier
-	m       *Manifest
-	cp      *ledger.Checkpoint
-	entries map[string]*zip.File
-	refs    []recordRef
-	lastIdx int64
-	lines   uint64
-	total   int64
+	rep       *Report
+	v         note.Verifier
+	witnesses *WitnessPolicy
+	m         *Manifest
+	cp        *ledger.Checkpoint
+	entries   map[string]*zip.File
+	refs      []recordRef
+	lastIdx   int64
+	lines     uint64
+	total     int64
 }
 
 func fingerprint(id, effect string) uint64 {
@@ -300,7 +321,7 @@ func (vr *verifier) manifest() bool {
 		return false
 	}
 	text := ""
-	n, err := note.Open(raw, note.VerifierList(vr.v))
+	n, err := note.Open(raw, note.VerifierList(ledger.VerifiersOf(vr.v)...))
 	var unverified *note.UnverifiedNoteError
 	var invalid *note.InvalidSignatureError
 	switch {
@@ -361,6 +382,23 @@ func (vr *verifier) checkpoint() {
 	if cp.Size != vr.m.CheckpointSize || !bytes.Equal(cp.Hash, vr.m.CheckpointRoot) {
 		vr.rep.add(Problem{Code: ProblemCheckpointMismatch, File: CheckpointName, Detail: fmt.Sprintf("checkpoint is size %d root %x; the manifest says size %d root %x", cp.Size, cp.Hash, vr.m.CheckpointSize, vr.m.CheckpointRoot)})
 		return
+	}
+	if others, err := OtherSignatures(raw, vr.v); err == nil {
+		vr.rep.OtherSignatures = len(others)
+	}
+	if vr.witnesses != nil {
+		// The inclusion proofs are still checked against the checkpoint: the problem is who
+		// vouches for it, not what it commits to.
+		st, err := vr.witnesses.Status(raw)
+		switch {
+		case err != nil:
+			vr.rep.add(Problem{Code: ProblemCheckpointWitness, File: CheckpointName, Detail: err.Error()})
+		case !st.Satisfied:
+			vr.rep.Witnesses = st
+			vr.rep.add(Problem{Code: ProblemCheckpointWitness, File: CheckpointName, Detail: fmt.Sprintf("the checkpoint lacks the witness quorum (%s): %s", st.Quorum, st.Summary())})
+		default:
+			vr.rep.Witnesses = st
+		}
 	}
 	vr.cp, vr.rep.Checkpoint = &cp, &cp
 }

@@ -1,7 +1,9 @@
 // Command lineage-verify is the auditor's tool: it checks Lineage's evidence offline with the
-// log's public key alone — a record and its inclusion proof, a lineage answer, a checkpoint and
-// its consistency with an older one, a compliance export bundle — and can fetch what it checks
-// from the query API over plain HTTP. It is built on the verify package and shares its command
+// log's public key alone — a record and its inclusion proof (the API's JSON answer or a portable
+// C2SP tlog-proof), a lineage answer, a checkpoint and its consistency with an older one, a
+// compliance export bundle — and can fetch what it checks from the query API over plain HTTP.
+// Every command that checks a checkpoint takes --witness-policy (LINEAGE_WITNESS_POLICY) to
+// require the witnesses' cosignatures (docs/PROOFS.md). It is built on the verify package and shares its command
 // code with `lineagectl verify` and `lineagectl checkpoint` (internal/verifycmd), without
 // linking any of the server (deps_test.go keeps it that way).
 package main
@@ -23,7 +25,7 @@ type command struct {
 }
 
 var commands = map[string]command{
-	"verify":      {"verify a record (--id, --proof) or an export bundle (verify BUNDLE.zip) with the log's public key", verifycmd.Verify},
+	"verify":      {"verify a record (--id, --proof: JSON or C2SP tlog-proof) or an export bundle (verify BUNDLE.zip) with the log's public key", verifycmd.Verify},
 	"checkpoint":  {"fetch the latest checkpoint, verify its signature, and its consistency with an older one", verifycmd.Checkpoint},
 	"consistency": {"verify two saved checkpoints and a consistency proof between them (saved, or fetched with --api)", verifycmd.Consistency},
 	"answer":      {"verify a lineage answer (saved from lineagectl lineage --verify --json, or fetched with --api)", verifycmd.Answer},

@@ -22,6 +22,8 @@ var commands = map[string]command{
 	"checkpoint":    {"fetch the latest checkpoint, verify its signature, and its consistency with an older one", runCheckpoint},
 	"lineage":       {"print the user → agent → sub-agent → action tree for a user", runLineage},
 	"keygen":        {"create a checkpoint signing key pair", runKeygen},
+	"rotate-key":    {"roll the checkpoint signing key; old checkpoints stay verifiable (lineaged must be stopped)", runRotateKey},
+	"keys":          {"keys follow: verify the key rotation statements from a trusted key and write every linked key", runKeys},
 	"trillian":      {"trillian create-tree: create a PREORDERED_LOG tree for --ledger trillian", runTrillian},
 	"quarantine":    {"quarantine ls: list rejected records with their reasons (admin)", runQuarantine},
 	"apikey":        {"apikey create: make an API key and its key-file entry", runAPIKey},

@@ -60,6 +60,7 @@ func runLineage(args []string) error {
 	doVerify := fs.Bool("verify", false, "verify the whole answer offline: checkpoint signature, every inclusion proof, every action against its leaf")
 	vkey := fs.String("verifier", "", "the log's public key, for --verify")
 	vfile := fs.String("verifier-file", "", "file holding the log's public key, for --verify")
+	policyFile := fs.String("witness-policy", "", "witness policy file, for --verify: fail unless the answer's checkpoint carries valid cosignatures from its quorum (docs/PROOFS.md)")
 	asJSON := fs.Bool("json", false, "print the raw JSON answer")
 	fs.Usage = cliflag.Usage(fs, envPrefix, "usage: lineagectl lineage --tenant T (--user U | --agent A | --action ID | --policy P) [flags]")
 	if err := cliflag.Parse(fs, envPrefix, args); err != nil {
@@ -109,8 +110,23 @@ func runLineage(args []string) error {
 		if err != nil {
 			return err
 		}
-		defer fmt.Fprintf(os.Stderr, "VERIFIED: %d actions, each in the log of %q at the checkpoint of size %d (root %x), matching its ledger entry\n",
-			res.Actions, res.Checkpoint.Origin, res.Checkpoint.Size, res.Checkpoint.Hash)
+		witnesses := "its cosignatures not checked (no --witness-policy)"
+		if *policyFile != "" {
+			pol, err := verify.LoadWitnessPolicy(*policyFile)
+			if err != nil {
+				return err
+			}
+			st, err := pol.Status(res.Checkpoint.Note)
+			if err != nil {
+				return err
+			}
+			if !st.Satisfied {
+				return fmt.Errorf("%w (%s): %s", verify.ErrWitnessQuorum, st.Quorum, st.Summary())
+			}
+			witnesses = "witnessed, quorum " + st.Quorum + ": " + st.Summary()
+		}
+		defer fmt.Fprintf(os.Stderr, "VERIFIED: %d actions, each in the log of %q at the checkpoint of size %d (root %x), matching its ledger entry; the checkpoint is %s\n",
+			res.Actions, safe(res.Checkpoint.Origin), res.Checkpoint.Size, res.Checkpoint.Hash, safe(witnesses))
 	}
 	if *asJSON {
 		_, err := os.Stdout.Write(append(b, '\n'))

@@ -52,6 +52,8 @@ func serve(args []string) error {
 	fs.BoolVar(&c.ForceShortRetention, "force-short-retention", false, "allow an index retention under six months (below what EU AI Act Art. 19/26(6) require)")
 	fs.StringVar(&c.LogOrigin, "log-origin", "", "origin (key name) for a new log; default lineage.local/<hostname>")
 	fs.StringVar(&c.KeyFile, "key-file", "", "checkpoint signing key; default <data-dir>/keys/log.key (created if missing)")
+	fs.StringVar(&c.WitnessPolicy, "witness-policy", "", "witness policy file (docs/WITNESSES.md): send each checkpoint to these witnesses and serve cosigned checkpoints")
+	fs.StringVar(&c.WitnessMode, "witness-mode", d.WitnessMode, "hold: serve only checkpoints meeting the witness quorum; open: serve the newest, alarm below the quorum")
 	fs.StringVar(&c.NATSAddr, "nats-addr", d.NATSAddr, "listen address of the embedded NATS server")
 	fs.StringVar(&c.NATSURL, "nats-url", "", "use this external NATS server instead of the embedded one")
 	c.NATS.Register(fs)

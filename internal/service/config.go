@@ -10,6 +10,7 @@ import (
 
 	"github.com/lineage-audit/lineage/ingest"
 	"github.com/lineage-audit/lineage/internal/natsclient"
+	"github.com/lineage-audit/lineage/ledger/witness"
 	"github.com/lineage-audit/lineage/query"
 	"github.com/lineage-audit/lineage/query/auth"
 )
@@ -40,6 +41,14 @@ type Config struct {
 	LogOrigin string
 	// KeyFile is the checkpoint signing key (default <data-dir>/keys/log.key).
 	KeyFile string
+	// WitnessPolicy is a witness policy file (ledger/witness, docs/WITNESSES.md). When set,
+	// every new checkpoint is sent to the witnesses it names, and the query API and the
+	// exporters serve checkpoints carrying their cosignatures; the ingester and the indexer
+	// keep using the log itself, so ingest never waits for a witness. WitnessMode is "hold"
+	// (the default: serve only checkpoints whose cosignatures meet the policy's quorum) or
+	// "open" (serve the newest, and raise lineage_witness_serving_unwitnessed below quorum).
+	WitnessPolicy string
+	WitnessMode   string
 
 	NATSAddr string // embedded server listen address
 	NATSURL  string // external server; disables the embedded one
@@ -107,6 +116,7 @@ func DefaultConfig() Config {
 		OIDC:            auth.OIDCConfig{RolesClaim: "lineage_roles", TenantsClaim: "lineage_tenants"},
 		OIDCLogin:       auth.LoginConfig{SessionMaxAge: auth.DefaultSessionMaxAge},
 		OPAIdentityPath: ingest.DefaultOPAIdentityPath,
+		WitnessMode:     string(witness.ModeHold),
 
 		CheckpointInterval: 250 * time.Millisecond,
 		BatchSize:          1000,
@@ -148,6 +158,7 @@ func (c *Config) Defaults() {
 	orDefault(&c.OIDC.TenantsClaim, d.OIDC.TenantsClaim)
 	orDefault(&c.OPAIdentityPath, d.OPAIdentityPath)
 	orDefault(&c.ExportDir, filepath.Join(c.DataDir, "exports"))
+	orDefault(&c.WitnessMode, d.WitnessMode)
 	orDefault(&c.CheckpointInterval, d.CheckpointInterval)
 	orDefault(&c.BatchSize, d.BatchSize)
 	// Negative values too mean the default for these, as they do in the packages using them.
@@ -194,6 +205,15 @@ func preflight(c Config) (auth.Authenticator, *auth.Login, error) {
 	}
 	if c.Index == "clickhouse" && c.ClickHouseDSN == "" {
 		return nil, nil, errors.New("service: --index clickhouse needs --clickhouse-dsn")
+	}
+	if _, err := witness.ParseMode(c.WitnessMode); err != nil {
+		return nil, nil, fmt.Errorf("service: --witness-mode: %w", err)
+	}
+	if c.WitnessPolicy != "" {
+		// Read again by openStores; refusing here stops the start before anything is opened.
+		if _, err := witness.LoadPolicy(c.WitnessPolicy); err != nil {
+			return nil, nil, fmt.Errorf("service: --witness-policy: %w (refusing to start)", err)
+		}
 	}
 	var chain auth.Chain
 	if c.APIKeys != "" {

@@ -64,7 +64,9 @@ func serve(ctx context.Context, g *errgroup.Group, c Config, st *stores, w *work
 	log := c.Logger
 	httpIngest := &ingest.HTTP{JS: w.js, OPA: w.opa, Metrics: w.inMetrics, Seen: st.index,
 		Logger: log.With("component", "ingest-http")}
-	api := &query.API{Log: st.log, Store: st.index, Verifier: st.vkey, LogDir: st.logDir, Gatherer: st.reg, Auth: authn,
+	// The API serves the witnessed log when a witness policy is set: answers, proofs and
+	// /v1/checkpoint carry the cosigned checkpoint.
+	api := &query.API{Log: st.served, Store: st.index, Verifier: st.vkey, Rotations: st.rotations, LogDir: st.logDir, Gatherer: st.reg, Auth: authn,
 		Mounts: []func(*gin.RouterGroup){httpIngest.Mount, w.exports.Mount}, Logger: log.With("component", "api"),
 		AllowedHosts: allowedHosts(c), AllowedOrigins: c.HTTPAllowedOrigins, MaxInflightBytes: c.HTTPMaxInflightBytes,
 		MaxRequestBody: ingest.DefaultMaxBody, InflightWait: c.HTTPInflightWait, Registerer: st.reg,

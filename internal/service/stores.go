@@ -2,13 +2,16 @@ package service
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/lineage-audit/lineage/ledger"
 	"github.com/lineage-audit/lineage/ledger/tessera"
 	"github.com/lineage-audit/lineage/ledger/trillian"
+	"github.com/lineage-audit/lineage/ledger/witness"
 	"github.com/lineage-audit/lineage/query/index"
 	"github.com/lineage-audit/lineage/query/index/clickhouse"
 	"github.com/lineage-audit/lineage/query/index/sqlite"
@@ -29,13 +32,22 @@ type stores struct {
 	verifier note.Verifier
 	vkey     string // the verifier key string, as served to clients
 	log      ledger.Log
-	logDir   string // served as tlog-tiles under /log/ ("" when the ledger has none)
-	index    index.Store
-	reg      *prometheus.Registry
+	// served is the log readers get (the query API, the exporters): the witnessed log when a
+	// witness policy is set, else log itself. The ingester and the indexer use log.
+	served ledger.Log
+	// witnessed is the witnessing wrapper of log (nil without --witness-policy); its Run is a
+	// worker (startWorkers).
+	witnessed *witness.Log
+	logDir    string // served as tlog-tiles under /log/ ("" when the ledger has none)
+	index     index.Store
+	reg       *prometheus.Registry
 
 	// closeLog flushes and closes the ledger, once: every appended entry is integrated and
 	// checkpointed. The workers' stop calls it as soon as nothing appends any more.
 	closeLog func()
+
+	// rotations are the key's rotation statements, oldest first, as served by GET /v1/keys.
+	rotations [][]byte
 }
 
 // openStores locks the data dir and opens the signing key, the ledger and the index. The
@@ -59,11 +71,19 @@ func openStores(ctx context.Context, c Config) (st *stores, cleanup func(), err 
 	if st.signer, vkey, err = ledger.LoadOrCreateSigner(c.KeyFile, c.LogOrigin); err != nil {
 		return nil, nil, err
 	}
-	if st.verifier, err = ledger.NewVerifier(vkey); err != nil {
+	// The verifier holds every key of the rotation chain beside the key file (ledger/rotate.go),
+	// so checkpoints signed before a rotation still open; a chain that does not verify, or does
+	// not end at the key file's key, refuses the start.
+	keyring, chain, err := ledger.LoadKeyring(c.KeyFile, vkey)
+	if err != nil {
 		return nil, nil, err
 	}
+	st.verifier = keyring
+	for _, r := range chain {
+		st.rotations = append(st.rotations, r.Note)
+	}
 	st.vkey = vkey
-	c.Logger.Info("ledger key", "origin", st.signer.Name(), "verifier", vkey)
+	c.Logger.Info("ledger key", "origin", st.signer.Name(), "verifier", vkey, "rotations", len(chain))
 
 	st.reg = prometheus.NewRegistry()
 	st.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -79,12 +99,53 @@ func openStores(ctx context.Context, c Config) (st *stores, cleanup func(), err 
 		}
 	})
 	cs.add(st.closeLog)
+	if st.served, st.witnessed, err = openWitnessed(ctx, c, st); err != nil {
+		return nil, nil, err
+	}
 
 	if st.index, err = openIndex(ctx, c, IndexPath(c.DataDir)); err != nil {
 		return nil, nil, err
 	}
 	cs.add(func() { st.index.Close() })
 	return st, sync.OnceFunc(cs.run), nil
+}
+
+// witnessPoll is how often the witnessing loop reads the log's checkpoint (at most the
+// checkpoint interval): a read is one small file or memory, and each poll interval adds to
+// the time before a new checkpoint is served cosigned (docs/WITNESSES.md, "Latency").
+const witnessPoll = 50 * time.Millisecond
+
+// openWitnessed wraps st.log in a witness.Log when c.WitnessPolicy is set (ledger/witness); it
+// returns the log to serve readers and the wrapper (nil without a policy). The newest cosigned
+// checkpoint is kept in the data dir (witness.StateFile); one that does not verify with the log
+// key or is not consistent with the log refuses the start.
+func openWitnessed(ctx context.Context, c Config, st *stores) (ledger.Log, *witness.Log, error) {
+	if c.WitnessPolicy == "" {
+		return st.log, nil, nil
+	}
+	p, err := witness.LoadPolicy(c.WitnessPolicy)
+	if err != nil {
+		return nil, nil, fmt.Errorf("service: --witness-policy: %w", err)
+	}
+	mode, err := witness.ParseMode(c.WitnessMode)
+	if err != nil {
+		return nil, nil, fmt.Errorf("service: --witness-mode: %w", err)
+	}
+	wl, err := witness.New(ctx, st.log, witness.Options{
+		Policy: p, Mode: mode, Verifier: st.verifier, StateFile: witness.StateFile(c.DataDir),
+		PollInterval: min(c.CheckpointInterval, witnessPoll), Registerer: st.reg,
+		Logger: c.Logger.With("component", "witness"),
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	var names []string
+	for _, w := range p.Witnesses {
+		names = append(names, w.Name)
+	}
+	c.Logger.Info("witnessing checkpoints", "policy", c.WitnessPolicy, "mode", string(mode),
+		"witnesses", strings.Join(names, ","), "threshold", p.Quorum.N)
+	return wl, wl, nil
 }
 
 // openIndex opens the configured index driver; path is the SQLite file (ignored by ClickHouse).

@@ -25,8 +25,9 @@ type workers struct {
 }
 
 // startWorkers starts, each as a goroutine of g: the indexer (log → index), then NATS (embedded
-// or external) and the ingester (JetStream → log), then the exporter service. ctx is Run's;
-// gctx is g's, cancelled on the first failure.
+// or external), the witnessing of checkpoints (with a witness policy) and the ingester
+// (JetStream → log), then the exporter service. ctx is Run's; gctx is g's, cancelled on the
+// first failure.
 //
 // The ingester stops as soon as gctx ends. The indexer and the exporter keep running until the
 // returned stop reaches them, as HTTP requests still being drained may need them. stop runs in
@@ -54,8 +55,13 @@ func startWorkers(ctx, gctx context.Context, g *errgroup.Group, c Config, st *st
 	}
 	cs.add(stopNATS)
 	w.natsURL = natsURL
-	// Everything added from here on (the ingester, the exporter) stops before the log closes.
+	// Everything added from here on (the witnessing, the ingester, the exporter) stops before
+	// the log closes.
 	cs.add(st.closeLog)
+	if st.witnessed != nil {
+		// Witnessing reads the log's checkpoints; nothing waits for it but readers of st.served.
+		cs.add(spawn(g, gctx, "witnessing", st.witnessed.Run))
+	}
 	if w.js, err = jetstream.New(nc); err != nil {
 		return nil, nil, fmt.Errorf("service: jetstream: %w", err)
 	}
@@ -84,7 +90,8 @@ func startWorkers(ctx, gctx context.Context, g *errgroup.Group, c Config, st *st
 
 	js := w.js
 	if w.exports, err = exporters.NewService(exporters.Config{
-		Log: st.log, Signer: st.signer, Verifier: st.verifier,
+		// Export bundles carry the served (cosigned, with a witness policy) checkpoint.
+		Log: st.served, Signer: st.signer, Verifier: st.verifier,
 		Dir: c.ExportDir, ScheduleFile: c.ExportSchedule,
 		// Each export run is recorded like any decision: through JetStream, the one durable path.
 		Publish: func(ctx context.Context, rec lineage.Record) error {

@@ -31,6 +31,16 @@ type Env struct {
 	Prog string
 	// EnvPrefix is the prefix of the environment variables that set flags (cliflag).
 	EnvPrefix string
+	// Stdout receives what the commands print (os.Stdout when nil).
+	Stdout io.Writer
+}
+
+// out is where a command prints.
+func (e Env) out() io.Writer {
+	if e.Stdout != nil {
+		return e.Stdout
+	}
+	return os.Stdout
 }
 
 var httpClient = &http.Client{Timeout: 30 * time.Second}
@@ -94,7 +104,7 @@ func (a apiFlags) get(path string) ([]byte, error) {
 func (a apiFlags) savedOrFetched(file string, fetch bool, path, missing string) ([]byte, error) {
 	switch {
 	case file != "":
-		return os.ReadFile(file)
+		return readFileLimit(file, maxSavedFile)
 	case fetch:
 		return a.get(path)
 	}
@@ -115,6 +125,75 @@ func addVerifierFlags(fs *flag.FlagSet, fileUsage string) func() (note.Verifier,
 	return func() (note.Verifier, error) { return LoadVerifier(*vkey, *vfile) }
 }
 
+// maxSavedFile bounds a saved answer or proof read from a file (as the API client bounds an
+// answer).
+const maxSavedFile = 256 << 20
+
+// readFileLimit reads a whole file of at most limit bytes.
+func readFileLimit(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("%s: more than %d bytes", path, limit)
+	}
+	return b, nil
+}
+
+// witnessPolicyUsage is the help of --witness-policy.
+const witnessPolicyUsage = "witness policy file (witness cosignature/v1 keys and the quorum, see docs/PROOFS.md): fail unless every checkpoint checked carries valid cosignatures from the quorum"
+
+// addWitnessFlag registers --witness-policy and returns what loads the policy it names (nil
+// when it names none) once the flags are parsed.
+func addWitnessFlag(fs *flag.FlagSet) func() (*verify.WitnessPolicy, error) {
+	file := fs.String("witness-policy", "", witnessPolicyUsage)
+	return func() (*verify.WitnessPolicy, error) {
+		if *file == "" {
+			return nil, nil
+		}
+		return verify.LoadWitnessPolicy(*file)
+	}
+}
+
+// witnessed checks a checkpoint (opened, its log signature verified) against the witness
+// policy pol and prints who cosigned; it fails when the quorum is not met or a cosignature of
+// a policy witness does not verify. Without a policy it only says how many cosignatures the
+// checkpoint carries, unchecked. what names the checkpoint in the output ("checkpoint",
+// "older checkpoint").
+func witnessed(w io.Writer, what string, cp verify.Checkpoint, v note.Verifier, pol *verify.WitnessPolicy) error {
+	if pol == nil {
+		others, err := verify.OtherSignatures(cp.Note, v)
+		if err != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		names := make([]string, len(others))
+		for i, s := range others {
+			names[i] = s.Name
+		}
+		by := ""
+		if len(names) > 0 {
+			by = " (by " + strings.Join(names, ", ") + ")"
+		}
+		fmt.Fprintf(w, "NOTE: the %s carries %d cosignature(s)%s, not checked: no --witness-policy given\n", what, len(others), safe(by))
+		return nil
+	}
+	st, err := pol.Status(cp.Note)
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	if !st.Satisfied {
+		return fmt.Errorf("%s of size %d: %w (%s): %s", what, cp.Size, verify.ErrWitnessQuorum, st.Quorum, st.Summary())
+	}
+	fmt.Fprintf(w, "OK: the %s is witnessed, quorum %s: %s\n", what, st.Quorum, st.Summary())
+	return nil
+}
+
 // parse parses args into fs with the environment overrides of env (cliflag); -h prints
 // "usage: PROG synopsis" and the flags.
 func parse(fs *flag.FlagSet, env Env, synopsis string, args []string) error {
@@ -125,7 +204,7 @@ func parse(fs *flag.FlagSet, env Env, synopsis string, args []string) error {
 // openCheckpointFile reads a saved checkpoint and verifies its signature; what ("older",
 // "newer") names it in the error.
 func openCheckpointFile(what, file string, v note.Verifier) (verify.Checkpoint, error) {
-	raw, err := os.ReadFile(file)
+	raw, err := readFileLimit(file, verify.MaxCheckpointSize)
 	if err != nil {
 		return verify.Checkpoint{}, err
 	}
@@ -162,8 +241,18 @@ func LoadVerifier(vkey, file string) (note.Verifier, error) {
 	return nil, fmt.Errorf("the log's public key is required: --verifier NAME+HASH+KEY or --verifier-file FILE")
 }
 
-// Verify is `verify`: a record, fetched (--id) or saved (--proof), or an export bundle
-// (verify BUNDLE.zip), checked with the log's public key.
+// Proof formats of `verify --format`.
+const (
+	formatJSON      = "json"
+	formatTLogProof = "tlog-proof"
+)
+
+// maxEntryFile bounds a ledger entry given with --entry.
+const maxEntryFile = 1 << 20
+
+// Verify is `verify`: a record, fetched (--id) or saved (--proof: the JSON answer of
+// GET /v1/records/{id} or a C2SP tlog-proof), or an export bundle (verify BUNDLE.zip), checked
+// with the log's public key and, with --witness-policy, the witnesses' cosignatures.
 func Verify(env Env, args []string) error {
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		return verifyBundleArgs(env, args) // verify BUNDLE.zip --verifier-file F
@@ -172,24 +261,72 @@ func Verify(env Env, args []string) error {
 	api := addAPIFlags(fs, "http://127.0.0.1:8080", "Lineage query API")
 	id := fs.String("id", "", "record id to fetch and verify")
 	tenant := fs.String("tenant", "", "tenant of the record (needed when the id exists in several)")
-	proofFile := fs.String("proof", "", "verify a saved answer of GET /v1/records/{id} instead of fetching one")
-	save := fs.String("save", "", "save the fetched answer to this file (verify it later with --proof, offline)")
+	proofFile := fs.String("proof", "", "verify a saved proof instead of fetching one: the JSON answer of GET /v1/records/{id} or a C2SP tlog-proof (.tlog-proof)")
+	save := fs.String("save", "", "save the fetched proof to this file (verify it later with --proof, offline); a name ending in .tlog-proof saves a C2SP tlog-proof")
+	format := fs.String("format", "", "format of the fetched proof: json or tlog-proof (default: tlog-proof when --save ends in .tlog-proof, else json)")
+	entryFile := fs.String("entry", "", "the exact ledger entry a tlog-proof proves, when the proof has no extra line (or to check it is this one)")
 	loadVerifier := addVerifierFlags(fs, verifierFileUsageExample)
-	if err := parse(fs, env, "verify (--id ID | --proof FILE) (--verifier KEY | --verifier-file FILE)", args); err != nil {
+	loadPolicy := addWitnessFlag(fs)
+	if err := parse(fs, env, "verify (--id ID | --proof FILE) (--verifier KEY | --verifier-file FILE) [--witness-policy FILE]", args); err != nil {
 		return err
 	}
 	v, err := loadVerifier()
 	if err != nil {
 		return err
 	}
+	pol, err := loadPolicy()
+	if err != nil {
+		return err
+	}
 	if fs.NArg() == 1 { // verify --verifier-file F BUNDLE.zip
-		return VerifyBundle(fs.Arg(0), v)
+		return verifyBundle(env, fs.Arg(0), v, pol)
+	}
+	if fs.NArg() > 1 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(1))
+	}
+	f := *format
+	if f == "" {
+		f = formatJSON
+		if strings.HasSuffix(*save, ".tlog-proof") {
+			f = formatTLogProof
+		}
+	}
+	if f != formatJSON && f != formatTLogProof {
+		return fmt.Errorf("--format %q: want json or tlog-proof", f)
+	}
+	q := url.Values{}
+	if *tenant != "" {
+		q.Set("tenant", *tenant)
+	}
+	if f == formatTLogProof {
+		q.Set("format", formatTLogProof)
 	}
 	path := "/v1/records/" + url.PathEscape(*id)
-	if *tenant != "" {
-		path += "?tenant=" + url.QueryEscape(*tenant)
+	if len(q) > 0 {
+		path += "?" + q.Encode()
 	}
 	raw, err := api.savedOrFetched(*proofFile, *id != "", path, "give --id or --proof")
+	if err != nil {
+		return err
+	}
+	if *proofFile == "" && f == formatTLogProof && !verify.IsTLogProof(raw) {
+		return fmt.Errorf("GET %s: the answer is not a C2SP tlog-proof", path)
+	}
+	var entry []byte
+	if *entryFile != "" {
+		if !verify.IsTLogProof(raw) {
+			return errors.New("--entry applies to a C2SP tlog-proof only (a JSON answer holds its entry)")
+		}
+		if entry, err = readFileLimit(*entryFile, maxEntryFile); err != nil {
+			return err
+		}
+	}
+	// Verify before saving: a proof that does not verify is not kept as evidence.
+	if verify.IsTLogProof(raw) {
+		err = verifyTLogProof(env, raw, entry, v, pol)
+	} else {
+		err = verifyRecordJSON(env, raw, v, pol)
+	}
 	if err != nil {
 		return err
 	}
@@ -198,6 +335,11 @@ func Verify(env Env, args []string) error {
 			return err
 		}
 	}
+	return nil
+}
+
+// verifyRecordJSON verifies a JSON answer of GET /v1/records/{id}.
+func verifyRecordJSON(env Env, raw []byte, v note.Verifier, pol *verify.WitnessPolicy) error {
 	rp, err := verify.DecodeRecordProof(raw)
 	if err != nil {
 		return err
@@ -206,12 +348,35 @@ func Verify(env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	id2 := ""
-	if rp.Record != nil {
-		id2 = rp.Record.Tenant + "/" + rp.Record.ID
+	if err := witnessed(env.out(), "checkpoint", cp, v, pol); err != nil {
+		return err
 	}
-	fmt.Printf("OK: record %s is entry %d of log %q, included in the checkpoint of size %d (root %x) signed by %s\n",
-		safe(id2), rp.Index, cp.Origin, cp.Size, cp.Hash, safe(v.Name()))
+	id := ""
+	if rp.Record != nil {
+		id = rp.Record.Tenant + "/" + rp.Record.ID
+	}
+	fmt.Fprintf(env.out(), "OK: record %s is entry %d of log %q, included in the checkpoint of size %d (root %x) signed by %s\n",
+		safe(id), rp.Index, safe(cp.Origin), cp.Size, cp.Hash, safe(v.Name()))
+	return nil
+}
+
+// verifyTLogProof verifies a C2SP tlog-proof, with the entry in its extra line or given.
+func verifyTLogProof(env Env, raw, entry []byte, v note.Verifier, pol *verify.WitnessPolicy) error {
+	p, err := verify.DecodeTLogProof(raw)
+	if err != nil {
+		return err
+	}
+	res, err := verify.VerifyTLogProof(p, entry, v)
+	if err != nil {
+		return err
+	}
+	if err := witnessed(env.out(), "checkpoint", res.Checkpoint, v, pol); err != nil {
+		return err
+	}
+	r := res.Envelope.Record
+	cp := res.Checkpoint
+	fmt.Fprintf(env.out(), "OK: record %s is entry %d of log %q, included in the checkpoint of size %d (root %x) signed by %s (C2SP tlog-proof)\n",
+		safe(r.Tenant+"/"+r.ID), res.Index, safe(cp.Origin), cp.Size, cp.Hash, safe(v.Name()))
 	return nil
 }
 
@@ -220,11 +385,12 @@ func Verify(env Env, args []string) error {
 func verifyBundleArgs(env Env, args []string) error {
 	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
 	loadVerifier := addVerifierFlags(fs, verifierFileUsageExample)
+	loadPolicy := addWitnessFlag(fs)
 	path := ""
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		path, args = args[0], args[1:]
 	}
-	if err := parse(fs, env, "verify BUNDLE.zip (--verifier KEY | --verifier-file FILE)", args); err != nil {
+	if err := parse(fs, env, "verify BUNDLE.zip (--verifier KEY | --verifier-file FILE) [--witness-policy FILE]", args); err != nil {
 		return err
 	}
 	if path == "" && fs.NArg() > 0 {
@@ -239,18 +405,28 @@ func verifyBundleArgs(env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	return VerifyBundle(path, v)
+	pol, err := loadPolicy()
+	if err != nil {
+		return err
+	}
+	return verifyBundle(env, path, v, pol)
 }
 
 // VerifyBundle checks a bundle with v and prints what was checked, or every problem found.
 func VerifyBundle(path string, v note.Verifier) error {
-	rep, err := verify.VerifyBundle(path, v)
+	return verifyBundle(Env{}, path, v, nil)
+}
+
+// verifyBundle checks a bundle with v and, when pol is set, its checkpoint's cosignatures.
+func verifyBundle(env Env, path string, v note.Verifier, pol *verify.WitnessPolicy) error {
+	w := env.out()
+	rep, err := verify.VerifyBundleWith(path, v, verify.BundleOptions{Witnesses: pol})
 	if m := rep.Manifest; m != nil {
 		sys := m.AISystem
 		if sys == "" {
 			sys = "all AI systems"
 		}
-		fmt.Printf("bundle %s: export %s, %s of tenant %s (%s), %s – %s, created %s for %s\n", safe(path), safe(m.ExportID), safeV(m.Kind), safe(m.Tenant), safe(sys),
+		fmt.Fprintf(w, "bundle %s: export %s, %s of tenant %s (%s), %s – %s, created %s for %s\n", safe(path), safe(m.ExportID), safeV(m.Kind), safe(m.Tenant), safe(sys),
 			m.From.Format(time.RFC3339), m.To.Format(time.RFC3339), m.Created.Format(time.RFC3339), safe(m.RequestedBy))
 	}
 	if err != nil {
@@ -268,7 +444,12 @@ func VerifyBundle(path string, v note.Verifier) error {
 		return fmt.Errorf("bundle %s does not verify", safe(path))
 	}
 	cp := rep.Checkpoint
-	fmt.Printf("OK: %d files match the manifest signed by %s; %d records verified with inclusion proofs against the checkpoint of size %d (root %x); %d table citations resolved\n",
+	if st := rep.Witnesses; st != nil {
+		fmt.Fprintf(w, "OK: the checkpoint is witnessed, quorum %s: %s\n", st.Quorum, st.Summary())
+	} else {
+		fmt.Fprintf(w, "NOTE: the checkpoint carries %d cosignature(s), not checked: no --witness-policy given\n", rep.OtherSignatures)
+	}
+	fmt.Fprintf(w, "OK: %d files match the manifest signed by %s; %d records verified with inclusion proofs against the checkpoint of size %d (root %x); %d table citations resolved\n",
 		rep.Files, safe(v.Name()), rep.Records, cp.Size, cp.Hash, rep.Citations)
 	return nil
 }
@@ -279,15 +460,21 @@ func Checkpoint(env Env, args []string) error {
 	fs := flag.NewFlagSet("checkpoint", flag.ContinueOnError)
 	api := addAPIFlags(fs, "http://127.0.0.1:8080", "Lineage query API")
 	loadVerifier := addVerifierFlags(fs, verifierFileUsage)
+	loadPolicy := addWitnessFlag(fs)
 	older := fs.String("since", "", "a checkpoint file trusted earlier: prove the latest one extends it")
 	save := fs.String("save", "", "save the latest checkpoint to this file")
-	if err := parse(fs, env, "checkpoint (--verifier KEY | --verifier-file FILE) [--since OLD] [--save FILE]", args); err != nil {
+	if err := parse(fs, env, "checkpoint (--verifier KEY | --verifier-file FILE) [--witness-policy FILE] [--since OLD] [--save FILE]", args); err != nil {
 		return err
 	}
 	v, err := loadVerifier()
 	if err != nil {
 		return err
 	}
+	pol, err := loadPolicy()
+	if err != nil {
+		return err
+	}
+	w := env.out()
 	raw, err := api.get("/v1/checkpoint")
 	if err != nil {
 		return err
@@ -296,7 +483,10 @@ func Checkpoint(env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("OK: checkpoint of %q, size %d, root %x\n", cp.Origin, cp.Size, cp.Hash)
+	fmt.Fprintf(w, "OK: checkpoint of %q, size %d, root %x\n", safe(cp.Origin), cp.Size, cp.Hash)
+	if err := witnessed(w, "checkpoint", cp, v, pol); err != nil {
+		return err
+	}
 	if *older != "" {
 		old, err := openCheckpointFile("older", *older, v)
 		if err != nil {
@@ -309,7 +499,7 @@ func Checkpoint(env Env, args []string) error {
 		if err := checkConsistency(old, cp, b); err != nil {
 			return err
 		}
-		fmt.Printf("OK: consistent with the older checkpoint of size %d\n", old.Size)
+		fmt.Fprintf(w, "OK: consistent with the older checkpoint of size %d\n", old.Size)
 	}
 	if *save != "" {
 		return os.WriteFile(*save, raw, 0o644)
@@ -327,7 +517,8 @@ func Consistency(env Env, args []string) error {
 	oldFile := fs.String("old", "", "the older checkpoint file")
 	newFile := fs.String("new", "", "the newer checkpoint file")
 	proofFile := fs.String("proof", "", "a saved answer of GET /v1/proofs/consistency?from=OLD&to=NEW")
-	if err := parse(fs, env, "consistency --old FILE --new FILE (--proof FILE | --api URL) (--verifier KEY | --verifier-file FILE)", args); err != nil {
+	loadPolicy := addWitnessFlag(fs)
+	if err := parse(fs, env, "consistency --old FILE --new FILE (--proof FILE | --api URL) (--verifier KEY | --verifier-file FILE) [--witness-policy FILE]", args); err != nil {
 		return err
 	}
 	if *oldFile == "" || *newFile == "" {
@@ -337,12 +528,23 @@ func Consistency(env Env, args []string) error {
 	if err != nil {
 		return err
 	}
+	pol, err := loadPolicy()
+	if err != nil {
+		return err
+	}
+	w := env.out()
 	old, err := openCheckpointFile("older", *oldFile, v)
 	if err != nil {
 		return err
 	}
 	cp, err := openCheckpointFile("newer", *newFile, v)
 	if err != nil {
+		return err
+	}
+	if err := witnessed(w, "older checkpoint", old, v, pol); err != nil {
+		return err
+	}
+	if err := witnessed(w, "newer checkpoint", cp, v, pol); err != nil {
 		return err
 	}
 	b, err := api.savedOrFetched(*proofFile, *api.url != "", consistencyPath(old, cp), "give --proof or --api")
@@ -352,7 +554,7 @@ func Consistency(env Env, args []string) error {
 	if err := checkConsistency(old, cp, b); err != nil {
 		return err
 	}
-	fmt.Printf("OK: the checkpoint of %q of size %d (root %x) extends the one of size %d (root %x)\n", cp.Origin, cp.Size, cp.Hash, old.Size, old.Hash)
+	fmt.Fprintf(w, "OK: the checkpoint of %q of size %d (root %x) extends the one of size %d (root %x)\n", safe(cp.Origin), cp.Size, cp.Hash, old.Size, old.Hash)
 	return nil
 }
 
@@ -367,13 +569,18 @@ func Answer(env Env, args []string) error {
 	subject := fs.String("subject", "", "the user, agent, action or policy id asked about")
 	file := fs.String("file", "", "a saved answer of GET /v1/lineage/{kind}/{subject}")
 	loadVerifier := addVerifierFlags(fs, verifierFileUsage)
-	if err := parse(fs, env, "answer --kind K --subject S (--file FILE | --api URL --tenant T) (--verifier KEY | --verifier-file FILE)", args); err != nil {
+	loadPolicy := addWitnessFlag(fs)
+	if err := parse(fs, env, "answer --kind K --subject S (--file FILE | --api URL --tenant T) (--verifier KEY | --verifier-file FILE) [--witness-policy FILE]", args); err != nil {
 		return err
 	}
 	if *kind == "" || *subject == "" {
 		return errors.New("give --kind and --subject")
 	}
 	v, err := loadVerifier()
+	if err != nil {
+		return err
+	}
+	pol, err := loadPolicy()
 	if err != nil {
 		return err
 	}
@@ -387,8 +594,11 @@ func Answer(env Env, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("VERIFIED: %d actions, each in the log of %q at the checkpoint of size %d (root %x), matching its ledger entry\n",
-		res.Actions, res.Checkpoint.Origin, res.Checkpoint.Size, res.Checkpoint.Hash)
+	if err := witnessed(env.out(), "checkpoint", res.Checkpoint, v, pol); err != nil {
+		return err
+	}
+	fmt.Fprintf(env.out(), "VERIFIED: %d actions, each in the log of %q at the checkpoint of size %d (root %x), matching its ledger entry\n",
+		res.Actions, safe(res.Checkpoint.Origin), res.Checkpoint.Size, res.Checkpoint.Hash)
 	return nil
 }
 
