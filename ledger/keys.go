@@ -97,18 +97,11 @@ var errKeyMode = errors.New("the checkpoint signing key must be readable and wri
 // readPrivateFile reads a key file after checking, on the open file, that only its owner has
 // access to it.
 func readPrivateFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
+	f, fi, err := openRegular(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, errors.New("not a regular file")
-	}
 	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
 		return nil, fmt.Errorf("mode %04o: %w; run: chmod 600 %s (for a mounted secret, give it file mode 0400 or 0600)", perm, errKeyMode, path)
 	}

@@ -317,26 +317,58 @@ func ReadRotations(dir string) ([]Rotation, error) {
 
 // readBounded reads a regular file of at most limit bytes.
 func readBounded(path string, limit int64) ([]byte, error) {
+	f, _, err := openRegular(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return readAllLimit(f, limit)
+}
+
+// ReadFileLimit reads the whole file at path, of at most limit bytes: a larger one fails
+// without being read further. The commands read the files they are given with it (saved
+// answers and proofs, rotation statements, key files). Its errors name the file.
+func ReadFileLimit(path string, limit int64) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
+	b, err := readAllLimit(f, limit)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	if !fi.Mode().IsRegular() {
-		return nil, errors.New("not a regular file")
-	}
-	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	return b, nil
+}
+
+// readAllLimit reads r to its end, failing when it holds more than limit bytes.
+func readAllLimit(r io.Reader, limit int64) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r, limit+1))
 	if err != nil {
 		return nil, err
 	}
 	if int64(len(b)) > limit {
-		return nil, fmt.Errorf("over %d bytes", limit)
+		return nil, fmt.Errorf("more than %d bytes", limit)
 	}
 	return b, nil
+}
+
+// openRegular opens path for reading, refusing anything but a regular file (a FIFO or a
+// device may block or never end).
+func openRegular(path string) (*os.File, fs.FileInfo, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	fi, err := f.Stat()
+	if err == nil && !fi.Mode().IsRegular() {
+		err = errors.New("not a regular file")
+	}
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return f, fi, nil
 }
 
 // LoadKeyring returns the verifier for a log whose current key is the verifier key current and

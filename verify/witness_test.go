@@ -12,7 +12,6 @@ import (
 
 	lineage "github.com/lineage-audit/lineage"
 	"github.com/lineage-audit/lineage/internal/demo"
-	"github.com/lineage-audit/lineage/ledger"
 	"github.com/lineage-audit/lineage/verify/witnesstest"
 	"github.com/transparency-dev/formats/log"
 	"github.com/transparency-dev/merkle/rfc6962"
@@ -32,19 +31,8 @@ type testLog struct {
 
 func newTestLog(t testing.TB, n int) *testLog {
 	t.Helper()
-	skey, vkey, err := ledger.GenerateKey("lineage.test/verify")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := note.NewSigner(skey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := ledger.NewVerifier(vkey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := &testLog{signer: s, v: v, vkey: vkey, tree: testonly.New(rfc6962.DefaultHasher)}
+	k := witnesstest.NewLogKey(t, "lineage.test/verify")
+	l := &testLog{signer: k.Signer, v: k.Verifier, vkey: k.VKey, tree: testonly.New(rfc6962.DefaultHasher)}
 	for _, r := range demo.Generate(demo.Options{Seed: 7, Tenants: 1}, n) {
 		c, err := r.Canonical()
 		if err != nil {
@@ -80,28 +68,6 @@ func (l *testLog) recordProof(t testing.TB, i uint64, cp []byte) *RecordProof {
 		t.Fatal(err)
 	}
 	return &RecordProof{Record: env.Record, Tenant: env.Record.Tenant, Index: i, Leaf: l.entries[i], Checkpoint: string(cp), InclusionProof: p}
-}
-
-// corruptSig flips a bit in the signature of the note's signature line by key name.
-func corruptSig(t testing.TB, n []byte, name string) []byte {
-	t.Helper()
-	lines := strings.Split(string(n), "\n")
-	for i, line := range lines {
-		if strings.HasPrefix(line, "— "+name+" ") {
-			b := []byte(line)
-			// The last base64 characters encode signature bytes; swap one for another.
-			j := len(b) - 4
-			if b[j] == 'A' {
-				b[j] = 'B'
-			} else {
-				b[j] = 'A'
-			}
-			lines[i] = string(b)
-			return []byte(strings.Join(lines, "\n"))
-		}
-	}
-	t.Fatalf("no signature line by %s in %q", name, n)
-	return nil
 }
 
 func TestWitnessPolicyQuorum(t *testing.T) {
@@ -154,11 +120,11 @@ func TestWitnessPolicyQuorum(t *testing.T) {
 	}
 	// A corrupted cosignature from a known key is an error even though the quorum is met
 	// without it; a corrupted stranger's line is ignored.
-	bad := corruptSig(t, witnesstest.Cosign(t, two, l.v, w1), "w1.example")
+	bad := witnesstest.CorruptSig(t, witnesstest.Cosign(t, two, l.v, w1), "w1.example")
 	if err := pol.Check(bad); err == nil || errors.Is(err, ErrWitnessQuorum) || !strings.Contains(err.Error(), "witness w1.example") || !strings.Contains(err.Error(), "does not verify") {
 		t.Fatalf("corrupted known cosignature: %v", err)
 	}
-	if err := pol.Check(corruptSig(t, two, "stranger.example")); err != nil {
+	if err := pol.Check(witnesstest.CorruptSig(t, two, "stranger.example")); err != nil {
 		t.Fatalf("corrupted stranger's cosignature: %v", err)
 	}
 	// A cosignature is over the whole checkpoint: the same lines on another tree do not verify.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -202,7 +201,7 @@ func trustedKeys(vkey, file string) ([]string, error) {
 		if vkey != "" {
 			return nil, fmt.Errorf("give --verifier or --verifier-file, not both")
 		}
-		b, err := os.ReadFile(file)
+		b, err := ledger.ReadFileLimit(file, ledger.MaxVerifierFile)
 		if err != nil {
 			return nil, err
 		}
@@ -242,29 +241,12 @@ func readStatements(paths []string) ([][]byte, error) {
 			if len(sts) == ledger.MaxRotations {
 				return nil, fmt.Errorf("more than %d rotation statements", ledger.MaxRotations)
 			}
-			b, err := readLimited(f, ledger.MaxRotationSize)
+			b, err := ledger.ReadFileLimit(f, ledger.MaxRotationSize)
 			if err != nil {
-				return nil, fmt.Errorf("rotation statement %s: %w", f, err)
+				return nil, fmt.Errorf("rotation statement: %w", err)
 			}
 			sts = append(sts, b)
 		}
 	}
 	return sts, nil
-}
-
-// readLimited reads a file of at most limit bytes.
-func readLimited(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(b)) > limit {
-		return nil, fmt.Errorf("over %d bytes", limit)
-	}
-	return b, nil
 }

@@ -106,20 +106,7 @@ func TestRunServesAndStops(t *testing.T) {
 	dir := t.TempDir()
 	c := testConfig(dir)
 	c.NATSAddr = freePort(t)
-	h := servingAddr{Handler: slog.NewTextHandler(io.Discard, nil), addr: make(chan string, 1)}
-	c.Logger = slog.New(h)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- Run(ctx, c) }()
-	var addr string
-	select {
-	case addr = <-h.addr:
-	case err := <-done:
-		t.Fatalf("Run returned before serving: %v", err)
-	case <-time.After(60 * time.Second):
-		t.Fatal("Run did not serve within 60s")
-	}
+	addr, stop := startRun(t, c)
 	resp, err := http.Get("http://" + addr + "/healthz")
 	if err != nil {
 		t.Fatal(err)
@@ -128,16 +115,40 @@ func TestRunServesAndStops(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET /healthz = %d", resp.StatusCode)
 	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("Run after ctx ended = %v, want nil", err)
-		}
-	case <-time.After(60 * time.Second):
-		t.Fatal("Run did not return within 60s of ctx ending")
-	}
+	stop()
 	assertUndone(t, dir, c.NATSAddr)
+}
+
+// startRun runs the daemon with c (its Logger replaced) until it serves, and returns the HTTP
+// address it serves on and stop, which ends it and fails the test unless Run then returns nil
+// within 60s. Run is stopped when the test ends in any case.
+func startRun(t *testing.T, c Config) (addr string, stop func()) {
+	t.Helper()
+	h := servingAddr{Handler: slog.NewTextHandler(io.Discard, nil), addr: make(chan string, 1)}
+	c.Logger = slog.New(h)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, c) }()
+	select {
+	case addr = <-h.addr:
+	case err := <-done:
+		t.Fatalf("Run returned before serving: %v", err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("Run did not serve within 60s")
+	}
+	return addr, func() {
+		t.Helper()
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("Run after ctx ended = %v, want nil", err)
+			}
+		case <-time.After(60 * time.Second):
+			t.Fatal("Run did not return within 60s of ctx ending")
+		}
+	}
 }
 
 // TestRunUndoesStagesOnServeFailure: the HTTP address is taken, so the last stage fails after

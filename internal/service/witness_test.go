@@ -2,10 +2,7 @@ package service
 
 import (
 	"bytes"
-	"context"
-	"crypto/rand"
 	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -17,21 +14,14 @@ import (
 	"github.com/lineage-audit/lineage/internal/testenv"
 	"github.com/lineage-audit/lineage/ledger"
 	"github.com/lineage-audit/lineage/ledger/witness"
-	fnote "github.com/transparency-dev/formats/note"
+	"github.com/lineage-audit/lineage/verify/witnesstest"
 	"golang.org/x/mod/sumdb/note"
 )
 
 // TestWitnessPreflight: a bad --witness-mode or an unreadable or invalid --witness-policy
 // refuses the start before anything is opened.
 func TestWitnessPreflight(t *testing.T) {
-	_, vkey, err := note.GenerateKey(rand.Reader, "w1.test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cvkey, err := fnote.VKeyToCosignatureV1(vkey)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cvkey := witnesstest.New(t, "w1.test").VKey
 	write := func(s string) string {
 		p := filepath.Join(t.TempDir(), "policy")
 		if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
@@ -101,20 +91,7 @@ func TestRunWitnessed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := servingAddr{Handler: slog.NewTextHandler(io.Discard, nil), addr: make(chan string, 1)}
-	c.Logger = slog.New(h)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- Run(ctx, c) }()
-	var addr string
-	select {
-	case addr = <-h.addr:
-	case err := <-done:
-		t.Fatalf("Run returned before serving: %v", err)
-	case <-time.After(60 * time.Second):
-		t.Fatal("Run did not serve within 60s")
-	}
+	addr, stop := startRun(t, c)
 	base := "http://" + addr
 
 	recs := demo.Generate(demo.Options{Seed: 7, Tenants: 1}, 3)
@@ -181,15 +158,7 @@ func TestRunWitnessed(t *testing.T) {
 	if !p.Satisfied(kept) {
 		t.Errorf("no cosigned checkpoint kept in %s", witness.StateFile(dir))
 	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("Run after ctx ended = %v, want nil", err)
-		}
-	case <-time.After(60 * time.Second):
-		t.Fatal("Run did not return within 60s of ctx ending")
-	}
+	stop()
 	assertUndone(t, dir, c.NATSAddr)
 }
 

@@ -162,3 +162,53 @@ func lookBin(name string) (string, error) {
 	}
 	return "", fmt.Errorf("%s not found", name)
 }
+
+// installModuleBinaries returns the paths of the commands names (module/cmd/NAME) of module at
+// version, building them into the cache directory cacheSubdir on first use, under the cache
+// lock. `go install module/cmd/NAME@version` runs outside any module, so it builds with the
+// module's own go.mod, exactly as released, independent of Lineage's build list; CGO is off.
+// Each binary is renamed into place when built: a binary at its final path is complete.
+func installModuleBinaries(t testing.TB, cacheSubdir, module, version string, names ...string) []string {
+	t.Helper()
+	paths := make([]string, len(names))
+	withCacheLock(t, func(cache string) {
+		dir := filepath.Join(cache, cacheSubdir)
+		missing := false
+		for i, n := range names {
+			paths[i] = filepath.Join(dir, n)
+			if _, err := os.Stat(paths[i]); err != nil {
+				missing = true
+			}
+		}
+		if !missing {
+			return
+		}
+		start := time.Now()
+		t.Logf("testenv: building %s %s (%s) (once per machine; takes a minute or more)", module, version, strings.Join(names, ", "))
+		tmp, err := os.MkdirTemp(cache, "build-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer os.RemoveAll(tmp)
+		args := []string{"install"}
+		for _, n := range names {
+			args = append(args, module+"/cmd/"+n+"@"+version)
+		}
+		cmd := goCmd(args...)
+		cmd.Dir = tmp // outside any module: built with the module's own go.mod
+		cmd.Env = append(os.Environ(), "GOBIN="+tmp, "CGO_ENABLED=0", "GOFLAGS=-trimpath", "GOWORK=off")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("testenv: build %s %s: %v\n%s", module, version, err, out)
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for i, n := range names {
+			if err := os.Rename(filepath.Join(tmp, n), paths[i]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		t.Logf("testenv: built %s %s in %v", module, version, time.Since(start).Round(time.Second))
+	})
+	return paths
+}

@@ -182,46 +182,9 @@ func (tr *Trillian) StartSigner(t testing.TB) {
 }
 
 // trillianBinaries returns trillian_log_server and trillian_log_signer built from the module
-// at version, building them into the cache on first use. `go install module@version` builds
-// with Trillian's own go.mod, exactly as released, independent of Lineage's build list.
+// at version, building them into the cache on first use (installModuleBinaries).
 func trillianBinaries(t testing.TB, version string) (server, signer string) {
 	t.Helper()
-	names := []string{"trillian_log_server", "trillian_log_signer"}
-	withCacheLock(t, func(cache string) {
-		dir := filepath.Join(cache, "trillian-"+version)
-		server, signer = filepath.Join(dir, names[0]), filepath.Join(dir, names[1])
-		_, err1 := os.Stat(server)
-		_, err2 := os.Stat(signer)
-		if err1 == nil && err2 == nil {
-			return
-		}
-		start := time.Now()
-		t.Logf("testenv: building Trillian %s binaries (once per machine; takes minutes)", version)
-		tmp, err := os.MkdirTemp(cache, "build-")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer os.RemoveAll(tmp)
-		args := []string{"install"}
-		for _, n := range names {
-			args = append(args, trillianModule+"/cmd/"+n+"@"+version)
-		}
-		cmd := goCmd(args...)
-		cmd.Dir = tmp // outside any module: built with Trillian's own go.mod
-		cmd.Env = append(os.Environ(), "GOBIN="+tmp, "CGO_ENABLED=0", "GOFLAGS=-trimpath", "GOWORK=off")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("testenv: build Trillian %s: %v\n%s", version, err, out)
-		}
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		// Rename each finished binary into place: a binary at its final path is complete.
-		for _, n := range names {
-			if err := os.Rename(filepath.Join(tmp, n), filepath.Join(dir, n)); err != nil {
-				t.Fatal(err)
-			}
-		}
-		t.Logf("testenv: built Trillian %s in %v", version, time.Since(start).Round(time.Second))
-	})
-	return server, signer
+	paths := installModuleBinaries(t, "trillian-"+version, trillianModule, version, "trillian_log_server", "trillian_log_signer")
+	return paths[0], paths[1]
 }

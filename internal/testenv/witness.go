@@ -354,48 +354,12 @@ func validKeyName(name string) bool {
 }
 
 // witnessBinaries returns litewitness and witnessctl built from torchwood at torchwoodVersion,
-// building them into the cache on first use (about a minute and a half).
+// building them into the cache on first use (about a minute and a half). torchwood is pure Go
+// (modernc SQLite), so it builds with CGO off.
 func witnessBinaries(t testing.TB) (litewitness, witnessctl string) {
 	t.Helper()
-	names := []string{"litewitness", "witnessctl"}
-	withCacheLock(t, func(cache string) {
-		dir := filepath.Join(cache, "torchwood-"+torchwoodVersion)
-		litewitness, witnessctl = filepath.Join(dir, names[0]), filepath.Join(dir, names[1])
-		_, err1 := os.Stat(litewitness)
-		_, err2 := os.Stat(witnessctl)
-		if err1 == nil && err2 == nil {
-			return
-		}
-		start := time.Now()
-		t.Logf("testenv: building torchwood %s litewitness and witnessctl (once per machine; takes a minute or more)", torchwoodVersion)
-		tmp, err := os.MkdirTemp(cache, "build-")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer os.RemoveAll(tmp)
-		args := []string{"install"}
-		for _, n := range names {
-			args = append(args, torchwoodModule+"/cmd/"+n+"@"+torchwoodVersion)
-		}
-		cmd := goCmd(args...)
-		cmd.Dir = tmp // outside any module: built with torchwood's own go.mod
-		// Pure Go (modernc SQLite), so CGO is off.
-		cmd.Env = append(os.Environ(), "GOBIN="+tmp, "CGO_ENABLED=0", "GOFLAGS=-trimpath", "GOWORK=off")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("testenv: build torchwood %s: %v\n%s", torchwoodVersion, err, out)
-		}
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		// Rename each finished binary into place: a binary at its final path is complete.
-		for _, n := range names {
-			if err := os.Rename(filepath.Join(tmp, n), filepath.Join(dir, n)); err != nil {
-				t.Fatal(err)
-			}
-		}
-		t.Logf("testenv: built torchwood %s in %v", torchwoodVersion, time.Since(start).Round(time.Second))
-	})
-	return litewitness, witnessctl
+	paths := installModuleBinaries(t, "torchwood-"+torchwoodVersion, torchwoodModule, torchwoodVersion, "litewitness", "witnessctl")
+	return paths[0], paths[1]
 }
 
 // sshAgent is an ssh-agent serving one Ed25519 key on a unix socket, the way litewitness takes

@@ -21,7 +21,7 @@ import (
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/lineage-audit/lineage/internal/testenv"
-	"github.com/lineage-audit/lineage/ledger"
+	"github.com/lineage-audit/lineage/verify/witnesstest"
 )
 
 // TestWitness runs a real litewitness: it cosigns a log's first checkpoint with a cosignature
@@ -57,18 +57,8 @@ func TestWitness(t *testing.T) {
 	}
 
 	origin := "lineage.test/witness-test/" + hex.EncodeToString(randBytes(t, 8))
-	skey, vkey, err := ledger.GenerateKey(origin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	logSigner, err := note.NewSigner(skey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	logVerifier, err := note.NewVerifier(vkey)
-	if err != nil {
-		t.Fatal(err)
-	}
+	logKey := witnesstest.NewLogKey(t, origin)
+	logSigner, logVerifier, vkey := logKey.Signer, logKey.Verifier, logKey.VKey
 	w.AddLog(t, origin, vkey)
 	w.AddLog(t, origin, vkey) // idempotent
 	if got := w.LogSize(t, origin); got != 0 {
@@ -96,14 +86,7 @@ func TestWitness(t *testing.T) {
 	}
 
 	// A checkpoint signed by a key the witness does not know for the origin: 403.
-	otherSkey, _, err := ledger.GenerateKey(origin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	otherSigner, err := note.NewSigner(otherSkey)
-	if err != nil {
-		t.Fatal(err)
-	}
+	otherSigner := witnesstest.NewLogKey(t, origin).Signer
 	status, body, _ = addCheckpoint(t, w, 4, tree.consistency(t, 4, 7), tree.checkpoint(t, origin, otherSigner, 7))
 	if status != http.StatusForbidden {
 		t.Fatalf("add-checkpoint signed by an unknown key: %d %q, want 403", status, body)
@@ -318,15 +301,8 @@ func TestWitnesses(t *testing.T) {
 	}
 
 	origin := "lineage.test/witnesses-test/" + hex.EncodeToString(randBytes(t, 8))
-	skey, vkey, err := ledger.GenerateKey(origin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := note.NewSigner(skey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cp := newTestTree(t, 3).checkpoint(t, origin, s, 3)
+	logKey := witnesstest.NewLogKey(t, origin)
+	cp := newTestTree(t, 3).checkpoint(t, origin, logKey.Signer, 3)
 	cosigned := append([]byte{}, cp...)
 	for i, w := range ws[:2] {
 		for _, other := range ws[i+1:] {
@@ -334,7 +310,7 @@ func TestWitnesses(t *testing.T) {
 				t.Fatalf("witnesses %s and %s share a key or a URL", w.Name, other.Name)
 			}
 		}
-		w.AddLog(t, origin, vkey)
+		w.AddLog(t, origin, logKey.VKey)
 		status, body, _ := addCheckpoint(t, w, 0, nil, cp)
 		if status != http.StatusOK {
 			t.Fatalf("%s: add-checkpoint: %d %q", w.Name, status, body)

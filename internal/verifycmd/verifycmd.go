@@ -104,7 +104,7 @@ func (a apiFlags) get(path string) ([]byte, error) {
 func (a apiFlags) savedOrFetched(file string, fetch bool, path, missing string) ([]byte, error) {
 	switch {
 	case file != "":
-		return readFileLimit(file, maxSavedFile)
+		return ledger.ReadFileLimit(file, maxSavedFile)
 	case fetch:
 		return a.get(path)
 	}
@@ -117,49 +117,35 @@ const (
 	verifierFileUsageExample = verifierFileUsage + " (e.g. data/keys/log.key.pub)"
 )
 
-// addVerifierFlags registers --verifier and --verifier-file (with the help given) and returns
-// what loads the key they name (LoadVerifier) once the flags are parsed.
-func addVerifierFlags(fs *flag.FlagSet, fileUsage string) func() (note.Verifier, error) {
+// addTrustFlags registers --verifier and --verifier-file (with the help given) and
+// --witness-policy, and returns what loads, once the flags are parsed, the log key they name
+// (LoadVerifier) and then the witness policy (nil when none is named).
+func addTrustFlags(fs *flag.FlagSet, fileUsage string) func() (note.Verifier, *verify.WitnessPolicy, error) {
 	vkey := fs.String("verifier", "", "the log's public key (name+hash+base64)")
 	vfile := fs.String("verifier-file", "", fileUsage)
-	return func() (note.Verifier, error) { return LoadVerifier(*vkey, *vfile) }
+	policy := fs.String("witness-policy", "", witnessPolicyUsage)
+	return func() (note.Verifier, *verify.WitnessPolicy, error) {
+		v, err := LoadVerifier(*vkey, *vfile)
+		if err != nil {
+			return nil, nil, err
+		}
+		if *policy == "" {
+			return v, nil, nil
+		}
+		pol, err := verify.LoadWitnessPolicy(*policy)
+		if err != nil {
+			return nil, nil, err
+		}
+		return v, pol, nil
+	}
 }
 
 // maxSavedFile bounds a saved answer or proof read from a file (as the API client bounds an
 // answer).
 const maxSavedFile = 256 << 20
 
-// readFileLimit reads a whole file of at most limit bytes.
-func readFileLimit(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
-	}
-	if int64(len(b)) > limit {
-		return nil, fmt.Errorf("%s: more than %d bytes", path, limit)
-	}
-	return b, nil
-}
-
 // witnessPolicyUsage is the help of --witness-policy.
 const witnessPolicyUsage = "witness policy file (witness cosignature/v1 keys and the quorum, see docs/PROOFS.md): fail unless every checkpoint checked carries valid cosignatures from the quorum"
-
-// addWitnessFlag registers --witness-policy and returns what loads the policy it names (nil
-// when it names none) once the flags are parsed.
-func addWitnessFlag(fs *flag.FlagSet) func() (*verify.WitnessPolicy, error) {
-	file := fs.String("witness-policy", "", witnessPolicyUsage)
-	return func() (*verify.WitnessPolicy, error) {
-		if *file == "" {
-			return nil, nil
-		}
-		return verify.LoadWitnessPolicy(*file)
-	}
-}
 
 // witnessed checks a checkpoint (opened, its log signature verified) against the witness
 // policy pol and prints who cosigned; it fails when the quorum is not met or a cosignature of
@@ -204,7 +190,7 @@ func parse(fs *flag.FlagSet, env Env, synopsis string, args []string) error {
 // openCheckpointFile reads a saved checkpoint and verifies its signature; what ("older",
 // "newer") names it in the error.
 func openCheckpointFile(what, file string, v note.Verifier) (verify.Checkpoint, error) {
-	raw, err := readFileLimit(file, verify.MaxCheckpointSize)
+	raw, err := ledger.ReadFileLimit(file, verify.MaxCheckpointSize)
 	if err != nil {
 		return verify.Checkpoint{}, err
 	}
@@ -265,16 +251,11 @@ func Verify(env Env, args []string) error {
 	save := fs.String("save", "", "save the fetched proof to this file (verify it later with --proof, offline); a name ending in .tlog-proof saves a C2SP tlog-proof")
 	format := fs.String("format", "", "format of the fetched proof: json or tlog-proof (default: tlog-proof when --save ends in .tlog-proof, else json)")
 	entryFile := fs.String("entry", "", "the exact ledger entry a tlog-proof proves, when the proof has no extra line (or to check it is this one)")
-	loadVerifier := addVerifierFlags(fs, verifierFileUsageExample)
-	loadPolicy := addWitnessFlag(fs)
+	loadTrust := addTrustFlags(fs, verifierFileUsageExample)
 	if err := parse(fs, env, "verify (--id ID | --proof FILE) (--verifier KEY | --verifier-file FILE) [--witness-policy FILE]", args); err != nil {
 		return err
 	}
-	v, err := loadVerifier()
-	if err != nil {
-		return err
-	}
-	pol, err := loadPolicy()
+	v, pol, err := loadTrust()
 	if err != nil {
 		return err
 	}
@@ -317,7 +298,7 @@ func Verify(env Env, args []string) error {
 		if !verify.IsTLogProof(raw) {
 			return errors.New("--entry applies to a C2SP tlog-proof only (a JSON answer holds its entry)")
 		}
-		if entry, err = readFileLimit(*entryFile, maxEntryFile); err != nil {
+		if entry, err = ledger.ReadFileLimit(*entryFile, maxEntryFile); err != nil {
 			return err
 		}
 	}
@@ -384,8 +365,7 @@ func verifyTLogProof(env Env, raw, entry []byte, v note.Verifier, pol *verify.Wi
 // come before or after the flags).
 func verifyBundleArgs(env Env, args []string) error {
 	fs := flag.NewFlagSet("verify", flag.ContinueOnError)
-	loadVerifier := addVerifierFlags(fs, verifierFileUsageExample)
-	loadPolicy := addWitnessFlag(fs)
+	loadTrust := addTrustFlags(fs, verifierFileUsageExample)
 	path := ""
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		path, args = args[0], args[1:]
@@ -401,11 +381,7 @@ func verifyBundleArgs(env Env, args []string) error {
 	if path == "" {
 		return errors.New("name the bundle to verify")
 	}
-	v, err := loadVerifier()
-	if err != nil {
-		return err
-	}
-	pol, err := loadPolicy()
+	v, pol, err := loadTrust()
 	if err != nil {
 		return err
 	}
@@ -459,18 +435,13 @@ func verifyBundle(env Env, path string, v note.Verifier, pol *verify.WitnessPoli
 func Checkpoint(env Env, args []string) error {
 	fs := flag.NewFlagSet("checkpoint", flag.ContinueOnError)
 	api := addAPIFlags(fs, "http://127.0.0.1:8080", "Lineage query API")
-	loadVerifier := addVerifierFlags(fs, verifierFileUsage)
-	loadPolicy := addWitnessFlag(fs)
+	loadTrust := addTrustFlags(fs, verifierFileUsage)
 	older := fs.String("since", "", "a checkpoint file trusted earlier: prove the latest one extends it")
 	save := fs.String("save", "", "save the latest checkpoint to this file")
 	if err := parse(fs, env, "checkpoint (--verifier KEY | --verifier-file FILE) [--witness-policy FILE] [--since OLD] [--save FILE]", args); err != nil {
 		return err
 	}
-	v, err := loadVerifier()
-	if err != nil {
-		return err
-	}
-	pol, err := loadPolicy()
+	v, pol, err := loadTrust()
 	if err != nil {
 		return err
 	}
@@ -513,22 +484,17 @@ func Checkpoint(env Env, args []string) error {
 func Consistency(env Env, args []string) error {
 	fs := flag.NewFlagSet("consistency", flag.ContinueOnError)
 	api := addAPIFlags(fs, "", "Lineage query API to fetch the proof from, when --proof is not given")
-	loadVerifier := addVerifierFlags(fs, verifierFileUsage)
+	loadTrust := addTrustFlags(fs, verifierFileUsage)
 	oldFile := fs.String("old", "", "the older checkpoint file")
 	newFile := fs.String("new", "", "the newer checkpoint file")
 	proofFile := fs.String("proof", "", "a saved answer of GET /v1/proofs/consistency?from=OLD&to=NEW")
-	loadPolicy := addWitnessFlag(fs)
 	if err := parse(fs, env, "consistency --old FILE --new FILE (--proof FILE | --api URL) (--verifier KEY | --verifier-file FILE) [--witness-policy FILE]", args); err != nil {
 		return err
 	}
 	if *oldFile == "" || *newFile == "" {
 		return errors.New("give --old and --new")
 	}
-	v, err := loadVerifier()
-	if err != nil {
-		return err
-	}
-	pol, err := loadPolicy()
+	v, pol, err := loadTrust()
 	if err != nil {
 		return err
 	}
@@ -568,19 +534,14 @@ func Answer(env Env, args []string) error {
 	kind := fs.String("kind", "", "answer kind: "+strings.Join(verify.AnswerKinds, ", "))
 	subject := fs.String("subject", "", "the user, agent, action or policy id asked about")
 	file := fs.String("file", "", "a saved answer of GET /v1/lineage/{kind}/{subject}")
-	loadVerifier := addVerifierFlags(fs, verifierFileUsage)
-	loadPolicy := addWitnessFlag(fs)
+	loadTrust := addTrustFlags(fs, verifierFileUsage)
 	if err := parse(fs, env, "answer --kind K --subject S (--file FILE | --api URL --tenant T) (--verifier KEY | --verifier-file FILE) [--witness-policy FILE]", args); err != nil {
 		return err
 	}
 	if *kind == "" || *subject == "" {
 		return errors.New("give --kind and --subject")
 	}
-	v, err := loadVerifier()
-	if err != nil {
-		return err
-	}
-	pol, err := loadPolicy()
+	v, pol, err := loadTrust()
 	if err != nil {
 		return err
 	}

@@ -30,27 +30,6 @@ type servedLog struct {
 
 func (l *servedLog) Checkpoint(context.Context) (ledger.Checkpoint, error) { return l.cp, nil }
 
-// corruptSig changes one signature byte of the note's signature line by key name.
-func corruptSig(t *testing.T, n []byte, name string) []byte {
-	t.Helper()
-	lines := strings.Split(string(n), "\n")
-	for i, line := range lines {
-		if strings.HasPrefix(line, "— "+name+" ") {
-			b := []byte(line)
-			j := len(b) - 4
-			if b[j] == 'A' {
-				b[j] = 'B'
-			} else {
-				b[j] = 'A'
-			}
-			lines[i] = string(b)
-			return []byte(strings.Join(lines, "\n"))
-		}
-	}
-	t.Fatalf("no signature line by %s", name)
-	return nil
-}
-
 func run(t *testing.T, cmd func(Env, []string) error, args ...string) (string, error) {
 	t.Helper()
 	var out bytes.Buffer
@@ -95,9 +74,9 @@ func TestWitnessPolicyCommands(t *testing.T) {
 	newOne := cosign(newCP, w1, stranger)
 	newBoth := cosign(newCP, stranger, w1, w2)
 	newBad := newBoth
-	newBad.Note = corruptSig(t, newBoth.Note, "w2.example")
+	newBad.Note = witnesstest.CorruptSig(t, newBoth.Note, "w2.example")
 	newStrangerBad := newBoth
-	newStrangerBad.Note = corruptSig(t, newBoth.Note, "stranger.example")
+	newStrangerBad.Note = witnesstest.CorruptSig(t, newBoth.Note, "stranger.example")
 
 	p, err := r.Log.ConsistencyProof(ctx, oldCP.Size, newCP.Size)
 	if err != nil {

@@ -2,12 +2,11 @@ package witness
 
 import (
 	"bytes"
-	"crypto/rand"
 	"strings"
 	"sync"
 	"testing"
 
-	fnote "github.com/transparency-dev/formats/note"
+	"github.com/lineage-audit/lineage/verify/witnesstest"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -26,28 +25,6 @@ func TestParseTreeSize(t *testing.T) {
 	}
 }
 
-// cosigner is a cosignature/v1 key pair made for the tests, with the verifier key string.
-func cosigner(t testing.TB, name string) (note.Signer, note.Verifier, string) {
-	t.Helper()
-	skey, vkey, err := note.GenerateKey(rand.Reader, name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := fnote.NewSignerForCosignatureV1(skey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cvkey, err := fnote.VKeyToCosignatureV1(vkey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := fnote.NewVerifierForCosignatureV1(cvkey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s, v, cvkey
-}
-
 // sigLines returns the signature lines note.Sign adds to text with s.
 func sigLines(t testing.TB, text string, s note.Signer) []byte {
 	t.Helper()
@@ -59,14 +36,14 @@ func sigLines(t testing.TB, text string, s note.Signer) []byte {
 }
 
 func TestVerifyCosignatures(t *testing.T) {
-	logS, _ := cosignerPlain(t, "log.test/a")
 	text := "log.test/a\n5\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n"
-	signed, err := note.Sign(&note.Note{Text: text}, logS)
+	signed, err := note.Sign(&note.Note{Text: text}, witnesstest.NewLogKey(t, "log.test/a").Signer)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ws, wv, _ := cosigner(t, "witness.test/w1")
-	other, _, _ := cosigner(t, "witness.test/w2")
+	w1 := witnesstest.New(t, "witness.test/w1")
+	ws, wv := w1.Signer, w1.Verifier
+	other := witnesstest.New(t, "witness.test/w2").Signer
 	good := sigLines(t, text, ws)
 	foreign := sigLines(t, text, other)
 	wrongText := sigLines(t, "log.test/a\n6\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n", ws)
@@ -94,24 +71,6 @@ func TestVerifyCosignatures(t *testing.T) {
 	}
 }
 
-// cosignerPlain is an ordinary Ed25519 note key pair (the log's kind).
-func cosignerPlain(t testing.TB, name string) (note.Signer, note.Verifier) {
-	t.Helper()
-	skey, vkey, err := note.GenerateKey(rand.Reader, name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := note.NewSigner(skey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := note.NewVerifier(vkey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s, v
-}
-
 func TestRequestBody(t *testing.T) {
 	got := RequestBody(3, [][]byte{bytes.Repeat([]byte{1}, 32), bytes.Repeat([]byte{2}, 32)}, []byte("o\n4\nh\n\n— o sig\n"))
 	want := "old 3\nAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=\nAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=\n\no\n4\nh\n\n— o sig\n"
@@ -124,10 +83,10 @@ func TestRequestBody(t *testing.T) {
 }
 
 func TestParsePolicy(t *testing.T) {
-	_, _, k1 := cosigner(t, "w1.test")
-	_, _, k2 := cosigner(t, "w2.test")
-	_, _, k3 := cosigner(t, "w3.test")
-	_, _, k4 := cosigner(t, "w4.test")
+	k1 := witnesstest.New(t, "w1.test").VKey
+	k2 := witnesstest.New(t, "w2.test").VKey
+	k3 := witnesstest.New(t, "w3.test").VKey
+	k4 := witnesstest.New(t, "w4.test").VKey
 	vk := func(k string) string { return k }
 	v1, v2, v3 := k1, k2, k3
 	pol := "# comment\nlog x.test/log AAAA\n" +
@@ -178,6 +137,6 @@ var fuzzVerifier struct {
 
 // cosignerOnce is one witness verifier shared by a fuzz run.
 func cosignerOnce(t testing.TB) (note.Signer, note.Verifier, string) {
-	fuzzVerifier.once.Do(func() { _, fuzzVerifier.v, _ = cosigner(t, "fuzz.test/w") })
+	fuzzVerifier.once.Do(func() { fuzzVerifier.v = witnesstest.New(t, "fuzz.test/w").Verifier })
 	return nil, fuzzVerifier.v, ""
 }

@@ -1,7 +1,11 @@
 // Package witnesstest makes real witness cosignatures for tests: Ed25519 cosignature/v1 keys
 // (C2SP tlog-cosignature) made with transparency-dev/formats/note, cosignature lines appended to
-// a checkpoint note the way a witness's answer is appended by the log (ledger/witness), and
-// witness policy text for verify.ParseWitnessPolicy.
+// a checkpoint note the way a witness's answer is appended by the log (ledger/witness), witness
+// policy text for verify.ParseWitnessPolicy, ordinary Ed25519 note keys for the log whose
+// checkpoints are cosigned, and corrupted signature lines.
+//
+// It imports nothing of Lineage, so the tests of any package (ledger/witness, verify,
+// internal/testenv, …) may use it without an import cycle.
 package witnesstest
 
 import (
@@ -18,6 +22,8 @@ import (
 type Witness struct {
 	Name   string
 	Signer note.Signer
+	// Verifier verifies its cosignatures (a cosignature/v1 verifier of VKey).
+	Verifier note.Verifier
 	// VKey is the cosignature/v1 verifier key (type 0x04) a policy names.
 	VKey string
 }
@@ -37,7 +43,38 @@ func New(t testing.TB, name string) Witness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return Witness{Name: name, Signer: s, VKey: cvkey}
+	v, err := fnote.NewVerifierForCosignatureV1(cvkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Witness{Name: name, Signer: s, Verifier: v, VKey: cvkey}
+}
+
+// LogKey is a log's checkpoint key: an ordinary Ed25519 note key, the kind ledger.GenerateKey
+// makes.
+type LogKey struct {
+	Signer   note.Signer
+	Verifier note.Verifier
+	// VKey is the verifier key (name+hash+base64).
+	VKey string
+}
+
+// NewLogKey makes a log key named origin.
+func NewLogKey(t testing.TB, origin string) LogKey {
+	t.Helper()
+	skey, vkey, err := note.GenerateKey(rand.Reader, origin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := note.NewSigner(skey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := note.NewVerifier(vkey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return LogKey{Signer: s, Verifier: v, VKey: vkey}
 }
 
 // Cosign appends the cosignatures of ws to a checkpoint note signed by the log (logV opens it).
@@ -74,4 +111,27 @@ func Policy(threshold string, ws ...Witness) []byte {
 	}
 	fmt.Fprintf(&b, "group q %s %s\nquorum q\n", threshold, strings.Join(names, " "))
 	return []byte(b.String())
+}
+
+// CorruptSig changes one signature byte of the signature line of the note n by the key name,
+// leaving the line well-formed; it fails the test when n has no such line.
+func CorruptSig(t testing.TB, n []byte, name string) []byte {
+	t.Helper()
+	lines := strings.Split(string(n), "\n")
+	for i, line := range lines {
+		if strings.HasPrefix(line, "— "+name+" ") {
+			b := []byte(line)
+			// The last base64 characters encode signature bytes; swap one for another.
+			j := len(b) - 4
+			if b[j] == 'A' {
+				b[j] = 'B'
+			} else {
+				b[j] = 'A'
+			}
+			lines[i] = string(b)
+			return []byte(strings.Join(lines, "\n"))
+		}
+	}
+	t.Fatalf("witnesstest: no signature line by %s in %q", name, n)
+	return nil
 }
