@@ -29,6 +29,7 @@ var commands = map[string]command{
 	"checkpoint":  {"fetch the latest checkpoint, verify its signature, and its consistency with an older one", verifycmd.Checkpoint},
 	"consistency": {"verify two saved checkpoints and a consistency proof between them (saved, or fetched with --api)", verifycmd.Consistency},
 	"answer":      {"verify a lineage answer (saved from lineagectl lineage --verify --json, or fetched with --api)", verifycmd.Answer},
+	"keys":        {"keys follow: from a log key you trust, check the key rotation statements (files or GET /v1/keys) and write every key they link", verifycmd.Keys},
 }
 
 func main() {
