@@ -48,6 +48,10 @@ type Config struct {
 	Now func() time.Time
 	// SourceKeys verifies source signatures; nil accepts unsigned records only.
 	SourceKeys *SourceKeys
+	// Appended, when set, receives after each batch the entries it durably appended, as
+	// query.DecodeEntry would decode them from the log (the indexer's Offer), so the indexer
+	// need not read and decode them back.
+	Appended func([]index.Entry)
 }
 
 // Ingester is the durable JetStream consumer that feeds the log. One runs per log.
@@ -246,6 +250,10 @@ func (in *Ingester) handle(ctx context.Context, msgs []jetstream.Msg) {
 		it.future = in.cfg.Log.Add(ctx, lineage.NewEnvelope(it.canon, now, it.signed))
 	}
 
+	var appended []index.Entry
+	if in.cfg.Appended != nil {
+		appended = make([]index.Entry, 0, len(items))
+	}
 	for i := range items {
 		it := &items[i]
 		if it.settled || it.reject != nil || it.dupOf >= 0 {
@@ -262,8 +270,19 @@ func (in *Ingester) handle(ctx context.Context, msgs []jetstream.Msg) {
 		in.order = append(in.order, pendingKey{index: idx, key: it.key})
 		m.Appended.Inc()
 		in.ack(it)
+		if appended != nil {
+			// Validation parsed the time already, so this cannot fail; if it did, the indexer
+			// would read the entry from the log.
+			if t, err := it.rec.ParsedTime(); err == nil {
+				appended = append(appended, index.Entry{Index: idx, Record: it.rec, Canonical: it.canon,
+					RecordHash: it.hash, Time: t, ReceivedAt: now, SourceVerified: it.signed})
+			}
+		}
 	}
 	m.AppendTime.Observe(time.Since(start).Seconds())
+	if len(appended) > 0 {
+		in.cfg.Appended(appended)
+	}
 
 	// Same id twice in one batch: settle each copy against the first one's outcome.
 	for i := range items {
