@@ -25,7 +25,7 @@ import (
 type Indexer struct {
 	Log   ledger.Log
 	Store index.Store
-	// BatchSize is the number of log entries applied per store transaction (default 1000).
+	// BatchSize bounds the log entries applied per store transaction (default DefaultIndexBatch).
 	BatchSize uint64
 	// Poll is how often the checkpoint is re-read when the index is caught up (default 25 ms).
 	Poll   time.Duration
@@ -41,6 +41,13 @@ type Indexer struct {
 	offerMu sync.Mutex
 	offered map[uint64]index.Entry
 }
+
+// DefaultIndexBatch is the default Indexer.BatchSize. A transaction's commit writes every page
+// it dirtied to the SQLite WAL, and the secondary indexes' pages are shared by many records, so
+// fewer, larger transactions write each hot page fewer times: BenchmarkApply spends about a
+// third less CPU in commits with batches of 4,000 than of 1,000. In practice a batch is what one
+// checkpoint adds (a checkpoint every 250 ms), so this bound is rarely reached.
+const DefaultIndexBatch = 4096
 
 // MaxOffered bounds the entries Offer keeps for the indexer. Beyond it, offers are dropped and
 // the indexer reads those entries from the log as it always can. At 50,000 records/s, a 250 ms
@@ -64,7 +71,7 @@ func NewIndexer(ctx context.Context, l ledger.Log, s index.Store, reg prometheus
 	if logger == nil {
 		logger = slog.Default()
 	}
-	ix := &Indexer{Log: l, Store: s, BatchSize: 1000, Poll: 25 * time.Millisecond, Logger: logger, changed: make(chan struct{})}
+	ix := &Indexer{Log: l, Store: s, BatchSize: DefaultIndexBatch, Poll: 25 * time.Millisecond, Logger: logger, changed: make(chan struct{})}
 	ix.position.Store(pos)
 	ix.metrics = indexerMetrics{
 		applied:  prometheus.NewCounter(prometheus.CounterOpts{Name: "lineage_index_applied_total", Help: "Log entries applied to the index."}),
