@@ -1,12 +1,15 @@
 package query
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -183,7 +186,9 @@ func (a *API) search(c *gin.Context, q index.Query, ans *Answer) ([]index.Row, l
 	return kept, cp, true
 }
 
-// withProofs attaches leaves and inclusion proofs to the nodes, unless proofs=false.
+// withProofs attaches leaves and inclusion proofs to the nodes, unless proofs=false. The leaves
+// (one entry bundle read per 256 entries) and the proofs (one pass over the tiles,
+// InclusionProofs) are read at the same time.
 func (a *API) withProofs(c *gin.Context, cp ledger.Checkpoint, nodes []*ActionNode) bool {
 	if c.Query("proofs") == "false" || len(nodes) == 0 {
 		return true
@@ -192,40 +197,57 @@ func (a *API) withProofs(c *gin.Context, cp ledger.Checkpoint, nodes []*ActionNo
 	for i, n := range nodes {
 		idx[i] = n.LogIndex
 	}
+	var (
+		proofs [][][]byte
+		perr   error
+		done   = make(chan struct{})
+	)
+	go func() {
+		defer close(done)
+		proofs, perr = InclusionProofs(c, a.Log, idx, cp.Size)
+	}()
 	leaves, err := a.leaves(c, idx, cp.Size)
+	<-done
 	if err != nil {
 		a.internal(c, "read leaves", err)
 		return false
 	}
+	if perr != nil {
+		a.internal(c, "inclusion proof", perr)
+		return false
+	}
 	for i, n := range nodes {
-		p, err := a.Log.InclusionProof(c, n.LogIndex, cp.Size)
-		if err != nil {
-			a.internal(c, "inclusion proof", err)
-			return false
-		}
-		n.Proof = &Proof{Leaf: leaves[i], InclusionProof: p}
+		n.Proof = &Proof{Leaf: leaves[i], InclusionProof: proofs[i]}
 	}
 	return true
 }
 
-// leaves reads the entries at idx (any order) below size, reading each entry bundle once.
+// leaves reads the entries at idx (any order) below size, reading each entry bundle once. The
+// entries are copied out of their bundle, so only one bundle is held at a time (a 10k-action
+// answer may touch every bundle of the log).
 func (a *API) leaves(ctx context.Context, idx []uint64, size uint64) ([][]byte, error) {
 	const width = 256 // C2SP tlog-tiles entry bundle width
-	byBundle := map[uint64][][]byte{}
+	order := make([]int, len(idx))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(x, y int) int { return cmp.Compare(idx[x], idx[y]) })
 	out := make([][]byte, len(idx))
-	for i, x := range idx {
-		b := x / width
-		bundle, ok := byBundle[b]
-		if !ok {
+	var (
+		bundle [][]byte
+		cur    = ^uint64(0)
+	)
+	for _, i := range order {
+		x := idx[i]
+		if b := x / width; b != cur {
 			start := b * width
-			n := min(width, size-start)
 			var err error
-			if bundle, err = a.Log.Entries(ctx, start, n, size); err != nil {
+			if bundle, err = a.Log.Entries(ctx, start, min(width, size-start), size); err != nil {
 				return nil, err
 			}
-			byBundle[b] = bundle
+			cur = b
 		}
-		out[i] = bundle[x%width]
+		out[i] = bytes.Clone(bundle[x%width])
 	}
 	return out, nil
 }
