@@ -284,7 +284,7 @@ func (a *API) userLineage(c *gin.Context) {
 	if !q.To.IsZero() {
 		out.To = q.To.Format(time.RFC3339Nano)
 	}
-	c.JSON(http.StatusOK, out)
+	writeAnswer(c, &out)
 }
 
 func (a *API) agentLineage(c *gin.Context) {
@@ -313,7 +313,7 @@ func (a *API) agentLineage(c *gin.Context) {
 	if !a.withProofs(c, cp, out.Actions) {
 		return
 	}
-	c.JSON(http.StatusOK, out)
+	writeAnswer(c, &out)
 }
 
 // MaxChain bounds how many parent links an action chain follows (a guard against cycles and
