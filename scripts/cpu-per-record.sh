@@ -8,15 +8,17 @@
 #   scripts/cpu-per-record.sh [N]          N records (default 60000)
 #   PROFILE=cpu.pprof scripts/...          also take a CPU profile (PROFILE_SECONDS, default 10)
 #   BENCH_FLAGS="--batch-size 2000" ...    extra lineaged flags
+#   LINEAGED=/tmp/old/lineaged ...         another build, to compare two under the same load
 set -euo pipefail
 N=${1:-60000}
 RUNS=${RUNS:-1}
+LINEAGED=${LINEAGED:-bin/lineaged}
 nats=127.0.0.1:${BENCH_NATS_PORT:-14222}
 http=127.0.0.1:${BENCH_HTTP_PORT:-18080}
 pprof=127.0.0.1:${BENCH_PPROF_PORT:-16060}
 for run in $(seq 1 "$RUNS"); do
   dir=$(mktemp -d)
-  bin/lineaged serve --data-dir "$dir" --nats-addr "$nats" --http-addr "$http" --pprof-addr "$pprof" \
+  "$LINEAGED" serve --data-dir "$dir" --nats-addr "$nats" --http-addr "$http" --pprof-addr "$pprof" \
     --log-level warn ${BENCH_FLAGS:-} >"$dir/lineaged.log" 2>&1 &
   pid=$!
   trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT
@@ -31,7 +33,7 @@ for run in $(seq 1 "$RUNS"); do
     (sleep 1; curl -s -o "$out" "http://$pprof/debug/pprof/profile?seconds=${PROFILE_SECONDS:-10}") &
     prof=$!
   fi
-  echo "== run $run: $N records through lineaged pid $pid (${BENCH_FLAGS:-default flags})"
+  echo "== run $run: $N records through $LINEAGED pid $pid (${BENCH_FLAGS:-default flags})"
   bin/lineagebench --nats-url "nats://$nats" --api "http://$http" --n "$N" --pid "$pid" --sample-interval 100ms \
     | grep -E '^(publish|end-to-end|lineaged)'
   [ -n "$prof" ] && wait "$prof"
