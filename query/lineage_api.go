@@ -9,10 +9,12 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"runtime"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -222,9 +224,13 @@ func (a *API) withProofs(c *gin.Context, cp ledger.Checkpoint, nodes []*ActionNo
 	return true
 }
 
+// bundlesPerReader is how many entry bundles justify one more reader of an answer's leaves.
+var bundlesPerReader = 16
+
 // leaves reads the entries at idx (any order) below size, reading each entry bundle once. The
-// entries are copied out of their bundle, so only one bundle is held at a time (a 10k-action
-// answer may touch every bundle of the log).
+// entries are copied out of their bundle, so a reader holds one bundle at a time (a 10k-action
+// answer may touch every bundle of the log), and the bundles are shared out among up to
+// GOMAXPROCS readers.
 func (a *API) leaves(ctx context.Context, idx []uint64, size uint64) ([][]byte, error) {
 	const width = 256 // C2SP tlog-tiles entry bundle width
 	order := make([]int, len(idx))
@@ -232,22 +238,46 @@ func (a *API) leaves(ctx context.Context, idx []uint64, size uint64) ([][]byte, 
 		order[i] = i
 	}
 	slices.SortFunc(order, func(x, y int) int { return cmp.Compare(idx[x], idx[y]) })
-	out := make([][]byte, len(idx))
-	var (
-		bundle [][]byte
-		cur    = ^uint64(0)
-	)
-	for _, i := range order {
-		x := idx[i]
-		if b := x / width; b != cur {
-			start := b * width
-			var err error
-			if bundle, err = a.Log.Entries(ctx, start, min(width, size-start), size); err != nil {
-				return nil, err
-			}
-			cur = b
+	// runs[k] is the start in order of the k-th bundle's indexes.
+	var runs []int
+	for k, i := range order {
+		if k == 0 || idx[i]/width != idx[order[k-1]]/width {
+			runs = append(runs, k)
 		}
-		out[i] = bytes.Clone(bundle[x%width])
+	}
+	runs = append(runs, len(order))
+	out := make([][]byte, len(idx))
+	read := func(from, to int) error { // bundles runs[from:to]
+		for r := from; r < to; r++ {
+			b := idx[order[runs[r]]] / width
+			start := b * width
+			bundle, err := a.Log.Entries(ctx, start, min(width, size-start), size)
+			if err != nil {
+				return err
+			}
+			for _, i := range order[runs[r]:runs[r+1]] {
+				out[i] = bytes.Clone(bundle[idx[i]%width])
+			}
+		}
+		return nil
+	}
+	bundles := len(runs) - 1
+	workers := min(runtime.GOMAXPROCS(0), (bundles+bundlesPerReader-1)/bundlesPerReader)
+	if workers <= 1 {
+		return out, read(0, bundles)
+	}
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[w] = read(w*bundles/workers, (w+1)*bundles/workers)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
 	}
 	return out, nil
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/lineage-audit/lineage/internal/demo"
 	"github.com/lineage-audit/lineage/ledger"
 	"github.com/lineage-audit/lineage/ledger/ledgertest"
 	"github.com/lineage-audit/lineage/ledger/tessera"
@@ -97,4 +98,35 @@ func equalProofs(a, b [][]byte) bool {
 		}
 	}
 	return true
+}
+
+// TestLeavesOneBundleReadEach reads leaves in any order, with repeats, by one and by several
+// readers, and compares them with the log's entries.
+func TestLeavesOneBundleReadEach(t *testing.T) {
+	recs := demo.Generate(demo.Options{Seed: 21, Tenants: 1}, 1300)
+	_, lg, _ := apiRig(t, recs)
+	ctx := context.Background()
+	n := uint64(len(recs))
+	all, err := lg.Entries(ctx, 0, n, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, size := range []uint64{n, 1000, 513, 256, 1} {
+		idx := []uint64{size - 1, 0, size - 1}
+		for range 300 {
+			idx = append(idx, rng.Uint64N(size))
+		}
+		for _, per := range []int{1, 2, 16} {
+			got, err := query.Leaves(ctx, lg, idx, size, per)
+			if err != nil {
+				t.Fatalf("size %d, %d bundles per reader: %v", size, per, err)
+			}
+			for i, x := range idx {
+				if !bytes.Equal(got[i], all[x]) {
+					t.Fatalf("size %d, %d bundles per reader: leaf %d is not entry %d", size, per, i, x)
+				}
+			}
+		}
+	}
 }
