@@ -2,10 +2,13 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 
 	lineage "github.com/lineage-audit/lineage"
 	"github.com/lineage-audit/lineage/query/index"
@@ -166,15 +169,8 @@ func (s *Store) UserActions(ctx context.Context, q index.UserQuery) ([]index.Row
 		return nil, fmt.Errorf("sqlite: user actions %q/%q: %w", q.Tenant, q.UserID, err)
 	}
 	defer rows.Close()
-	out := []index.Row{}
-	for rows.Next() {
-		r, err := scanRow(rows)
-		if err != nil {
-			return nil, fmt.Errorf("sqlite: user actions %q/%q: %w", q.Tenant, q.UserID, err)
-		}
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := scanRows(rows, limit)
+	if err != nil {
 		return nil, fmt.Errorf("sqlite: user actions %q/%q: %w", q.Tenant, q.UserID, err)
 	}
 	return out, nil
@@ -200,6 +196,107 @@ WHERE tenant = ? AND user_id = ?`
 	return query, append(args, limit)
 }
 
+// decodeChunk is how many scanned rows a decoder takes at a time.
+const decodeChunk = 256
+
+// scanRows reads every row of rows (at most limit, the query's LIMIT) (log_index, record_hash, canonical) and decodes the records
+// (decodeRecord). SQLite steps through the rows on this goroutine while up to GOMAXPROCS-1
+// others decode the rows already read, chunk by chunk, so a big answer costs about the larger
+// of the two rather than their sum; this goroutine decodes what is left when the scan ends.
+func scanRows(rows *sql.Rows, limit int) ([]index.Row, error) {
+	out := []index.Row{}
+	var (
+		wg      sync.WaitGroup
+		chunks  chan [2]int
+		errMu   sync.Mutex
+		decErr  error
+		workers = runtime.GOMAXPROCS(0) - 1
+	)
+	decode := func(from, to int, rs []index.Row) {
+		for i := from; i < to; i++ {
+			if err := decodeRecord(&rs[i]); err != nil {
+				errMu.Lock()
+				if decErr == nil {
+					decErr = err
+				}
+				errMu.Unlock()
+				return
+			}
+		}
+	}
+	// Once decoders run, out is filled in place and never moved (its capacity is the LIMIT),
+	// and each decoder works only on the chunks [from, to) handed to it.
+	var (
+		buf  []index.Row
+		sent int
+	)
+	start := func() {
+		chunks = make(chan [2]int, 64)
+		for range workers {
+			wg.Add(1)
+			go func(rs []index.Row) {
+				defer wg.Done()
+				for c := range chunks {
+					decode(c[0], c[1], rs)
+				}
+			}(buf[:cap(buf)])
+		}
+	}
+	for rows.Next() {
+		var (
+			r    index.Row
+			idx  int64
+			hash []byte
+		)
+		if err := rows.Scan(&idx, &hash, &r.Canonical); err != nil {
+			if chunks != nil {
+				close(chunks)
+				wg.Wait()
+			}
+			return nil, err
+		}
+		r.Index = uint64(idx)
+		if err := copyHash(&r.RecordHash, hash); err != nil {
+			if chunks != nil {
+				close(chunks)
+				wg.Wait()
+			}
+			return nil, err
+		}
+		if chunks == nil && len(out) == decodeChunk && workers > 0 {
+			// A big answer: move to a slice the decoders can share, sized for the query's
+			// LIMIT, so appending never moves it.
+			buf = make([]index.Row, len(out), max(limit, len(out)+1))
+			copy(buf, out)
+			out = buf
+			start()
+		}
+		if chunks != nil && len(out) == cap(out) {
+			close(chunks)
+			wg.Wait()
+			return nil, fmt.Errorf("more rows than the limit of %d", limit)
+		}
+		out = append(out, r)
+		if chunks != nil && len(out)-sent >= decodeChunk {
+			chunks <- [2]int{sent, len(out)}
+			sent = len(out)
+		}
+	}
+	if chunks != nil {
+		close(chunks)
+	}
+	if err := rows.Err(); err != nil {
+		wg.Wait()
+		return nil, err
+	}
+	decode(sent, len(out), out)
+	wg.Wait()
+	if decErr != nil {
+		return nil, decErr
+	}
+	return out, nil
+}
+
 // scanner is what scanRow needs from *sql.Row and *sql.Rows.
 type scanner interface {
 	Scan(dest ...any) error
@@ -221,14 +318,22 @@ func scanRow(sc scanner) (index.Row, error) {
 	if err := copyHash(&r.RecordHash, hash); err != nil {
 		return index.Row{}, err
 	}
+	if err := decodeRecord(&r); err != nil {
+		return index.Row{}, err
+	}
+	return r, nil
+}
+
+// decodeRecord decodes r.Canonical into r.Record.
+func decodeRecord(r *index.Row) error {
 	// The lineage decoder is several times faster than encoding/json on these rows; a row it
 	// refuses (data written by a test or an older version) is read the generic way.
 	if rec, err := lineage.DecodeTrusted(r.Canonical); err == nil {
 		r.Record = *rec
 	} else if err := json.Unmarshal(r.Canonical, &r.Record); err != nil {
-		return index.Row{}, fmt.Errorf("decode record at index %d: %w", r.Index, err)
+		return fmt.Errorf("decode record at index %d: %w", r.Index, err)
 	}
-	return r, nil
+	return nil
 }
 
 // copyHash copies a stored record_hash into dst; a hash of the wrong length means a corrupt row.
