@@ -1,6 +1,7 @@
 package query
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"fmt"
@@ -46,9 +47,15 @@ type tileAddr struct{ level, index uint64 }
 
 // tileProofs builds the proofs from tiles (see InclusionProofs).
 func tileProofs(ctx context.Context, tr TileReader, idx []uint64, treeSize uint64) ([][][]byte, error) {
+	// Each distinct node gets a 32-byte slot in one arena; offs[i] are proof i's slots.
 	specs := make([]proof.Nodes, len(idx))
-	need := map[tileAddr][]compact.NodeID{}
-	seen := map[compact.NodeID]struct{}{}
+	offs := make([][]int, len(idx))
+	slot := map[compact.NodeID]int{}
+	type want struct {
+		id  compact.NodeID
+		off int
+	}
+	need := map[tileAddr][]want{}
 	for i, x := range idx {
 		if x >= treeSize {
 			return nil, fmt.Errorf("inclusion %d@%d: %w", x, treeSize, ledger.ErrNotFound)
@@ -58,14 +65,17 @@ func tileProofs(ctx context.Context, tr TileReader, idx []uint64, treeSize uint6
 			return nil, fmt.Errorf("inclusion %d@%d: %w", x, treeSize, err)
 		}
 		specs[i] = n
-		for _, id := range n.IDs {
-			if _, ok := seen[id]; ok {
-				continue
+		offs[i] = make([]int, len(n.IDs))
+		for j, id := range n.IDs {
+			off, ok := slot[id]
+			if !ok {
+				off = len(slot) * sha256.Size
+				slot[id] = off
+				tl, ti, _, _ := layout.NodeCoordsToTileAddress(uint64(id.Level), id.Index)
+				k := tileAddr{tl, ti}
+				need[k] = append(need[k], want{id, off})
 			}
-			seen[id] = struct{}{}
-			tl, ti, _, _ := layout.NodeCoordsToTileAddress(uint64(id.Level), id.Index)
-			k := tileAddr{tl, ti}
-			need[k] = append(need[k], id)
+			offs[i][j] = off
 		}
 	}
 	// Tiles in tree order, so a log on disk is read front to back.
@@ -75,19 +85,11 @@ func tileProofs(ctx context.Context, tr TileReader, idx []uint64, treeSize uint6
 	}
 	slices.SortFunc(order, func(a, b tileAddr) int {
 		if a.level != b.level {
-			return int(a.level) - int(b.level)
+			return cmp.Compare(a.level, b.level)
 		}
-		if a.index < b.index {
-			return -1
-		}
-		if a.index > b.index {
-			return 1
-		}
-		return 0
+		return cmp.Compare(a.index, b.index)
 	})
-	// Every node hash lives in one arena; hashes maps a node id to its offset.
-	arena := make([]byte, 0, len(seen)*sha256.Size)
-	hashes := make(map[compact.NodeID]int, len(seen))
+	arena := make([]byte, len(slot)*sha256.Size)
 	var memo tileMemo
 	for _, k := range order {
 		p := layout.PartialTileSize(k.level, k.index, treeSize)
@@ -103,14 +105,13 @@ func tileProofs(ctx context.Context, tr TileReader, idx []uint64, treeSize uint6
 			return nil, fmt.Errorf("tile %d/%d@%d holds %d bytes, fewer than %d hashes", k.level, k.index, treeSize, len(raw), width)
 		}
 		memo.reset(raw[:width*sha256.Size])
-		for _, id := range need[k] {
-			_, _, nl, ni := layout.NodeCoordsToTileAddress(uint64(id.Level), id.Index)
+		for _, w := range need[k] {
+			_, _, nl, ni := layout.NodeCoordsToTileAddress(uint64(w.id.Level), w.id.Index)
 			h, ok := memo.node(nl, ni)
 			if !ok {
-				return nil, fmt.Errorf("node %d/%d is not complete in tile %d/%d@%d", id.Level, id.Index, k.level, k.index, treeSize)
+				return nil, fmt.Errorf("node %d/%d is not complete in tile %d/%d@%d", w.id.Level, w.id.Index, k.level, k.index, treeSize)
 			}
-			hashes[id] = len(arena)
-			arena = append(arena, h...)
+			copy(arena[w.off:], h)
 		}
 	}
 	// The proofs share the hashes in the arena (a proof's hashes are never written to). Nodes
@@ -120,8 +121,7 @@ func tileProofs(ctx context.Context, tr TileReader, idx []uint64, treeSize uint6
 	out := make([][][]byte, len(idx))
 	for i, n := range specs {
 		p := make([][]byte, len(n.IDs))
-		for j, id := range n.IDs {
-			off := hashes[id]
+		for j, off := range offs[i] {
 			p[j] = arena[off : off+sha256.Size : off+sha256.Size]
 		}
 		if key, begin, end := n.Ephem(); end-begin > 1 {
