@@ -191,6 +191,7 @@ type item struct {
 	future  ledger.IndexFuture
 	reject  *Rejection
 	signed  bool // carried a valid source signature
+	durable bool // appended: its future resolved
 	dupOf   int  // index in the batch of an earlier item with the same key, or -1
 	settled bool
 }
@@ -269,7 +270,7 @@ func (in *Ingester) handle(ctx context.Context, msgs []jetstream.Msg) {
 		in.pending[it.key] = pendingRec{index: idx, hash: it.hash}
 		in.order = append(in.order, pendingKey{index: idx, key: it.key})
 		m.Appended.Inc()
-		in.ack(it)
+		it.durable = true
 		if appended != nil {
 			// Validation parsed the time already, so this cannot fail; if it did, the indexer
 			// would read the entry from the log.
@@ -279,10 +280,18 @@ func (in *Ingester) handle(ctx context.Context, msgs []jetstream.Msg) {
 			}
 		}
 	}
-	m.AppendTime.Observe(time.Since(start).Seconds())
+	// Hand the entries to the indexer before acking: the checkpoint that lets the indexer apply
+	// them may be published at any moment now, and an entry not yet offered is read back from
+	// the log.
 	if len(appended) > 0 {
 		in.cfg.Appended(appended)
 	}
+	for i := range items {
+		if it := &items[i]; it.durable {
+			in.ack(it)
+		}
+	}
+	m.AppendTime.Observe(time.Since(start).Seconds())
 
 	// Same id twice in one batch: settle each copy against the first one's outcome.
 	for i := range items {

@@ -144,12 +144,14 @@ func (ix *Indexer) Step(ctx context.Context) (bool, error) {
 	}
 	n := min(cp.Size-from, ix.BatchSize)
 	start := time.Now()
-	b := index.Batch{From: from, To: from + n}
-	if b.Entries = ix.takeOffered(from, n); b.Entries != nil {
+	b := index.Batch{From: from}
+	if b.Entries = ix.takeOffered(from, n); len(b.Entries) > 0 {
+		n = uint64(len(b.Entries))
 		ix.metrics.offered.Add(float64(n))
 	} else if b.Entries, err = ix.readEntries(ctx, from, n, cp.Size); err != nil {
 		return false, err
 	}
+	b.To = from + n
 	if err := ix.Store.Apply(ctx, b); err != nil {
 		if errors.Is(err, index.ErrPosition) {
 			// Another writer moved the store (rebuild-index beside a live service); resync.
@@ -167,9 +169,10 @@ func (ix *Indexer) Step(ctx context.Context) (bool, error) {
 
 // Offer hands the indexer entries this process has just appended to the log (each Index is the
 // one the log's future resolved to, and each entry is what DecodeEntry returns for the bytes
-// appended). Step uses them instead of reading and decoding [from, from+n) back from the log
-// when it holds every entry of the batch; it still indexes only up to the published checkpoint.
-// Offers beyond MaxOffered are dropped (the log is read instead).
+// appended). Step applies the offered entries from its position on, as far as they go without a
+// gap, instead of reading and decoding them back from the log, and reads from the log whenever
+// the entry at its position was not offered; it still indexes only up to the published
+// checkpoint. Offers beyond MaxOffered are dropped (the log is read instead).
 func (ix *Indexer) Offer(entries []index.Entry) {
 	ix.offerMu.Lock()
 	defer ix.offerMu.Unlock()
@@ -184,26 +187,33 @@ func (ix *Indexer) Offer(entries []index.Entry) {
 	}
 }
 
-// takeOffered returns the offered entries [from, from+n) in log order, or nil unless every one
-// of them was offered. It forgets those entries, and, once many are held, any below from (an
-// entry offered after the indexer had read it from the log).
+// takeOffered returns the offered entries from `from` on, in log order, as far as they were
+// offered without a gap and at most n of them, and forgets them. When not even the first was
+// offered, it returns nil and forgets the offers in [from, from+n), which the caller reads from
+// the log. Once many offers are held, it also forgets any below from (an entry offered after
+// the indexer had read it from the log).
 func (ix *Indexer) takeOffered(from, n uint64) []index.Entry {
 	ix.offerMu.Lock()
 	defer ix.offerMu.Unlock()
 	if len(ix.offered) == 0 {
 		return nil
 	}
-	out := make([]index.Entry, 0, n)
+	var out []index.Entry
 	for i := from; i < from+n; i++ {
 		e, ok := ix.offered[i]
 		if !ok {
-			out = nil
 			break
 		}
+		if out == nil {
+			out = make([]index.Entry, 0, n)
+		}
 		out = append(out, e)
-	}
-	for i := from; i < from+n; i++ {
 		delete(ix.offered, i)
+	}
+	if out == nil {
+		for i := from; i < from+n; i++ {
+			delete(ix.offered, i)
+		}
 	}
 	if len(ix.offered) > MaxOffered/2 {
 		for i := range ix.offered {
