@@ -224,6 +224,13 @@ func (a *API) withProofs(c *gin.Context, cp ledger.Checkpoint, nodes []*ActionNo
 	return true
 }
 
+// BundleReader is implemented by logs that read some entries of an entry bundle without
+// copying all of it (ledger/tessera maps the bundle file): BundleEntries returns copies of the
+// entries at offsets offs (ascending, repeats allowed) of bundle `bundle`, below treeSize.
+type BundleReader interface {
+	BundleEntries(ctx context.Context, bundle uint64, offs []uint64, treeSize uint64) ([][]byte, error)
+}
+
 // bundlesPerReader is how many entry bundles justify one more reader of an answer's leaves.
 var bundlesPerReader = 16
 
@@ -247,15 +254,31 @@ func (a *API) leaves(ctx context.Context, idx []uint64, size uint64) ([][]byte, 
 	}
 	runs = append(runs, len(order))
 	out := make([][]byte, len(idx))
+	br, _ := a.Log.(BundleReader)
 	read := func(from, to int) error { // bundles runs[from:to]
 		for r := from; r < to; r++ {
 			b := idx[order[runs[r]]] / width
+			run := order[runs[r]:runs[r+1]]
+			if br != nil {
+				offs := make([]uint64, len(run))
+				for j, i := range run {
+					offs[j] = idx[i] % width
+				}
+				entries, err := br.BundleEntries(ctx, b, offs, size)
+				if err != nil {
+					return err
+				}
+				for j, i := range run {
+					out[i] = entries[j]
+				}
+				continue
+			}
 			start := b * width
 			bundle, err := a.Log.Entries(ctx, start, min(width, size-start), size)
 			if err != nil {
 				return err
 			}
-			for _, i := range order[runs[r]:runs[r+1]] {
+			for _, i := range run {
 				out[i] = bytes.Clone(bundle[idx[i]%width])
 			}
 		}

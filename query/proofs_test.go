@@ -101,7 +101,8 @@ func equalProofs(a, b [][]byte) bool {
 }
 
 // TestLeavesOneBundleReadEach reads leaves in any order, with repeats, by one and by several
-// readers, and compares them with the log's entries.
+// readers, through the log's BundleReader (mapped bundle files) and through Entries, and
+// compares them with the log's entries.
 func TestLeavesOneBundleReadEach(t *testing.T) {
 	recs := demo.Generate(demo.Options{Seed: 21, Tenants: 1}, 1300)
 	_, lg, _ := apiRig(t, recs)
@@ -117,8 +118,12 @@ func TestLeavesOneBundleReadEach(t *testing.T) {
 		for range 300 {
 			idx = append(idx, rng.Uint64N(size))
 		}
-		for _, per := range []int{1, 2, 16} {
-			got, err := query.Leaves(ctx, lg, idx, size, per)
+		for _, c := range []struct {
+			lg  ledger.Log
+			per int
+		}{{lg, 1}, {lg, 2}, {lg, 16}, {onlyLog{lg}, 1}, {onlyLog{lg}, 2}} {
+			per := c.per
+			got, err := query.Leaves(ctx, c.lg, idx, size, per)
 			if err != nil {
 				t.Fatalf("size %d, %d bundles per reader: %v", size, per, err)
 			}
