@@ -38,8 +38,9 @@ type Indexer struct {
 
 	// offered holds entries this process appended, by log index (Offer), so Step takes them
 	// instead of reading them back from the log and decoding them again.
-	offerMu sync.Mutex
-	offered map[uint64]index.Entry
+	offerMu      sync.Mutex
+	offered      map[uint64]index.Entry
+	offeredBytes int // sum of offeredCost over offered
 }
 
 // DefaultIndexBatch is the default Indexer.BatchSize. A transaction's commit writes every page
@@ -49,12 +50,22 @@ type Indexer struct {
 // checkpoint adds (a checkpoint every 250 ms), so this bound is rarely reached.
 const DefaultIndexBatch = 4096
 
-// MaxOffered bounds the entries Offer keeps for the indexer. Beyond it, offers are dropped and
-// the indexer reads those entries from the log as it always can. An entry with its record holds
-// about 4 KB, so this bounds the hand-off at about 64 MiB (with 65,536 lineaged's RSS doubled,
-// from 140 to 300 MiB, whenever the indexer fell behind). At 50,000 records/s, a 250 ms
-// checkpoint interval holds 12,500 entries back.
-const MaxOffered = 1 << 14
+// MaxOffered and MaxOfferedBytes bound what Offer keeps for the indexer: entries, and their
+// estimated memory (offeredCost: the canonical bytes twice, for the decoded record, plus a
+// constant). Beyond either, offers are dropped and the indexer reads those entries from the log
+// as it always can. With demo records (about 4 KB held per entry) the entry bound applies; with
+// records near the 64 KiB limit the byte bound does, so the hand-off never holds more than
+// about 64 MiB (with 65,536 small entries lineaged's RSS doubled, from 140 to 300 MiB, whenever
+// the indexer fell behind). At 50,000 records/s, a 250 ms checkpoint interval holds 12,500
+// entries back.
+const (
+	MaxOffered      = 1 << 14
+	MaxOfferedBytes = 64 << 20
+)
+
+// offeredCost estimates the memory an offered entry holds: its canonical JSON, the decoded
+// record (about as large again) and the entry's fixed part.
+func offeredCost(e index.Entry) int { return 2*len(e.Canonical) + 512 }
 
 type indexerMetrics struct {
 	applyTime prometheus.Histogram
@@ -174,16 +185,25 @@ func (ix *Indexer) Step(ctx context.Context) (bool, error) {
 // the entry at its position was not offered; it still indexes only up to the published
 // checkpoint. Offers beyond MaxOffered are dropped (the log is read instead).
 func (ix *Indexer) Offer(entries []index.Entry) {
+	pos := ix.position.Load()
 	ix.offerMu.Lock()
 	defer ix.offerMu.Unlock()
 	if ix.offered == nil {
 		ix.offered = make(map[uint64]index.Entry, len(entries))
 	}
 	for _, e := range entries {
-		if len(ix.offered) >= MaxOffered {
+		if e.Index < pos {
+			continue // already applied (read from the log): it would never be taken
+		}
+		c := offeredCost(e)
+		if len(ix.offered) >= MaxOffered || ix.offeredBytes+c > MaxOfferedBytes {
 			return
 		}
+		if old, ok := ix.offered[e.Index]; ok {
+			ix.offeredBytes -= offeredCost(old)
+		}
 		ix.offered[e.Index] = e
+		ix.offeredBytes += c
 	}
 }
 
@@ -198,6 +218,12 @@ func (ix *Indexer) takeOffered(from, n uint64) []index.Entry {
 	if len(ix.offered) == 0 {
 		return nil
 	}
+	forget := func(i uint64) {
+		if e, ok := ix.offered[i]; ok {
+			ix.offeredBytes -= offeredCost(e)
+			delete(ix.offered, i)
+		}
+	}
 	var out []index.Entry
 	for i := from; i < from+n; i++ {
 		e, ok := ix.offered[i]
@@ -208,17 +234,19 @@ func (ix *Indexer) takeOffered(from, n uint64) []index.Entry {
 			out = make([]index.Entry, 0, n)
 		}
 		out = append(out, e)
-		delete(ix.offered, i)
+		forget(i)
 	}
 	if out == nil {
 		for i := from; i < from+n; i++ {
-			delete(ix.offered, i)
+			forget(i)
 		}
 	}
-	if len(ix.offered) > MaxOffered/2 {
+	// Offers below from were read from the log meanwhile; they would never be taken. The scan
+	// is over what is held (bounded), and runs only when something is left after the take.
+	if len(ix.offered) > 0 {
 		for i := range ix.offered {
 			if i < from {
-				delete(ix.offered, i)
+				forget(i)
 			}
 		}
 	}
