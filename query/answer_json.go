@@ -199,6 +199,9 @@ func (s *jsonStream) appendActions(ns []*ActionNode) {
 		if i > 0 {
 			s.buf = append(s.buf, ',')
 		}
+		if s.err != nil {
+			return // the client is gone: the rest of the answer would be thrown away
+		}
 		s.buf = appendActionNode(s.buf, n)
 		s.flushIfFull()
 	}

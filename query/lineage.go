@@ -2,6 +2,7 @@ package query
 
 import (
 	"slices"
+	"strconv"
 	"strings"
 
 	lineage "github.com/lineage-audit/lineage"
@@ -76,7 +77,7 @@ func BuildUserTree(user lineage.Person, rows []index.Row, truncated bool) *UserT
 	for i := range rows {
 		r := &rows[i].Record
 		path := pathOf(r, 0)
-		key := strings.Join(path, "\x00")
+		key := pathKey(path)
 		node := nodes[key]
 		if node == nil {
 			node = treeNode(t, path)
@@ -131,4 +132,17 @@ func addUnique(s *[]string, kind, v string, seen map[string]bool) {
 		seen[k] = true
 		*s = append(*s, v)
 	}
+}
+
+// pathKey is an unambiguous map key for an agent path: each id is length-prefixed, so no id's
+// content (even a NUL, possible in records logged before the control-character rule) can make
+// two paths collide.
+func pathKey(path []string) string {
+	var b strings.Builder
+	for _, p := range path {
+		b.WriteString(strconv.Itoa(len(p)))
+		b.WriteByte(':')
+		b.WriteString(p)
+	}
+	return b.String()
 }

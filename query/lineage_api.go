@@ -204,11 +204,13 @@ func (a *API) withProofs(c *gin.Context, cp ledger.Checkpoint, nodes []*ActionNo
 		perr   error
 		done   = make(chan struct{})
 	)
+	// The request's context, not gin's: a gin.Context must not be used from other goroutines.
+	ctx := c.Request.Context()
 	go func() {
 		defer close(done)
-		proofs, perr = InclusionProofs(c, a.Log, idx, cp.Size)
+		proofs, perr = InclusionProofs(ctx, a.Log, idx, cp.Size)
 	}()
-	leaves, err := a.leaves(c, idx, cp.Size)
+	leaves, err := a.leaves(ctx, idx, cp.Size)
 	<-done
 	if err != nil {
 		a.internal(c, "read leaves", err)
@@ -225,7 +227,7 @@ func (a *API) withProofs(c *gin.Context, cp ledger.Checkpoint, nodes []*ActionNo
 }
 
 // BundleReader is implemented by logs that read some entries of an entry bundle without
-// copying all of it (ledger/tessera maps the bundle file): BundleEntries returns copies of the
+// copying all of it (ledger/tessera reads the bundle file only up to the last wanted entry): BundleEntries returns copies of the
 // entries at offsets offs (ascending, repeats allowed) of bundle `bundle`, below treeSize.
 type BundleReader interface {
 	BundleEntries(ctx context.Context, bundle uint64, offs []uint64, treeSize uint64) ([][]byte, error)

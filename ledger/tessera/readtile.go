@@ -27,7 +27,7 @@ func (l *Log) ReadTile(ctx context.Context, level, index uint64, p uint8) ([]byt
 }
 
 // BundleEntries returns copies of the entries at offsets offs (ascending, below 256) of entry
-// bundle `bundle`, all below treeSize. A full bundle is memory-mapped and only its length
+// bundle `bundle`, all below treeSize. A full bundle is read into a pooled buffer, and only its length
 // prefixes up to the last wanted entry are read, so an answer that needs a few entries of each
 // of thousands of bundles does not copy whole bundles (about 440 KB each for 1.7 KB entries).
 // A bundle that is partial at treeSize, or not on disk as a full file, is read with Entries.

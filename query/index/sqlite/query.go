@@ -199,21 +199,25 @@ WHERE tenant = ? AND user_id = ?`
 // decodeChunk is how many scanned rows a decoder takes at a time.
 const decodeChunk = 256
 
-// scanRows reads every row of rows (at most limit, the query's LIMIT) (log_index, record_hash, canonical) and decodes the records
-// (decodeRecord). SQLite steps through the rows on this goroutine while up to GOMAXPROCS-1
-// others decode the rows already read, chunk by chunk, so a big answer costs about the larger
-// of the two rather than their sum; this goroutine decodes what is left when the scan ends.
+// scanRows reads every row of rows (at most limit, the query's LIMIT) (log_index, record_hash,
+// canonical) and decodes the records (decodeRecord). SQLite steps through the rows on this
+// goroutine while up to GOMAXPROCS-1 others decode the rows already read, chunk by chunk, so a
+// big answer costs about the larger of the two rather than their sum; this goroutine decodes
+// what is left when the scan ends. Rows are kept in chunks of decodeChunk, each handed whole to
+// a decoder and never touched again by the scan, and joined at the end: memory follows the
+// rows found, not the LIMIT asked for.
 func scanRows(rows *sql.Rows, limit int) ([]index.Row, error) {
-	out := []index.Row{}
 	var (
 		wg      sync.WaitGroup
-		chunks  chan [2]int
+		work    chan []index.Row
 		errMu   sync.Mutex
 		decErr  error
 		workers = runtime.GOMAXPROCS(0) - 1
+		full    [][]index.Row // chunks handed to decoders, in order
+		n       int
 	)
-	decode := func(from, to int, rs []index.Row) {
-		for i := from; i < to; i++ {
+	decode := func(rs []index.Row) {
+		for i := range rs {
 			if err := decodeRecord(&rs[i]); err != nil {
 				errMu.Lock()
 				if decErr == nil {
@@ -224,24 +228,14 @@ func scanRows(rows *sql.Rows, limit int) ([]index.Row, error) {
 			}
 		}
 	}
-	// Once decoders run, out is filled in place and never moved (its capacity is the LIMIT),
-	// and each decoder works only on the chunks [from, to) handed to it.
-	var (
-		buf  []index.Row
-		sent int
-	)
-	start := func() {
-		chunks = make(chan [2]int, 64)
-		for range workers {
-			wg.Add(1)
-			go func(rs []index.Row) {
-				defer wg.Done()
-				for c := range chunks {
-					decode(c[0], c[1], rs)
-				}
-			}(buf[:cap(buf)])
+	stop := func() {
+		if work != nil {
+			close(work)
+			work = nil
 		}
+		wg.Wait()
 	}
+	cur := make([]index.Row, 0, min(max(limit, 1), decodeChunk))
 	for rows.Next() {
 		var (
 			r    index.Row
@@ -249,52 +243,59 @@ func scanRows(rows *sql.Rows, limit int) ([]index.Row, error) {
 			hash []byte
 		)
 		if err := rows.Scan(&idx, &hash, &r.Canonical); err != nil {
-			if chunks != nil {
-				close(chunks)
-				wg.Wait()
-			}
+			stop()
 			return nil, err
 		}
 		r.Index = uint64(idx)
 		if err := copyHash(&r.RecordHash, hash); err != nil {
-			if chunks != nil {
-				close(chunks)
-				wg.Wait()
-			}
+			stop()
 			return nil, err
 		}
-		if chunks == nil && len(out) == decodeChunk && workers > 0 {
-			// A big answer: move to a slice the decoders can share, sized for the query's
-			// LIMIT, so appending never moves it.
-			buf = make([]index.Row, len(out), max(limit, len(out)+1))
-			copy(buf, out)
-			out = buf
-			start()
-		}
-		if chunks != nil && len(out) == cap(out) {
-			close(chunks)
-			wg.Wait()
+		if limit > 0 && n == limit {
+			stop()
 			return nil, fmt.Errorf("more rows than the limit of %d", limit)
 		}
-		out = append(out, r)
-		if chunks != nil && len(out)-sent >= decodeChunk {
-			chunks <- [2]int{sent, len(out)}
-			sent = len(out)
+		cur = append(cur, r)
+		n++
+		if len(cur) == decodeChunk {
+			if work == nil && workers > 0 {
+				work = make(chan []index.Row, 64)
+				for range workers {
+					wg.Add(1)
+					go func(work <-chan []index.Row) {
+						defer wg.Done()
+						for rs := range work {
+							decode(rs)
+						}
+					}(work)
+				}
+			}
+			if work != nil {
+				work <- cur
+			} else {
+				decode(cur)
+			}
+			full = append(full, cur)
+			cur = make([]index.Row, 0, decodeChunk)
 		}
 	}
-	if chunks != nil {
-		close(chunks)
-	}
 	if err := rows.Err(); err != nil {
-		wg.Wait()
+		stop()
 		return nil, err
 	}
-	decode(sent, len(out), out)
-	wg.Wait()
+	decode(cur)
+	stop()
 	if decErr != nil {
 		return nil, decErr
 	}
-	return out, nil
+	if len(full) == 0 {
+		return cur, nil
+	}
+	out := make([]index.Row, 0, n)
+	for _, c := range full {
+		out = append(out, c...)
+	}
+	return append(out, cur...), nil
 }
 
 // scanner is what scanRow needs from *sql.Row and *sql.Rows.
