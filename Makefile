@@ -4,7 +4,7 @@ GO ?= go
 BIN := bin
 export CGO_ENABLED := 1
 
-.PHONY: all build run test lint fuzz bench soak clean deps test-deps
+.PHONY: all build run test lint fuzz bench cpu-per-record soak clean deps test-deps
 
 all: build
 
@@ -71,6 +71,13 @@ bench: build test-deps
 	$(GO) test -run '^$$' -bench Export -benchtime 1x -timeout 60m ./exporters/report/
 	$(GO) test -run '^$$' -bench 'UITree10k|BrowserVerify1000' -benchtime 1x ./web/...
 	scripts/bench.sh $(BENCH_N)
+
+## cpu-per-record: lineaged's CPU time (user+system, /proc/<pid>/stat) per record on the
+## default path, CPU_N records as fast as possible, CPU_RUNS times (docs/PERFORMANCE.md).
+CPU_N ?= 60000
+CPU_RUNS ?= 3
+cpu-per-record: build
+	RUNS=$(CPU_RUNS) scripts/cpu-per-record.sh $(CPU_N)
 
 ## soak: the crash test at scale: 1,000,000 records while lineaged is SIGKILLed every 5-15 s and
 ## NATS restarts under it; prints records published, in log, duplicates, lost, quarantined and

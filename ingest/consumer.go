@@ -48,13 +48,17 @@ type Config struct {
 	Now func() time.Time
 	// SourceKeys verifies source signatures; nil accepts unsigned records only.
 	SourceKeys *SourceKeys
+	// Appended, when set, receives after each batch the entries it durably appended, as
+	// query.DecodeEntry would decode them from the log (the indexer's Offer), so the indexer
+	// need not read and decode them back.
+	Appended func([]index.Entry)
 }
 
 // Ingester is the durable JetStream consumer that feeds the log. One runs per log.
 type Ingester struct {
 	cfg     Config
-	pending map[string]pendingRec // tenant\x00id → appended, not yet indexed
-	order   []pendingKey          // pending keys in log order, for pruning
+	pending map[index.Key]pendingRec // appended, not yet indexed
+	order   []pendingKey             // pending keys in log order, for pruning
 }
 
 type pendingRec struct {
@@ -64,7 +68,7 @@ type pendingRec struct {
 
 type pendingKey struct {
 	index uint64
-	key   string
+	key   index.Key
 }
 
 // New checks the config and returns an Ingester.
@@ -93,7 +97,7 @@ func New(cfg Config) (*Ingester, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Ingester{cfg: cfg, pending: map[string]pendingRec{}}, nil
+	return &Ingester{cfg: cfg, pending: map[index.Key]pendingRec{}}, nil
 }
 
 // Run consumes until ctx is cancelled. Before the first fetch it waits for the indexer to
@@ -183,10 +187,11 @@ type item struct {
 	rec     *lineage.Record
 	canon   []byte
 	hash    [32]byte
-	key     string
+	key     index.Key // (tenant, id): ids are unique per tenant
 	future  ledger.IndexFuture
 	reject  *Rejection
 	signed  bool // carried a valid source signature
+	durable bool // appended: its future resolved
 	dupOf   int  // index in the batch of an earlier item with the same key, or -1
 	settled bool
 }
@@ -215,11 +220,11 @@ func (in *Ingester) handle(ctx context.Context, msgs []jetstream.Msg) {
 			continue
 		}
 		it.hash = sha256.Sum256(it.canon)
-		it.key = recordKey(it.tenant, it.rec.ID)
+		it.key = index.Key{Tenant: it.tenant, ID: it.rec.ID}
 	}
 
 	known, failed := in.lookupBatch(ctx, items)
-	inBatch := make(map[string]int, len(msgs))
+	inBatch := make(map[index.Key]int, len(msgs))
 	for i := range items {
 		it := &items[i]
 		if it.reject != nil {
@@ -246,6 +251,10 @@ func (in *Ingester) handle(ctx context.Context, msgs []jetstream.Msg) {
 		it.future = in.cfg.Log.Add(ctx, lineage.NewEnvelope(it.canon, now, it.signed))
 	}
 
+	var appended []index.Entry
+	if in.cfg.Appended != nil {
+		appended = make([]index.Entry, 0, len(items))
+	}
 	for i := range items {
 		it := &items[i]
 		if it.settled || it.reject != nil || it.dupOf >= 0 {
@@ -261,7 +270,26 @@ func (in *Ingester) handle(ctx context.Context, msgs []jetstream.Msg) {
 		in.pending[it.key] = pendingRec{index: idx, hash: it.hash}
 		in.order = append(in.order, pendingKey{index: idx, key: it.key})
 		m.Appended.Inc()
-		in.ack(it)
+		it.durable = true
+		if appended != nil {
+			// Validation parsed the time already, so this cannot fail; if it did, the indexer
+			// would read the entry from the log.
+			if t, err := it.rec.ParsedTime(); err == nil {
+				appended = append(appended, index.Entry{Index: idx, Record: it.rec, Canonical: it.canon,
+					RecordHash: it.hash, Time: t, ReceivedAt: now, SourceVerified: it.signed})
+			}
+		}
+	}
+	// Hand the entries to the indexer before acking: the checkpoint that lets the indexer apply
+	// them may be published at any moment now, and an entry not yet offered is read back from
+	// the log.
+	if len(appended) > 0 {
+		in.cfg.Appended(appended)
+	}
+	for i := range items {
+		if it := &items[i]; it.durable {
+			in.ack(it)
+		}
 	}
 	m.AppendTime.Observe(time.Since(start).Seconds())
 
@@ -299,10 +327,10 @@ func (in *Ingester) handle(ctx context.Context, msgs []jetstream.Msg) {
 // server-side index (ClickHouse) a Lookup is a round trip of milliseconds, so asking record by
 // record bounded ingest at a few hundred new records a second, each of which must be looked up.
 // Other stores are asked key by key.
-func (in *Ingester) lookupBatch(ctx context.Context, items []item) (known map[string]pendingRec, failed map[string]bool) {
-	known, failed = map[string]pendingRec{}, map[string]bool{}
-	var ask []index.Key
-	asked := map[string]bool{}
+func (in *Ingester) lookupBatch(ctx context.Context, items []item) (known map[index.Key]pendingRec, failed map[index.Key]bool) {
+	known, failed = map[index.Key]pendingRec{}, map[index.Key]bool{}
+	ask := make([]index.Key, 0, len(items))
+	asked := make(map[index.Key]bool, len(items))
 	for i := range items {
 		it := &items[i]
 		if it.reject != nil || asked[it.key] {
@@ -313,7 +341,7 @@ func (in *Ingester) lookupBatch(ctx context.Context, items []item) (known map[st
 			known[it.key] = p
 			continue
 		}
-		ask = append(ask, index.Key{Tenant: it.tenant, ID: it.rec.ID})
+		ask = append(ask, it.key)
 	}
 	if len(ask) == 0 {
 		return known, failed
@@ -323,12 +351,12 @@ func (in *Ingester) lookupBatch(ctx context.Context, items []item) (known map[st
 		if err != nil {
 			in.cfg.Logger.Error("ingest: id lookup", "records", len(ask), "err", err)
 			for _, k := range ask {
-				failed[recordKey(k.Tenant, k.ID)] = true
+				failed[k] = true
 			}
 			return known, failed
 		}
 		for k, ref := range refs {
-			known[recordKey(k.Tenant, k.ID)] = pendingRec{index: ref.Index, hash: ref.RecordHash}
+			known[k] = pendingRec{index: ref.Index, hash: ref.RecordHash}
 		}
 		return known, failed
 	}
@@ -338,16 +366,13 @@ func (in *Ingester) lookupBatch(ctx context.Context, items []item) (known map[st
 		case errors.Is(err, index.ErrNotFound):
 		case err != nil:
 			in.cfg.Logger.Error("ingest: id lookup", "tenant", k.Tenant, "id", k.ID, "err", err)
-			failed[recordKey(k.Tenant, k.ID)] = true
+			failed[k] = true
 		default:
-			known[recordKey(k.Tenant, k.ID)] = pendingRec{index: ref.Index, hash: ref.RecordHash}
+			known[k] = pendingRec{index: ref.Index, hash: ref.RecordHash}
 		}
 	}
 	return known, failed
 }
-
-// recordKey is a record's key in the pending set and in a batch: ids are unique per tenant.
-func recordKey(tenant, id string) string { return tenant + "\x00" + id }
 
 func (in *Ingester) ack(it *item) {
 	it.settled = true

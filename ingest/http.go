@@ -556,3 +556,6 @@ func ListQuarantine(ctx context.Context, js jetstream.JetStream, subject string,
 	}
 	return entries, batch.Error()
 }
+
+// recordKey is a record's key in a map of strings: ids are unique per tenant.
+func recordKey(tenant, id string) string { return tenant + "\x00" + id }

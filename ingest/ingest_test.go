@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"path/filepath"
+	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -32,6 +34,9 @@ type rig struct {
 	metrics *ingest.Metrics
 	cancel  context.CancelFunc
 	done    chan error
+
+	appendedMu sync.Mutex
+	appended   []index.Entry // every entry the ingester handed to the indexer (Config.Appended)
 }
 
 const maxMsg = 64<<10 + ingest.HeaderAllowance
@@ -79,7 +84,13 @@ func newRigWith(t *testing.T, keys *ingest.SourceKeys) *rig {
 	rctx, cancel := context.WithCancel(ctx)
 	r.cancel = cancel
 	go func() { _ = ix.Run(rctx) }()
-	in, err := ingest.New(ingest.Config{JS: js, Log: lg, Seen: store, Indexed: ix.Position, WaitIndexed: ix.WaitFor, Metrics: r.metrics, BatchSize: 64, SourceKeys: keys})
+	in, err := ingest.New(ingest.Config{JS: js, Log: lg, Seen: store, Indexed: ix.Position, WaitIndexed: ix.WaitFor, Metrics: r.metrics, BatchSize: 64, SourceKeys: keys,
+		Appended: func(es []index.Entry) {
+			r.appendedMu.Lock()
+			r.appended = append(r.appended, es...)
+			r.appendedMu.Unlock()
+			ix.Offer(es)
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,6 +235,56 @@ func TestIngestAppendsOnceAndQuarantines(t *testing.T) {
 	got, err := r.store.Get(context.Background(), recs[1].Tenant, recs[1].ID)
 	if err != nil || got.Record.Decision.Effect != recs[1].Decision.Effect {
 		t.Fatalf("logged record changed by a conflicting publish: %+v, %v", got.Record.Decision, err)
+	}
+}
+
+// The entries the ingester hands to the indexer are exactly what the indexer would decode from
+// the log at their indexes, so an index fed from the hand-off equals one rebuilt from the log.
+func TestAppendedEntriesMatchTheLog(t *testing.T) {
+	r := newRig(t)
+	recs := records(200)
+	for _, rec := range recs {
+		r.publish(t, ingest.RecordsPrefix+rec.Tenant, mustJSON(rec), nil)
+	}
+	// Free-form members with whitespace and non-canonical numbers: the hand-off must carry the
+	// canonical form, as the log does.
+	odd := withID(recs[0], "odd-free-form")
+	odd.PolicyContext = json.RawMessage(`{ "b" : 1.50, "a":[ 1e2 , "x" ] }`)
+	r.publish(t, ingest.RecordsPrefix+odd.Tenant, mustJSON(odd), nil)
+	size := r.settle(t)
+	if size != 201 {
+		t.Fatalf("log size %d, want 201", size)
+	}
+	r.appendedMu.Lock()
+	defer r.appendedMu.Unlock()
+	if len(r.appended) != int(size) {
+		t.Fatalf("%d entries handed off, want %d", len(r.appended), size)
+	}
+	ctx := context.Background()
+	raw, err := r.log.Entries(ctx, 0, size, size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[uint64]bool{}
+	for _, got := range r.appended {
+		if got.Index >= size || seen[got.Index] {
+			t.Fatalf("entry handed off at index %d twice or beyond the log (%d)", got.Index, size)
+		}
+		seen[got.Index] = true
+		want, err := query.DecodeEntry(got.Index, raw[got.Index])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("entry %d handed off:\n%+v\n%+v\nlog decodes to:\n%+v\n%+v", got.Index, got, *got.Record, want, *want.Record)
+		}
+	}
+	stored, err := r.store.Get(ctx, odd.Tenant, odd.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"a":[100,"x"],"b":1.5}`; string(stored.Record.PolicyContext) != want {
+		t.Fatalf("stored policy_context %s, want %s", stored.Record.PolicyContext, want)
 	}
 }
 

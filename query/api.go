@@ -318,7 +318,7 @@ var safeFileName = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
 // decoded from the ledger entry itself, not from the index, so what the client verifies is
 // exactly what it reads.
 func (a *API) proveRecord(ctx context.Context, ref index.Ref, cp ledger.Checkpoint) (*RecordProof, error) {
-	leaves, err := a.Log.Entries(ctx, ref.Index, 1, cp.Size)
+	leaves, err := a.leaves(ctx, []uint64{ref.Index}, cp.Size)
 	if err != nil {
 		return nil, err
 	}
@@ -359,7 +359,7 @@ func (a *API) inclusion(c *gin.Context) {
 		fail(c, http.StatusBadRequest, "need index < size <= %d (the latest checkpoint)", cp.Size)
 		return
 	}
-	leaves, err := a.Log.Entries(c, i, 1, size)
+	leaves, err := a.leaves(c, []uint64{i}, size)
 	if err != nil {
 		a.internal(c, "read entry", err)
 		return

@@ -2,6 +2,8 @@ package query
 
 import (
 	"slices"
+	"strconv"
+	"strings"
 
 	lineage "github.com/lineage-audit/lineage"
 	"github.com/lineage-audit/lineage/query/index"
@@ -68,10 +70,21 @@ func BuildUserTree(user lineage.Person, rows []index.Row, truncated bool) *UserT
 		paths[r.ID] = p
 		return p
 	}
+	// Nodes by path, and the facts each node already lists: an agent may take thousands of
+	// actions, each with its own delegation token, so neither is searched linearly.
+	nodes := map[string]*AgentNode{}
+	facts := map[*AgentNode]map[string]bool{}
 	for i := range rows {
 		r := &rows[i].Record
-		node := treeNode(t, pathOf(r, 0))
-		addFacts(node, r)
+		path := pathOf(r, 0)
+		key := pathKey(path)
+		node := nodes[key]
+		if node == nil {
+			node = treeNode(t, path)
+			nodes[key] = node
+			facts[node] = map[string]bool{}
+		}
+		addFacts(node, r, facts[node])
 		node.Actions = append(node.Actions, actionNode(&rows[i]))
 		t.Actions++
 	}
@@ -99,18 +112,37 @@ func treeNode(t *UserTree, path []string) *AgentNode {
 	return n
 }
 
-func addFacts(n *AgentNode, r *lineage.Record) {
-	addUnique(&n.Roles, r.Role)
+// addFacts adds the record's role, model and delegation token to the node's lists, each once
+// (seen holds the "kind\x00value" pairs the node lists already).
+func addFacts(n *AgentNode, r *lineage.Record, seen map[string]bool) {
+	addUnique(&n.Roles, "r\x00", r.Role, seen)
 	if m := r.Agent.Model; m != nil {
-		addUnique(&n.Models, m.Provider+"/"+m.Name+"@"+m.Version)
+		addUnique(&n.Models, "m\x00", m.Provider+"/"+m.Name+"@"+m.Version, seen)
 	}
 	if d := r.Delegation; d != nil {
-		addUnique(&n.Delegations, d.TokenID)
+		addUnique(&n.Delegations, "d\x00", d.TokenID, seen)
 	}
 }
 
-func addUnique(s *[]string, v string) {
-	if v != "" && !slices.Contains(*s, v) {
+func addUnique(s *[]string, kind, v string, seen map[string]bool) {
+	if v == "" {
+		return
+	}
+	if k := kind + v; !seen[k] {
+		seen[k] = true
 		*s = append(*s, v)
 	}
+}
+
+// pathKey is an unambiguous map key for an agent path: each id is length-prefixed, so no id's
+// content (even a NUL, possible in records logged before the control-character rule) can make
+// two paths collide.
+func pathKey(path []string) string {
+	var b strings.Builder
+	for _, p := range path {
+		b.WriteString(strconv.Itoa(len(p)))
+		b.WriteByte(':')
+		b.WriteString(p)
+	}
+	return b.String()
 }

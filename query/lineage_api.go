@@ -1,15 +1,20 @@
 package query
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -183,7 +188,9 @@ func (a *API) search(c *gin.Context, q index.Query, ans *Answer) ([]index.Row, l
 	return kept, cp, true
 }
 
-// withProofs attaches leaves and inclusion proofs to the nodes, unless proofs=false.
+// withProofs attaches leaves and inclusion proofs to the nodes, unless proofs=false. The leaves
+// (one entry bundle read per 256 entries) and the proofs (one pass over the tiles,
+// InclusionProofs) are read at the same time.
 func (a *API) withProofs(c *gin.Context, cp ledger.Checkpoint, nodes []*ActionNode) bool {
 	if c.Query("proofs") == "false" || len(nodes) == 0 {
 		return true
@@ -192,40 +199,110 @@ func (a *API) withProofs(c *gin.Context, cp ledger.Checkpoint, nodes []*ActionNo
 	for i, n := range nodes {
 		idx[i] = n.LogIndex
 	}
-	leaves, err := a.leaves(c, idx, cp.Size)
+	var (
+		proofs [][][]byte
+		perr   error
+		done   = make(chan struct{})
+	)
+	// The request's context, not gin's: a gin.Context must not be used from other goroutines.
+	ctx := c.Request.Context()
+	go func() {
+		defer close(done)
+		proofs, perr = InclusionProofs(ctx, a.Log, idx, cp.Size)
+	}()
+	leaves, err := a.leaves(ctx, idx, cp.Size)
+	<-done
 	if err != nil {
 		a.internal(c, "read leaves", err)
 		return false
 	}
+	if perr != nil {
+		a.internal(c, "inclusion proof", perr)
+		return false
+	}
 	for i, n := range nodes {
-		p, err := a.Log.InclusionProof(c, n.LogIndex, cp.Size)
-		if err != nil {
-			a.internal(c, "inclusion proof", err)
-			return false
-		}
-		n.Proof = &Proof{Leaf: leaves[i], InclusionProof: p}
+		n.Proof = &Proof{Leaf: leaves[i], InclusionProof: proofs[i]}
 	}
 	return true
 }
 
-// leaves reads the entries at idx (any order) below size, reading each entry bundle once.
+// BundleReader is implemented by logs that read some entries of an entry bundle without
+// copying all of it (ledger/tessera reads the bundle file only up to the last wanted entry): BundleEntries returns copies of the
+// entries at offsets offs (ascending, repeats allowed) of bundle `bundle`, below treeSize.
+type BundleReader interface {
+	BundleEntries(ctx context.Context, bundle uint64, offs []uint64, treeSize uint64) ([][]byte, error)
+}
+
+// bundlesPerReader is how many entry bundles justify one more reader of an answer's leaves.
+var bundlesPerReader = 16
+
+// leaves reads the entries at idx (any order) below size, reading each entry bundle once. The
+// entries are copied out of their bundle, so a reader holds one bundle at a time (a 10k-action
+// answer may touch every bundle of the log), and the bundles are shared out among up to
+// GOMAXPROCS readers.
 func (a *API) leaves(ctx context.Context, idx []uint64, size uint64) ([][]byte, error) {
 	const width = 256 // C2SP tlog-tiles entry bundle width
-	byBundle := map[uint64][][]byte{}
-	out := make([][]byte, len(idx))
-	for i, x := range idx {
-		b := x / width
-		bundle, ok := byBundle[b]
-		if !ok {
-			start := b * width
-			n := min(width, size-start)
-			var err error
-			if bundle, err = a.Log.Entries(ctx, start, n, size); err != nil {
-				return nil, err
-			}
-			byBundle[b] = bundle
+	order := make([]int, len(idx))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(x, y int) int { return cmp.Compare(idx[x], idx[y]) })
+	// runs[k] is the start in order of the k-th bundle's indexes.
+	var runs []int
+	for k, i := range order {
+		if k == 0 || idx[i]/width != idx[order[k-1]]/width {
+			runs = append(runs, k)
 		}
-		out[i] = bundle[x%width]
+	}
+	runs = append(runs, len(order))
+	out := make([][]byte, len(idx))
+	br, _ := a.Log.(BundleReader)
+	read := func(from, to int) error { // bundles runs[from:to]
+		for r := from; r < to; r++ {
+			b := idx[order[runs[r]]] / width
+			run := order[runs[r]:runs[r+1]]
+			if br != nil {
+				offs := make([]uint64, len(run))
+				for j, i := range run {
+					offs[j] = idx[i] % width
+				}
+				entries, err := br.BundleEntries(ctx, b, offs, size)
+				if err != nil {
+					return err
+				}
+				for j, i := range run {
+					out[i] = entries[j]
+				}
+				continue
+			}
+			start := b * width
+			bundle, err := a.Log.Entries(ctx, start, min(width, size-start), size)
+			if err != nil {
+				return err
+			}
+			for _, i := range run {
+				out[i] = bytes.Clone(bundle[idx[i]%width])
+			}
+		}
+		return nil
+	}
+	bundles := len(runs) - 1
+	workers := min(runtime.GOMAXPROCS(0), (bundles+bundlesPerReader-1)/bundlesPerReader)
+	if workers <= 1 {
+		return out, read(0, bundles)
+	}
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[w] = read(w*bundles/workers, (w+1)*bundles/workers)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -262,7 +339,7 @@ func (a *API) userLineage(c *gin.Context) {
 	if !q.To.IsZero() {
 		out.To = q.To.Format(time.RFC3339Nano)
 	}
-	c.JSON(http.StatusOK, out)
+	writeAnswer(c, &out)
 }
 
 func (a *API) agentLineage(c *gin.Context) {
@@ -291,7 +368,7 @@ func (a *API) agentLineage(c *gin.Context) {
 	if !a.withProofs(c, cp, out.Actions) {
 		return
 	}
-	c.JSON(http.StatusOK, out)
+	writeAnswer(c, &out)
 }
 
 // MaxChain bounds how many parent links an action chain follows (a guard against cycles and

@@ -34,6 +34,8 @@ func run() error {
 	fs.IntVar(&o.SampleEvery, "sample-every", 10, "measure latency for every k-th record")
 	fs.Int64Var(&o.Seed, "seed", 42, "generator seed")
 	fs.IntVar(&o.Rate, "rate", 0, "publish at this many records/s (0: as fast as JetStream acks); latency is only meaningful below the service's capacity")
+	fs.DurationVar(&o.SampleInterval, "sample-interval", 2*time.Millisecond, "how often the index position is sampled (each sample costs lineaged CPU; use 100ms with --pid)")
+	fs.IntVar(&o.PID, "pid", 0, "measure this lineaged process's CPU time (user+system from /proc/<pid>/stat) per record")
 	fs.StringVar(&o.IDPrefix, "id-prefix", "", "prefix for record ids (default: a unique per-run prefix)")
 	fs.Usage = cliflag.Usage(fs, "LINEAGEBENCH_", "usage: lineagebench [flags]")
 	if err := cliflag.Parse(fs, "LINEAGEBENCH_", os.Args[1:]); err != nil {
@@ -51,6 +53,9 @@ func run() error {
 	fmt.Printf("publish:            %s (%.0f records/s accepted by JetStream)\n", r.Publish.Round(time.Millisecond), r.PublishRate())
 	fmt.Printf("end-to-end:         %s (%.0f records/s published, logged, signed, indexed)\n", r.Total.Round(time.Millisecond), r.Throughput())
 	fmt.Printf("publish→queryable:  p50 %s  p90 %s  p99 %s  max %s\n", r.P50.Round(time.Millisecond), r.P90.Round(time.Millisecond), r.P99.Round(time.Millisecond), r.Max.Round(time.Millisecond))
+	if o.PID > 0 {
+		fmt.Printf("lineaged CPU:       %s user+system = %.1f µs/record\n", r.CPU.Round(10*time.Millisecond), float64(r.CPUPerRecord())/float64(time.Microsecond))
+	}
 	if r.RSS > 0 {
 		fmt.Printf("lineaged RSS:       %.0f MiB\n", r.RSS/(1<<20))
 	}

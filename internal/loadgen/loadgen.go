@@ -9,15 +9,19 @@
 package loadgen
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -46,6 +50,12 @@ type Options struct {
 	Rate int
 	// IDPrefix makes ids unique per run ("" picks one).
 	IDPrefix string
+	// SampleInterval is how often the index position is sampled (default 2 ms). Every sample
+	// is a request the server answers, so a CPU measurement wants a coarse one (100 ms).
+	SampleInterval time.Duration
+	// PID, when set, is the lineaged process whose CPU time (user+system, /proc/<pid>/stat) is
+	// measured from the first publish until the index has applied every record.
+	PID int
 }
 
 // Result is what a run measured.
@@ -55,6 +65,16 @@ type Result struct {
 	P50, P90, P99  time.Duration
 	Max            time.Duration
 	RSS            float64 // lineaged resident memory at the end, bytes (0 if unknown)
+	// CPU is lineaged's user+system CPU time over the run (0 without Options.PID).
+	CPU time.Duration
+}
+
+// CPUPerRecord is lineaged's CPU time per record over the run (0 without Options.PID).
+func (r Result) CPUPerRecord() time.Duration {
+	if r.N == 0 {
+		return 0
+	}
+	return r.CPU / time.Duration(r.N)
 }
 
 // PublishRate is records/s accepted by JetStream.
@@ -86,6 +106,9 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	if o.SampleEvery <= 0 {
 		o.SampleEvery = 10
 	}
+	if o.SampleInterval <= 0 {
+		o.SampleInterval = 2 * time.Millisecond
+	}
 	if o.IDPrefix == "" {
 		o.IDPrefix = "b" + strconv.FormatInt(time.Now().UnixNano()%1e9, 36) + "-"
 	}
@@ -113,6 +136,12 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	var obsMu sync.Mutex
 	target := start0 + uint64(o.N)
 	watchDone := make(chan error, 1)
+	var cpuStart, cpuEnd time.Duration
+	if o.PID > 0 {
+		if cpuStart, err = ProcessCPU(o.PID); err != nil {
+			return Result{}, fmt.Errorf("loadgen: %w", err)
+		}
+	}
 	go func() {
 		for {
 			p, err := api.position()
@@ -124,14 +153,18 @@ func Run(ctx context.Context, o Options) (Result, error) {
 			obs = append(obs, observation{time.Now(), p})
 			obsMu.Unlock()
 			if p >= target {
-				watchDone <- nil
+				var err error
+				if o.PID > 0 {
+					cpuEnd, err = ProcessCPU(o.PID)
+				}
+				watchDone <- err
 				return
 			}
 			if ctx.Err() != nil {
 				watchDone <- ctx.Err()
 				return
 			}
-			time.Sleep(2 * time.Millisecond)
+			time.Sleep(o.SampleInterval)
 		}
 	}()
 
@@ -166,6 +199,7 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		return res, err
 	}
 	res.Total = time.Since(start)
+	res.CPU = cpuEnd - cpuStart
 
 	// Which log index did each sampled record get?
 	for i := range samples {
@@ -194,6 +228,41 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	res.P50, res.P90, res.P99, res.Max = pct(0.50), pct(0.90), pct(0.99), lat[len(lat)-1]
 	res.RSS = api.metric("process_resident_memory_bytes")
 	return res, nil
+}
+
+// clockTicks is USER_HZ, the unit of utime and stime in /proc/<pid>/stat: 100 on every Linux
+// architecture Go supports (sysconf(_SC_CLK_TCK) would need cgo).
+const clockTicks = 100
+
+// ProcessCPU is the user+system CPU time process pid has used so far (Linux /proc/<pid>/stat).
+func ProcessCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, fmt.Errorf("cpu time of pid %d: %w", pid, err)
+	}
+	return parseStatCPU(b)
+}
+
+// parseStatCPU reads utime and stime (fields 14 and 15) from a /proc/<pid>/stat line. The
+// command name (field 2) is in parentheses and may hold spaces, so fields count from the last ')'.
+func parseStatCPU(b []byte) (time.Duration, error) {
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, errors.New("proc stat: no command name")
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("proc stat: %d fields after the command name", len(f))
+	}
+	var ticks uint64
+	for _, s := range f[11:13] { // utime, stime
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("proc stat: %w", err)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * time.Second / clockTicks, nil
 }
 
 var client = &http.Client{Timeout: 10 * time.Second}

@@ -82,6 +82,7 @@ func startWorkers(ctx, gctx context.Context, g *errgroup.Group, c Config, st *st
 	in, err := ingest.New(ingest.Config{
 		JS: w.js, Log: st.log, Seen: st.index, Indexed: w.indexer.Position, WaitIndexed: w.indexer.WaitFor,
 		BatchSize: c.BatchSize, AckWait: c.AckWait, SourceKeys: srcKeys, Metrics: w.inMetrics, Logger: log.With("component", "ingest"),
+		Appended: w.indexer.Offer,
 	})
 	if err != nil {
 		return nil, nil, err

@@ -56,14 +56,19 @@ func (s *Store) apply(ctx context.Context, b index.Batch) error {
 		return fmt.Errorf("position is %d: %w", pos, index.ErrPosition)
 	}
 
-	stmt, err := tx.PrepareContext(ctx, insertRecord)
+	// The inserts run under a context without cancellation: go-sqlite3 runs each cancellable
+	// statement on a goroutine of its own (to be able to interrupt it), one goroutine per row
+	// here. An insert takes microseconds, and the transaction still ends with ctx.
+	rowCtx := context.WithoutCancel(ctx)
+	stmt, err := tx.PrepareContext(rowCtx, insertRecord)
 	if err != nil {
 		return fmt.Errorf("prepare: %w", err)
 	}
 	defer stmt.Close()
+	args := make([]any, 0, insertArgCount)
 	for i := range b.Entries {
 		e := &b.Entries[i]
-		if _, err := stmt.ExecContext(ctx, insertArgs(e)...); err != nil {
+		if _, err := stmt.ExecContext(rowCtx, appendInsertArgs(args[:0], e)...); err != nil {
 			return insertError(ctx, tx, e, err)
 		}
 	}
@@ -102,8 +107,11 @@ func readPosition(ctx context.Context, q queryRower) (uint64, error) {
 	return uint64(pos), nil
 }
 
-// insertArgs returns insertRecord's arguments for e, in column order.
-func insertArgs(e *index.Entry) []any {
+// insertArgCount is the number of insertRecord's arguments.
+const insertArgCount = 19
+
+// appendInsertArgs appends insertRecord's arguments for e to args, in column order.
+func appendInsertArgs(args []any, e *index.Entry) []any {
 	r := e.Record
 	var delegationToken, aiSystem, reviewer string
 	if r.Delegation != nil {
@@ -115,13 +123,13 @@ func insertArgs(e *index.Entry) []any {
 	if r.HumanOversight != nil {
 		reviewer = r.HumanOversight.Reviewer.ID
 	}
-	return []any{
+	return append(args,
 		int64(e.Index), r.Tenant, r.ID, e.Time.UnixNano(),
 		r.User.ID, r.User.Issuer, r.Agent.ID, nullable(r.Role), nullable(r.ParentID),
 		r.Action.Type, r.Action.Target, r.Decision.Effect,
 		r.Decision.Policy.ID, r.Decision.Policy.Version, nullable(delegationToken),
 		nullable(aiSystem), nullable(reviewer), e.RecordHash[:], e.Canonical,
-	}
+	)
 }
 
 // nullable stores an absent optional field as NULL rather than "", so "has a parent" is

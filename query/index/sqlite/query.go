@@ -2,10 +2,13 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 
 	lineage "github.com/lineage-audit/lineage"
 	"github.com/lineage-audit/lineage/query/index"
@@ -166,15 +169,8 @@ func (s *Store) UserActions(ctx context.Context, q index.UserQuery) ([]index.Row
 		return nil, fmt.Errorf("sqlite: user actions %q/%q: %w", q.Tenant, q.UserID, err)
 	}
 	defer rows.Close()
-	out := []index.Row{}
-	for rows.Next() {
-		r, err := scanRow(rows)
-		if err != nil {
-			return nil, fmt.Errorf("sqlite: user actions %q/%q: %w", q.Tenant, q.UserID, err)
-		}
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := scanRows(rows, limit)
+	if err != nil {
 		return nil, fmt.Errorf("sqlite: user actions %q/%q: %w", q.Tenant, q.UserID, err)
 	}
 	return out, nil
@@ -200,6 +196,108 @@ WHERE tenant = ? AND user_id = ?`
 	return query, append(args, limit)
 }
 
+// decodeChunk is how many scanned rows a decoder takes at a time.
+const decodeChunk = 256
+
+// scanRows reads every row of rows (at most limit, the query's LIMIT) (log_index, record_hash,
+// canonical) and decodes the records (decodeRecord). SQLite steps through the rows on this
+// goroutine while up to GOMAXPROCS-1 others decode the rows already read, chunk by chunk, so a
+// big answer costs about the larger of the two rather than their sum; this goroutine decodes
+// what is left when the scan ends. Rows are kept in chunks of decodeChunk, each handed whole to
+// a decoder and never touched again by the scan, and joined at the end: memory follows the
+// rows found, not the LIMIT asked for.
+func scanRows(rows *sql.Rows, limit int) ([]index.Row, error) {
+	var (
+		wg      sync.WaitGroup
+		work    chan []index.Row
+		errMu   sync.Mutex
+		decErr  error
+		workers = runtime.GOMAXPROCS(0) - 1
+		full    [][]index.Row // chunks handed to decoders, in order
+		n       int
+	)
+	decode := func(rs []index.Row) {
+		for i := range rs {
+			if err := decodeRecord(&rs[i]); err != nil {
+				errMu.Lock()
+				if decErr == nil {
+					decErr = err
+				}
+				errMu.Unlock()
+				return
+			}
+		}
+	}
+	stop := func() {
+		if work != nil {
+			close(work)
+			work = nil
+		}
+		wg.Wait()
+	}
+	cur := make([]index.Row, 0, min(max(limit, 1), decodeChunk))
+	for rows.Next() {
+		var (
+			r    index.Row
+			idx  int64
+			hash []byte
+		)
+		if err := rows.Scan(&idx, &hash, &r.Canonical); err != nil {
+			stop()
+			return nil, err
+		}
+		r.Index = uint64(idx)
+		if err := copyHash(&r.RecordHash, hash); err != nil {
+			stop()
+			return nil, err
+		}
+		if limit > 0 && n == limit {
+			stop()
+			return nil, fmt.Errorf("more rows than the limit of %d", limit)
+		}
+		cur = append(cur, r)
+		n++
+		if len(cur) == decodeChunk {
+			if work == nil && workers > 0 {
+				work = make(chan []index.Row, 64)
+				for range workers {
+					wg.Add(1)
+					go func(work <-chan []index.Row) {
+						defer wg.Done()
+						for rs := range work {
+							decode(rs)
+						}
+					}(work)
+				}
+			}
+			if work != nil {
+				work <- cur
+			} else {
+				decode(cur)
+			}
+			full = append(full, cur)
+			cur = make([]index.Row, 0, decodeChunk)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		stop()
+		return nil, err
+	}
+	decode(cur)
+	stop()
+	if decErr != nil {
+		return nil, decErr
+	}
+	if len(full) == 0 {
+		return cur, nil
+	}
+	out := make([]index.Row, 0, n)
+	for _, c := range full {
+		out = append(out, c...)
+	}
+	return append(out, cur...), nil
+}
+
 // scanner is what scanRow needs from *sql.Row and *sql.Rows.
 type scanner interface {
 	Scan(dest ...any) error
@@ -221,14 +319,22 @@ func scanRow(sc scanner) (index.Row, error) {
 	if err := copyHash(&r.RecordHash, hash); err != nil {
 		return index.Row{}, err
 	}
+	if err := decodeRecord(&r); err != nil {
+		return index.Row{}, err
+	}
+	return r, nil
+}
+
+// decodeRecord decodes r.Canonical into r.Record.
+func decodeRecord(r *index.Row) error {
 	// The lineage decoder is several times faster than encoding/json on these rows; a row it
 	// refuses (data written by a test or an older version) is read the generic way.
 	if rec, err := lineage.DecodeTrusted(r.Canonical); err == nil {
 		r.Record = *rec
 	} else if err := json.Unmarshal(r.Canonical, &r.Record); err != nil {
-		return index.Row{}, fmt.Errorf("decode record at index %d: %w", r.Index, err)
+		return fmt.Errorf("decode record at index %d: %w", r.Index, err)
 	}
-	return r, nil
+	return nil
 }
 
 // copyHash copies a stored record_hash into dst; a hash of the wrong length means a corrupt row.

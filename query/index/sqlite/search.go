@@ -68,15 +68,8 @@ func (s *Store) Records(ctx context.Context, q index.Query) ([]index.Row, error)
 		return nil, fmt.Errorf("sqlite: records %q: %w", q.Tenant, err)
 	}
 	defer rows.Close()
-	out := []index.Row{}
-	for rows.Next() {
-		r, err := scanRow(rows)
-		if err != nil {
-			return nil, fmt.Errorf("sqlite: records %q: %w", q.Tenant, err)
-		}
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := scanRows(rows, limit)
+	if err != nil {
 		return nil, fmt.Errorf("sqlite: records %q: %w", q.Tenant, err)
 	}
 	return out, nil

@@ -1,0 +1,15 @@
+package query
+
+import (
+	"context"
+
+	"github.com/lineage-audit/lineage/ledger"
+)
+
+// Leaves exposes API.leaves to the external tests, with bundlesPerReader readers set to per.
+func Leaves(ctx context.Context, lg ledger.Log, idx []uint64, size uint64, per int) ([][]byte, error) {
+	old := bundlesPerReader
+	bundlesPerReader = per
+	defer func() { bundlesPerReader = old }()
+	return (&API{Log: lg}).leaves(ctx, idx, size)
+}

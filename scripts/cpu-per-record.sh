@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# lineaged CPU per record on the default path (embedded NATS, Tessera POSIX, SQLite, unsigned
+# sources): starts bin/lineaged on a fresh data dir, publishes N records as fast as possible with
+# bin/lineagebench, and reads lineaged's user+system CPU time from /proc/<pid>/stat from the first
+# publish until the index has applied every record. The index position is sampled every 100 ms
+# only (each sample is a request lineaged answers). Repeat with RUNS=k to see the spread.
+#
+#   scripts/cpu-per-record.sh [N]          N records (default 60000)
+#   PROFILE=cpu.pprof scripts/...          also take a CPU profile (PROFILE_SECONDS, default 10)
+#   BENCH_FLAGS="--batch-size 2000" ...    extra lineaged flags
+#   LINEAGED=/tmp/old/lineaged ...         another build, to compare two under the same load
+set -euo pipefail
+N=${1:-60000}
+RUNS=${RUNS:-1}
+LINEAGED=${LINEAGED:-bin/lineaged}
+nats=127.0.0.1:${BENCH_NATS_PORT:-14222}
+http=127.0.0.1:${BENCH_HTTP_PORT:-18080}
+pprof=127.0.0.1:${BENCH_PPROF_PORT:-16060}
+for run in $(seq 1 "$RUNS"); do
+  dir=$(mktemp -d)
+  "$LINEAGED" serve --data-dir "$dir" --nats-addr "$nats" --http-addr "$http" --pprof-addr "$pprof" \
+    --log-level warn ${BENCH_FLAGS:-} >"$dir/lineaged.log" 2>&1 &
+  pid=$!
+  trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT
+  for _ in $(seq 1 100); do
+    (exec 3<>"/dev/tcp/${http%:*}/${http#*:}") 2>/dev/null && break
+    sleep 0.1
+  done
+  prof=""
+  if [ -n "${PROFILE:-}" ]; then
+    out=$PROFILE
+    [ "$RUNS" -gt 1 ] && out="${PROFILE%.pprof}.$run.pprof"
+    (sleep 1; curl -s -o "$out" "http://$pprof/debug/pprof/profile?seconds=${PROFILE_SECONDS:-10}") &
+    prof=$!
+  fi
+  echo "== run $run: $N records through $LINEAGED pid $pid (${BENCH_FLAGS:-default flags})"
+  bin/lineagebench --nats-url "nats://$nats" --api "http://$http" --n "$N" --pid "$pid" --sample-interval 100ms \
+    | grep -E '^(publish|end-to-end|lineaged)'
+  [ -n "$prof" ] && wait "$prof"
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+  rm -rf "$dir"
+  trap - EXIT
+done
