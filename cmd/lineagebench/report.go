@@ -101,8 +101,11 @@ func newReport(name string, o loadgen.Options, r loadgen.Result, flags map[strin
 	return rep
 }
 
-// histogram counts latencies in log-spaced bins, four per decade (upper bounds 1, 1.78, 3.16,
-// 5.62, 10 ms …), from the bin of the smallest to the bin of the largest.
+// binsPerDecade is the latency histogram's resolution: upper bounds 1, 1.26, 1.58, 2.0 … 10 ms.
+const binsPerDecade = 10
+
+// histogram counts latencies in log-spaced bins, binsPerDecade per decade, from the bin of the
+// smallest to the bin of the largest.
 func histogram(lat []time.Duration) []HistBin {
 	if len(lat) == 0 {
 		return []HistBin{}
@@ -110,9 +113,9 @@ func histogram(lat []time.Duration) []HistBin {
 	bin := func(d time.Duration) int {
 		m := ms(d)
 		if m <= 0.01 {
-			return -8
+			return -2 * binsPerDecade
 		}
-		return int(math.Ceil(math.Log10(m)*4 - 1e-9))
+		return int(math.Ceil(math.Log10(m)*binsPerDecade - 1e-9))
 	}
 	lo, hi := bin(lat[0]), bin(lat[0])
 	for _, d := range lat {
@@ -120,7 +123,7 @@ func histogram(lat []time.Duration) []HistBin {
 	}
 	out := make([]HistBin, hi-lo+1)
 	for i := range out {
-		out[i].UpperMs = math.Round(math.Pow(10, float64(lo+i)/4)*1000) / 1000
+		out[i].UpperMs = math.Round(math.Pow(10, float64(lo+i)/binsPerDecade)*1000) / 1000
 	}
 	for _, d := range lat {
 		out[bin(d)-lo].Count++

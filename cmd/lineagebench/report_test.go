@@ -88,9 +88,8 @@ func TestReadReportRejectsOtherJSON(t *testing.T) {
 }
 
 func TestHistogram(t *testing.T) {
-	h := histogram([]time.Duration{time.Millisecond, 2 * time.Millisecond, 3 * time.Millisecond, 10 * time.Millisecond, 11 * time.Millisecond})
-	// bins ≤1, ≤1.778, ≤3.162, ≤5.623, ≤10, ≤17.783
-	want := []HistBin{{1, 1}, {1.778, 0}, {3.162, 2}, {5.623, 0}, {10, 1}, {17.783, 1}}
+	h := histogram([]time.Duration{time.Millisecond, 1500 * time.Microsecond, 1580 * time.Microsecond, 3 * time.Millisecond, 10 * time.Millisecond})
+	want := []HistBin{{1, 1}, {1.259, 0}, {1.585, 2}, {1.995, 0}, {2.512, 0}, {3.162, 1}, {3.981, 0}, {5.012, 0}, {6.31, 0}, {7.943, 0}, {10, 1}}
 	if !reflect.DeepEqual(h, want) {
 		t.Fatalf("got %v, want %v", h, want)
 	}
