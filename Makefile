@@ -4,7 +4,7 @@ GO ?= go
 BIN := bin
 export CGO_ENABLED := 1
 
-.PHONY: all build run test lint fuzz bench cpu-per-record soak clean deps test-deps
+.PHONY: all build run test lint fuzz bench cpu-per-record bench-compare soak clean deps test-deps
 
 all: build
 
@@ -78,6 +78,15 @@ CPU_N ?= 60000
 CPU_RUNS ?= 3
 cpu-per-record: build
 	RUNS=$(CPU_RUNS) scripts/cpu-per-record.sh $(CPU_N)
+
+## bench-compare: one HTML page comparing two runs' JSON reports (scripts/bench.sh and
+## scripts/cpu-per-record.sh write them to bench-results/): figures side by side with the ratio
+## NEW/OLD, throughput over time and the latency histogram of each (docs/PERFORMANCE.md).
+bench-compare:
+	@if [ -z "$(OLD)" ] || [ -z "$(NEW)" ]; then echo "usage: make bench-compare OLD=a.json NEW=b.json"; exit 2; fi
+	@mkdir -p bench-results
+	@$(GO) build -o $(BIN)/lineagebench ./cmd/lineagebench
+	@$(BIN)/lineagebench report --out bench-results/compare.html "$(OLD)" "$(NEW)"
 
 ## soak: the crash test at scale: 1,000,000 records while lineaged is SIGKILLed every 5-15 s and
 ## NATS restarts under it; prints records published, in log, duplicates, lost, quarantined and

@@ -9,6 +9,10 @@
 #   PROFILE=cpu.pprof scripts/...          also take a CPU profile (PROFILE_SECONDS, default 10)
 #   BENCH_FLAGS="--batch-size 2000" ...    extra lineaged flags
 #   LINEAGED=/tmp/old/lineaged ...         another build, to compare two under the same load
+#   NAME=old ...                           the runs' name in their JSON reports (default cpu)
+#
+# Each run's figures are also written as JSON to $BENCH_RESULTS (default bench-results/) as
+# <UTC timestamp>-<NAME>-run<k>.json; compare two with `make bench-compare OLD=a.json NEW=b.json`.
 set -euo pipefail
 N=${1:-60000}
 RUNS=${RUNS:-1}
@@ -16,6 +20,10 @@ LINEAGED=${LINEAGED:-bin/lineaged}
 nats=127.0.0.1:${BENCH_NATS_PORT:-14222}
 http=127.0.0.1:${BENCH_HTTP_PORT:-18080}
 pprof=127.0.0.1:${BENCH_PPROF_PORT:-16060}
+results=${BENCH_RESULTS:-bench-results}
+name=${NAME:-cpu}
+stamp=$(date -u +%Y%m%dT%H%M%SZ)
+mkdir -p "$results"
 for run in $(seq 1 "$RUNS"); do
   dir=$(mktemp -d)
   "$LINEAGED" serve --data-dir "$dir" --nats-addr "$nats" --http-addr "$http" --pprof-addr "$pprof" \
@@ -34,8 +42,11 @@ for run in $(seq 1 "$RUNS"); do
     prof=$!
   fi
   echo "== run $run: $N records through $LINEAGED pid $pid (${BENCH_FLAGS:-default flags})"
+  json="$results/$stamp-$name-run$run.json"
   bin/lineagebench --nats-url "nats://$nats" --api "http://$http" --n "$N" --pid "$pid" --sample-interval 100ms \
+    --json "$json" --name "$name-run$run" --note "$LINEAGED ${BENCH_FLAGS:-default flags}" \
     | grep -E '^(publish|end-to-end|lineaged)'
+  echo "figures: $json"
   [ -n "$prof" ] && wait "$prof"
   kill "$pid"; wait "$pid" 2>/dev/null || true
   rm -rf "$dir"

@@ -1,6 +1,8 @@
 // Command lineagebench is the end-to-end load tool behind `make bench`: it publishes generated
 // decision records to a running lineaged over NATS and measures ingest throughput and
-// publish→queryable latency (see internal/loadgen for how).
+// publish→queryable latency (see internal/loadgen for how). With --json FILE it also writes the
+// run's figures as JSON, and `lineagebench report --out FILE.html RUN.json …` compares such runs
+// on one HTML page.
 package main
 
 import (
@@ -8,6 +10,8 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/lineage-audit/lineage/internal/cliflag"
@@ -22,6 +26,9 @@ func main() {
 }
 
 func run() error {
+	if len(os.Args) > 1 && os.Args[1] == "report" {
+		return reportMain(os.Args[2:])
+	}
 	fs := flag.NewFlagSet("lineagebench", flag.ContinueOnError)
 	var o loadgen.Options
 	fs.StringVar(&o.NATSURL, "nats-url", "nats://127.0.0.1:4222", "NATS server of the lineaged under test")
@@ -37,14 +44,19 @@ func run() error {
 	fs.DurationVar(&o.SampleInterval, "sample-interval", 2*time.Millisecond, "how often the index position is sampled (each sample costs lineaged CPU; use 100ms with --pid)")
 	fs.IntVar(&o.PID, "pid", 0, "measure this lineaged process's CPU time (user+system from /proc/<pid>/stat) per record")
 	fs.StringVar(&o.IDPrefix, "id-prefix", "", "prefix for record ids (default: a unique per-run prefix)")
-	fs.Usage = cliflag.Usage(fs, "LINEAGEBENCH_", "usage: lineagebench [flags]")
+	jsonOut := fs.String("json", "", "also write the run's figures, parameters, throughput series and latency histogram as JSON to this file")
+	name := fs.String("name", "", "the run's name in the JSON report (default: the JSON file's name without .json)")
+	note := fs.String("note", "", "free text kept in the JSON report (e.g. the lineaged flags or build under test)")
+	fs.Usage = cliflag.Usage(fs, "LINEAGEBENCH_", "usage: lineagebench [flags]\n       lineagebench report --out FILE.html RUN.json [RUN2.json …]")
 	if err := cliflag.Parse(fs, "LINEAGEBENCH_", os.Args[1:]); err != nil {
 		return err
 	}
+	loadStart := loadAvg()
 	r, err := loadgen.Run(context.Background(), o)
 	if err != nil {
 		return err
 	}
+	loadEnd := loadAvg()
 	mode := "as fast as possible"
 	if o.Rate > 0 {
 		mode = fmt.Sprintf("at %d records/s", o.Rate)
@@ -58,6 +70,15 @@ func run() error {
 	}
 	if r.RSS > 0 {
 		fmt.Printf("lineaged RSS:       %.0f MiB\n", r.RSS/(1<<20))
+	}
+	if *jsonOut != "" {
+		n := *name
+		if n == "" {
+			n = strings.TrimSuffix(filepath.Base(*jsonOut), ".json")
+		}
+		if err := writeReport(*jsonOut, newReport(n, o, r, setFlags(fs), *note, loadStart, loadEnd)); err != nil {
+			return fmt.Errorf("--json: %w", err)
+		}
 	}
 	return nil
 }

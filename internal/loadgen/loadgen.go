@@ -67,6 +67,13 @@ type Result struct {
 	RSS            float64 // lineaged resident memory at the end, bytes (0 if unknown)
 	// CPU is lineaged's user+system CPU time over the run (0 without Options.PID).
 	CPU time.Duration
+	// Started is when the first record was published.
+	Started time.Time
+	// Indexed is how many records the index applied in each 1 s bucket from Started (from the
+	// sampled index positions; the charts of a benchmark report).
+	Indexed []int
+	// Latencies are the sampled publish→queryable latencies, sorted ascending.
+	Latencies []time.Duration
 }
 
 // CPUPerRecord is lineaged's CPU time per record over the run (0 without Options.PID).
@@ -194,12 +201,15 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		}
 	}
 	<-js.PublishAsyncComplete()
-	res := Result{N: o.N, Publish: time.Since(start)}
+	res := Result{N: o.N, Publish: time.Since(start), Started: start}
 	if err := <-watchDone; err != nil {
 		return res, err
 	}
 	res.Total = time.Since(start)
 	res.CPU = cpuEnd - cpuStart
+	obsMu.Lock()
+	res.Indexed = indexedPerSecond(obs, start, start0)
+	obsMu.Unlock()
 
 	// Which log index did each sampled record get?
 	for i := range samples {
@@ -225,9 +235,35 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	slices.Sort(lat)
 	pct := func(p float64) time.Duration { return lat[min(len(lat)-1, int(p*float64(len(lat))))] }
 	res.Sampled = len(lat)
+	res.Latencies = lat
 	res.P50, res.P90, res.P99, res.Max = pct(0.50), pct(0.90), pct(0.99), lat[len(lat)-1]
 	res.RSS = api.metric("process_resident_memory_bytes")
 	return res, nil
+}
+
+// indexedPerSecond turns index-position observations into records applied per 1 s bucket from
+// start: each bucket is the highest position seen by its end minus the one before (base for the
+// first). Observations before start count in the first bucket.
+func indexedPerSecond(obs []observation, start time.Time, base uint64) []int {
+	if len(obs) == 0 {
+		return nil
+	}
+	bucket := func(at time.Time) int { return max(0, int(at.Sub(start)/time.Second)) }
+	ends := make([]uint64, bucket(obs[len(obs)-1].at)+1)
+	for _, o := range obs {
+		b := bucket(o.at)
+		if b < len(ends) {
+			ends[b] = max(ends[b], o.position)
+		}
+	}
+	out := make([]int, len(ends))
+	prev := base
+	for i, e := range ends {
+		e = max(e, prev) // no sample in this bucket, or a lower one: nothing applied
+		out[i] = int(e - prev)
+		prev = e
+	}
+	return out
 }
 
 // clockTicks is USER_HZ, the unit of utime and stime in /proc/<pid>/stat: 100 on every Linux

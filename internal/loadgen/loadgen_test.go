@@ -29,3 +29,27 @@ func TestProcessCPUSelf(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestIndexedPerSecond(t *testing.T) {
+	start := time.Unix(1000, 0)
+	at := func(ms int) time.Time { return start.Add(time.Duration(ms) * time.Millisecond) }
+	obs := []observation{
+		{at(-5), 100}, {at(300), 150}, {at(900), 400}, // bucket 0: 300 applied
+		// bucket 1: no sample
+		{at(2100), 900}, {at(2500), 1000}, // bucket 2: 600
+		{at(3000), 1000}, // bucket 3: 0
+	}
+	got := indexedPerSecond(obs, start, 100)
+	want := []int{300, 0, 600, 0}
+	if len(got) != len(want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("got %v, want %v", got, want)
+		}
+	}
+	if indexedPerSecond(nil, start, 0) != nil {
+		t.Fatal("no observations: want nil")
+	}
+}
