@@ -28,10 +28,13 @@ import (
 )
 
 // apiRig serves the API over a real Tessera log and SQLite index holding recs.
-func apiRig(t *testing.T, recs []lineage.Record) (*httptest.Server, ledger.Log, note.Verifier) {
+// testLog opens a real Tessera log (checkpoints every 100 ms) and a SQLite index in a temporary
+// directory, with a new log key for origin; both close with the test. It also returns the log's
+// verifier, its key string and the log directory (served as tlog-tiles).
+func testLog(t *testing.T, origin string) (*tessera.Log, *sqlite.Store, note.Verifier, string, string) {
 	t.Helper()
 	dir := t.TempDir()
-	signer, vkey, err := ledger.LoadOrCreateSigner(filepath.Join(dir, "log.key"), "lineage.test/api")
+	signer, vkey, err := ledger.LoadOrCreateSigner(filepath.Join(dir, "log.key"), origin)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,6 +51,12 @@ func apiRig(t *testing.T, recs []lineage.Record) (*httptest.Server, ledger.Log, 
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
+	return lg, store, v, vkey, filepath.Join(dir, "log")
+}
+
+// envelopes are the ledger entries of recs, received now.
+func envelopes(t *testing.T, recs []lineage.Record) [][]byte {
+	t.Helper()
 	entries := make([][]byte, len(recs))
 	for i, r := range recs {
 		c, err := r.Canonical()
@@ -56,6 +65,13 @@ func apiRig(t *testing.T, recs []lineage.Record) (*httptest.Server, ledger.Log, 
 		}
 		entries[i] = lineage.NewEnvelope(c, time.Now(), false)
 	}
+	return entries
+}
+
+func apiRig(t *testing.T, recs []lineage.Record) (*httptest.Server, ledger.Log, note.Verifier) {
+	t.Helper()
+	lg, store, v, vkey, logDir := testLog(t, "lineage.test/api")
+	entries := envelopes(t, recs)
 	if _, err := ledgertest.AddAll(context.Background(), lg, entries); err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +87,7 @@ func apiRig(t *testing.T, recs []lineage.Record) (*httptest.Server, ledger.Log, 
 			t.Fatal(err)
 		}
 	}
-	api := &query.API{Log: lg, Store: store, Verifier: vkey, LogDir: filepath.Join(dir, "log"), Gatherer: prometheus.NewRegistry()}
+	api := &query.API{Log: lg, Store: store, Verifier: vkey, LogDir: logDir, Gatherer: prometheus.NewRegistry()}
 	srv := httptest.NewServer(api.Handler())
 	t.Cleanup(srv.Close)
 	return srv, lg, v

@@ -2,18 +2,12 @@ package query_test
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
-	"time"
 
-	lineage "github.com/lineage-audit/lineage"
 	"github.com/lineage-audit/lineage/internal/demo"
-	"github.com/lineage-audit/lineage/ledger"
 	"github.com/lineage-audit/lineage/ledger/ledgertest"
-	"github.com/lineage-audit/lineage/ledger/tessera"
 	"github.com/lineage-audit/lineage/query"
 	"github.com/lineage-audit/lineage/query/index"
-	"github.com/lineage-audit/lineage/query/index/sqlite"
 )
 
 // The indexer applies offered entries from its position on as far as they go without a gap, and
@@ -22,33 +16,9 @@ import (
 // source each row came from.
 func TestIndexerTakesOfferedEntries(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	signer, vkey, err := ledger.LoadOrCreateSigner(filepath.Join(dir, "log.key"), "lineage.test/indexer")
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, _ := ledger.NewVerifier(vkey)
-	o := tessera.DefaultOptions(filepath.Join(dir, "log"), signer, v)
-	o.CheckpointInterval = 100 * time.Millisecond
-	lg, err := tessera.Open(ctx, o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { lg.Close(context.Background()) })
-	store, err := sqlite.Open(ctx, filepath.Join(dir, "index.sqlite"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
+	lg, store, v, _, _ := testLog(t, "lineage.test/indexer")
 	recs := demo.Generate(demo.Options{Seed: 9, Tenants: 2}, 30)
-	raw := make([][]byte, len(recs))
-	for i, r := range recs {
-		c, err := r.Canonical()
-		if err != nil {
-			t.Fatal(err)
-		}
-		raw[i] = lineage.NewEnvelope(c, time.Now(), false)
-	}
+	raw := envelopes(t, recs)
 	if _, err := ledgertest.AddAll(ctx, lg, raw); err != nil {
 		t.Fatal(err)
 	}

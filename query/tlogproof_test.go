@@ -12,16 +12,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	lineage "github.com/lineage-audit/lineage"
 	"github.com/lineage-audit/lineage/internal/demo"
 	"github.com/lineage-audit/lineage/internal/verifycmd"
 	"github.com/lineage-audit/lineage/ledger"
 	"github.com/lineage-audit/lineage/ledger/ledgertest"
-	"github.com/lineage-audit/lineage/ledger/tessera"
 	"github.com/lineage-audit/lineage/query"
-	"github.com/lineage-audit/lineage/query/index/sqlite"
 	"github.com/lineage-audit/lineage/verify/witnesstest"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/transparency-dev/formats/log"
@@ -46,34 +43,9 @@ func (l *servedLog) Checkpoint(context.Context) (ledger.Checkpoint, error) { ret
 func witnessedRig(t *testing.T, recs []lineage.Record, served int, ws ...witnesstest.Witness) (srv *httptest.Server, v note.Verifier, vkey string, cosigned []byte) {
 	t.Helper()
 	ctx := context.Background()
-	dir := t.TempDir()
-	signer, vkey, err := ledger.LoadOrCreateSigner(filepath.Join(dir, "log.key"), "lineage.test/tlog-proof")
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, _ = ledger.NewVerifier(vkey)
-	o := tessera.DefaultOptions(filepath.Join(dir, "log"), signer, v)
-	o.CheckpointInterval = 100 * time.Millisecond
-	lg, err := tessera.Open(ctx, o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { lg.Close(context.Background()) })
-	store, err := sqlite.Open(ctx, filepath.Join(dir, "index.sqlite"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
+	lg, store, v, vkey, logDir := testLog(t, "lineage.test/tlog-proof")
 	add := func(recs []lineage.Record, size int) ledger.Checkpoint {
-		entries := make([][]byte, len(recs))
-		for i, r := range recs {
-			c, err := r.Canonical()
-			if err != nil {
-				t.Fatal(err)
-			}
-			entries[i] = lineage.NewEnvelope(c, time.Now(), false)
-		}
-		if _, err := ledgertest.AddAll(ctx, lg, entries); err != nil {
+		if _, err := ledgertest.AddAll(ctx, lg, envelopes(t, recs)); err != nil {
 			t.Fatal(err)
 		}
 		cp, err := ledgertest.WaitCheckpoint(ctx, lg, v, uint64(size))
@@ -98,7 +70,7 @@ func witnessedRig(t *testing.T, recs []lineage.Record, served int, ws ...witness
 			t.Fatal(err)
 		}
 	}
-	api := &query.API{Log: &servedLog{Log: lg, cp: old}, Store: store, Verifier: vkey, LogDir: filepath.Join(dir, "log"), Gatherer: prometheus.NewRegistry()}
+	api := &query.API{Log: &servedLog{Log: lg, cp: old}, Store: store, Verifier: vkey, LogDir: logDir, Gatherer: prometheus.NewRegistry()}
 	srv = httptest.NewServer(api.Handler())
 	t.Cleanup(srv.Close)
 	return srv, v, vkey, cosigned

@@ -5,12 +5,11 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"strings"
 	"time"
 	"unicode/utf8"
 
+	"github.com/lineage-audit/lineage/ledger"
 	fnote "github.com/transparency-dev/formats/note"
 	"github.com/transparency-dev/formats/witness"
 	"golang.org/x/mod/sumdb/note"
@@ -87,14 +86,9 @@ type WitnessStatus struct {
 
 // LoadWitnessPolicy reads and parses a witness policy file (at most MaxWitnessPolicySize bytes).
 func LoadWitnessPolicy(path string) (*WitnessPolicy, error) {
-	f, err := os.Open(path)
+	b, err := ledger.ReadFileLimit(path, MaxWitnessPolicySize)
 	if err != nil {
 		return nil, fmt.Errorf("verify: witness policy: %w", err)
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, MaxWitnessPolicySize+1))
-	if err != nil {
-		return nil, fmt.Errorf("verify: witness policy %s: %w", path, err)
 	}
 	p, err := ParseWitnessPolicy(b)
 	if err != nil {

@@ -172,7 +172,6 @@ func testProofsEveryPair(t *testing.T, v note.Verifier, open Opener, size int) {
 
 	// Inclusion: pair k enumerates (index, size) size by size, so a driver that caches per size
 	// sees the sizes in order.
-	type pair struct{ a, b uint64 }
 	var incl, cons []pair
 	for size := uint64(1); size <= n; size++ {
 		for index := uint64(0); index < size; index++ {
@@ -184,16 +183,7 @@ func testProofsEveryPair(t *testing.T, v note.Verifier, open Opener, size int) {
 			cons = append(cons, pair{from, to})
 		}
 	}
-	start := time.Now()
-	parallel(t, len(incl), func(k int) error {
-		return checkInclusion(ctx, l, all, incl[k].a, incl[k].b, roots[incl[k].b])
-	})
-	mid := time.Now()
-	parallel(t, len(cons), func(k int) error {
-		return checkConsistency(ctx, l, cons[k].a, cons[k].b, roots)
-	})
-	t.Logf("inclusion %v, consistency %v", mid.Sub(start), time.Since(mid))
-	t.Logf("%d inclusion and %d consistency pairs verified on a %d-entry log", len(incl), len(cons), n)
+	checkPairs(t, ctx, l, all, incl, cons, roots, n)
 }
 
 // testProofsLargeLog appends size entries in large add calls (so the log integrates and
@@ -230,7 +220,6 @@ func testProofsLargeLog(t *testing.T, v note.Verifier, open Opener, size int) {
 	cp := mustCheckpoint(t, l, v, uint64(size))
 	n := cp.Size
 	rng := rand.New(rand.NewPCG(13, uint64(n)))
-	type pair struct{ a, b uint64 }
 	var incl, cons []pair
 	// Edges: the first and last leaf of sizes around tile and level-1 tile boundaries.
 	for _, s := range []uint64{1, 2, 255, 256, 257, 511, 512, 513, 65535, 65536, 65537, n - 1, n} {
@@ -256,6 +245,16 @@ func testProofsLargeLog(t *testing.T, v note.Verifier, open Opener, size int) {
 	roots := rootsAt(t, all, append(sizes, n))
 	checkLatest(t, cp, roots)
 	ctx := context.Background()
+	checkPairs(t, ctx, l, all, incl, cons, roots, n)
+}
+
+// pair is an inclusion pair (index, size) or a consistency pair (from, to).
+type pair struct{ a, b uint64 }
+
+// checkPairs checks every inclusion pair (index, size) and consistency pair (from, to) against
+// the roots computed from the leaves, in parallel, and logs how long each kind took.
+func checkPairs(t *testing.T, ctx context.Context, l ledger.Log, all [][]byte, incl, cons []pair, roots map[uint64][]byte, n uint64) {
+	t.Helper()
 	start := time.Now()
 	parallel(t, len(incl), func(k int) error {
 		return checkInclusion(ctx, l, all, incl[k].a, incl[k].b, roots[incl[k].b])

@@ -5,13 +5,12 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"net/url"
-	"os"
 	"sort"
 	"strings"
 	"unicode/utf8"
 
+	"github.com/lineage-audit/lineage/ledger"
 	fnote "github.com/transparency-dev/formats/note"
 	fwitness "github.com/transparency-dev/formats/witness"
 	"golang.org/x/mod/sumdb/note"
@@ -51,17 +50,9 @@ type Policy struct {
 
 // LoadPolicy reads and parses the policy file at path (at most MaxPolicySize bytes).
 func LoadPolicy(path string) (*Policy, error) {
-	f, err := os.Open(path)
+	b, err := ledger.ReadFileLimit(path, MaxPolicySize)
 	if err != nil {
 		return nil, fmt.Errorf("witness: policy: %w", err)
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, MaxPolicySize+1))
-	if err != nil {
-		return nil, fmt.Errorf("witness: policy %s: %w", path, err)
-	}
-	if len(b) > MaxPolicySize {
-		return nil, fmt.Errorf("witness: policy %s: larger than %d bytes", path, MaxPolicySize)
 	}
 	p, err := ParsePolicy(b)
 	if err != nil {
