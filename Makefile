@@ -59,6 +59,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseTreeSize$$' -fuzztime $(FUZZTIME) ./ledger/witness
 	$(GO) test -run '^$$' -fuzz '^FuzzParseSignatureLines$$' -fuzztime $(FUZZTIME) ./ledger/witness
 	$(GO) test -run '^$$' -fuzz '^FuzzParsePolicy$$' -fuzztime $(FUZZTIME) ./ledger/witness
+	$(GO) test -run '^$$' -fuzz '^FuzzParseConfig$$' -fuzztime $(FUZZTIME) ./query/findings
+	$(GO) test -run '^$$' -fuzz '^FuzzLoadState$$' -fuzztime $(FUZZTIME) ./query/findings
 
 ## bench: Go benchmarks of the parts, the same ingest load through lineaged on each ledger
 ## driver side by side, the UI in headless Chromium (a 10,000-action user tree interactive and
