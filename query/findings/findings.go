@@ -141,6 +141,7 @@ const MaxEvidence = 20
 
 // Finding is the aggregate of a (tenant, kind, key)'s occurrences.
 type Finding struct {
+	ID          string     `json:"id"` // ID(Tenant, Kind, Key)
 	Tenant      string     `json:"tenant"`
 	Kind        Kind       `json:"kind"`
 	Severity    Severity   `json:"severity"`
@@ -159,7 +160,7 @@ type Finding struct {
 // New starts a finding from its first occurrence.
 func New(o Occurrence) Finding {
 	return Finding{
-		Tenant: o.Tenant, Kind: o.Kind, Severity: o.Severity, Key: o.Key, Agent: o.Agent, User: o.User,
+		ID: ID(o.Tenant, o.Kind, o.Key), Tenant: o.Tenant, Kind: o.Kind, Severity: o.Severity, Key: o.Key, Agent: o.Agent, User: o.User,
 		First: o.Evidence.Time, Last: o.Evidence.Time, FirstIndex: o.Evidence.Index, LastIndex: o.Evidence.Index,
 		Count: 1, Explanation: o.Explanation, Evidence: []Evidence{o.Evidence},
 	}
