@@ -65,7 +65,9 @@ fuzz:
 ## bench: Go benchmarks of the parts, the same ingest load through lineaged on each ledger
 ## driver side by side, the UI in headless Chromium (a 10,000-action user tree interactive and
 ## verified, 1,000 proofs verified in the page), then BENCH_N records end to end through the
-## embedded defaults.
+## embedded defaults (scripts/bench.sh: records/s, CPU-µs, allocations and disk bytes per record,
+## RSS, publish→queryable at 80 % of capacity, lineage-answer latencies; JSON and HTML in
+## bench-results/).
 BENCH_N ?= 100000
 bench: build test-deps
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s . ./ledger/... ./query/...
@@ -75,7 +77,8 @@ bench: build test-deps
 	scripts/bench.sh $(BENCH_N)
 
 ## cpu-per-record: lineaged's CPU time (user+system, /proc/<pid>/stat) per record on the
-## default path, CPU_N records as fast as possible, CPU_RUNS times (docs/PERFORMANCE.md).
+## default path, CPU_N records as fast as possible, CPU_RUNS times (docs/PERFORMANCE.md);
+## SIGNED=1 measures the signed-source path (records signed, lineaged --source-keys).
 CPU_N ?= 60000
 CPU_RUNS ?= 3
 cpu-per-record: build

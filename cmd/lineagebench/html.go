@@ -16,6 +16,7 @@ import (
 func reportMain(args []string) error {
 	fs := flag.NewFlagSet("lineagebench report", flag.ContinueOnError)
 	out := fs.String("out", "compare.html", "HTML file to write")
+	ratio := fs.Bool("ratio", true, "show the ratio of the second run to the first (false for runs that are not a before and after, e.g. one bench.sh's two runs)")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), errUsage.Error()+"\n\nThe first run is the baseline: the ratio column is the second run over the first.")
 		fs.PrintDefaults()
@@ -36,7 +37,7 @@ func reportMain(args []string) error {
 		runs = append(runs, r)
 	}
 	var b bytes.Buffer
-	if err := renderHTML(&b, runs); err != nil {
+	if err := renderHTML(&b, runs, *ratio); err != nil {
 		return err
 	}
 	if err := os.WriteFile(*out, b.Bytes(), 0o644); err != nil {
@@ -147,35 +148,20 @@ func latencyChart(r Report) chart {
 	return c
 }
 
-// renderHTML writes the comparison page of runs; the first is the baseline of the ratio column.
-func renderHTML(w io.Writer, runs []Report) error {
-	p := page{Ratio: len(runs) >= 2}
-	type fig struct {
-		label        string
-		get          func(Report) float64
-		higherBetter bool
-	}
-	figs := []fig{
-		{"records", func(r Report) float64 { return float64(r.Figures.Records) }, true},
-		{"end to end, records/s", func(r Report) float64 { return r.Figures.RecordsPerSec }, true},
-		{"JetStream accepted, records/s", func(r Report) float64 { return r.Figures.AcceptedPerSec }, true},
-		{"publish→queryable p50, ms", func(r Report) float64 { return r.Figures.P50Ms }, false},
-		{"p90, ms", func(r Report) float64 { return r.Figures.P90Ms }, false},
-		{"p99, ms", func(r Report) float64 { return r.Figures.P99Ms }, false},
-		{"max, ms", func(r Report) float64 { return r.Figures.MaxMs }, false},
-		{"lineaged CPU, µs/record", func(r Report) float64 { return r.Figures.CPUMicrosPerRecord }, false},
-		{"lineaged RSS, MiB", func(r Report) float64 { return r.Figures.RSSMiB }, false},
-	}
-	for _, f := range figs {
+// renderHTML writes the comparison page of runs; the first is the baseline of the ratio column
+// (shown with ratio and two runs or more).
+func renderHTML(w io.Writer, runs []Report, ratio bool) error {
+	p := page{Ratio: ratio && len(runs) >= 2}
+	for _, f := range figures {
 		rw := row{Label: f.label}
 		for _, r := range runs {
-			rw.Values = append(rw.Values, fmtNum(f.get(r)))
+			rw.Values = append(rw.Values, f.format(r))
 		}
 		if p.Ratio {
 			if a, b := f.get(runs[0]), f.get(runs[1]); a != 0 && b != 0 {
 				q := b / a
 				rw.Ratio = strconv.FormatFloat(q, 'f', 2, 64) + "×"
-				if f.label != "records" && (q > 1.02 || q < 0.98) {
+				if !f.neutral && (q > 1.02 || q < 0.98) {
 					if (q > 1) == f.higherBetter {
 						rw.Better = "better"
 					} else {
@@ -193,16 +179,7 @@ func renderHTML(w io.Writer, runs []Report) error {
 }
 
 var pageTmpl = template.Must(template.New("page").Funcs(template.FuncMap{
-	"load": func(v []float64) string {
-		if len(v) == 0 {
-			return "–"
-		}
-		s := make([]string, len(v))
-		for i, x := range v {
-			s[i] = strconv.FormatFloat(x, 'f', 2, 64)
-		}
-		return strings.Join(s, " ")
-	},
+	"load": loadString,
 	"rate": func(r int) string {
 		if r == 0 {
 			return "as fast as possible"
@@ -235,6 +212,8 @@ code{font-size:12px}
 <tr><td>load average at start</td>{{range .Runs}}<td>{{load .LoadAvgStart}}</td>{{end}}{{if .Ratio}}<td></td>{{end}}</tr>
 <tr><td>load average at end</td>{{range .Runs}}<td>{{load .LoadAvgEnd}}</td>{{end}}{{if .Ratio}}<td></td>{{end}}</tr>
 <tr><td>note</td>{{range .Runs}}<td>{{.Params.Note}}</td>{{end}}{{if .Ratio}}<td></td>{{end}}</tr>
+<tr><td>signed records</td>{{range .Runs}}<td>{{if .Params.Signed}}yes{{else}}no{{end}}</td>{{end}}{{if .Ratio}}<td></td>{{end}}</tr>
+<tr><td>answers: user</td>{{range .Runs}}<td>{{.Figures.AnswerTenant}} {{.Figures.AnswerUser}}</td>{{end}}{{if .Ratio}}<td></td>{{end}}</tr>
 </table>
 <div class="runs">
 {{range .Runs}}<div class="run">

@@ -26,8 +26,17 @@ func main() {
 }
 
 func run() error {
-	if len(os.Args) > 1 && os.Args[1] == "report" {
-		return reportMain(os.Args[2:])
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "report":
+			return reportMain(os.Args[2:])
+		case "summary":
+			return summaryMain(os.Args[2:], os.Stdout)
+		case "source-keys":
+			return sourceKeysMain(os.Args[2:])
+		case "field":
+			return fieldMain(os.Args[2:], os.Stdout)
+		}
 	}
 	fs := flag.NewFlagSet("lineagebench", flag.ContinueOnError)
 	var o loadgen.Options
@@ -44,12 +53,27 @@ func run() error {
 	fs.DurationVar(&o.SampleInterval, "sample-interval", 2*time.Millisecond, "how often the index position is sampled (each sample costs lineaged CPU; use 100ms with --pid)")
 	fs.IntVar(&o.PID, "pid", 0, "measure this lineaged process's CPU time (user+system from /proc/<pid>/stat) per record")
 	fs.StringVar(&o.IDPrefix, "id-prefix", "", "prefix for record ids (default: a unique per-run prefix)")
+	fs.BoolVar(&o.Allocs, "allocs", true, "read lineaged's allocation counters from /metrics at the first publish and at the end (needs role admin when lineaged has API keys)")
+	fs.StringVar(&o.DataDir, "data-dir", "", "lineaged's data dir: report its disk bytes per record by component after the run (log, index, NATS, other)")
+	fs.IntVar(&o.Answers, "answers", 0, "after the run, time this many lineage answers of each kind: the busiest user's tree without and with proofs, single records with their inclusion proof (0: skip)")
+	fs.IntVar(&o.AnswersLimit, "answers-limit", loadgen.DefaultAnswersLimit, "page size (limit=) of the user tree answers")
+	signKey := fs.String("sign-key", "", "sign every record with this source key seed file (lineagectl sourcekey create), as lineagectl publish --sign-key does")
+	fs.StringVar(&o.SignKeyID, "sign-key-id", "", "key id of --sign-key; {source} and {tenant} stand for each record's source id and tenant (a source key vouches for one source of one tenant)")
 	jsonOut := fs.String("json", "", "also write the run's figures, parameters, throughput series and latency histogram as JSON to this file")
 	name := fs.String("name", "", "the run's name in the JSON report (default: the JSON file's name without .json)")
 	note := fs.String("note", "", "free text kept in the JSON report (e.g. the lineaged flags or build under test)")
-	fs.Usage = cliflag.Usage(fs, "LINEAGEBENCH_", "usage: lineagebench [flags]\n       lineagebench report --out FILE.html RUN.json [RUN2.json …]")
+	fs.Usage = cliflag.Usage(fs, "LINEAGEBENCH_", "usage: lineagebench [flags]\n       lineagebench report --out FILE.html RUN.json [RUN2.json …]\n       lineagebench summary RUN.json [RUN2.json …]\n       lineagebench field RUN.json PATH")
 	if err := cliflag.Parse(fs, "LINEAGEBENCH_", os.Args[1:]); err != nil {
 		return err
+	}
+	if *signKey != "" {
+		if o.SignKeyID == "" {
+			return fmt.Errorf("--sign-key needs --sign-key-id")
+		}
+		var err error
+		if o.SignKey, err = loadSigningKey(*signKey); err != nil {
+			return fmt.Errorf("--sign-key: %w", err)
+		}
 	}
 	loadStart := loadAvg()
 	r, err := loadgen.Run(context.Background(), o)
@@ -70,6 +94,30 @@ func run() error {
 	}
 	if r.RSS > 0 {
 		fmt.Printf("lineaged RSS:       %.0f MiB\n", r.RSS/(1<<20))
+	}
+	if o.Allocs {
+		fmt.Printf("lineaged allocs:    %.1f allocations, %.0f bytes allocated per record\n", r.AllocsPerRecord(), r.AllocBytesPerRecord())
+	}
+	if o.SignKey != nil {
+		fmt.Printf("signed:             every record; %d of %d sampled records logged source_verified\n", r.SourceVerified, r.Sampled)
+	}
+	if a := r.Answers; a != nil {
+		fmt.Printf("answers:            %d requests each; user %s of %s: %d actions in the tree%s\n", a.Tree.Requests, a.User, a.Tenant, a.Actions, map[bool]string{true: " (truncated at --answers-limit)"}[a.Truncated])
+		for _, l := range []struct {
+			name string
+			l    loadgen.Latencies
+		}{{"tree, no proofs", a.Tree}, {"tree, every proof", a.TreeProofs}, {"record + proof", a.Record}} {
+			fmt.Printf("  %-18s p50 %s  p99 %s  max %s  (%d bytes)\n", l.name+":", l.l.P50.Round(10*time.Microsecond), l.l.P99.Round(10*time.Microsecond), l.l.Max.Round(10*time.Microsecond), l.l.Bytes)
+		}
+	}
+	if d := r.Disk; d != nil {
+		fmt.Printf("disk:               bytes per record of the %d in the log (file sizes; allocated blocks in parentheses), after the run\n", r.DiskRecords)
+		for _, c := range []struct {
+			name string
+			u    loadgen.Usage
+		}{{"log + index", d.LogIndex()}, {"log", d.Log}, {"  partial tiles", d.LogPartial}, {"index", d.Index}, {"  -wal, -shm", d.IndexWAL}, {"NATS", d.NATS}, {"other", d.Other}} {
+			fmt.Printf("  %-16s %7.0f (%7.0f)  %6.1f MiB in %d files\n", c.name+":", r.DiskPerRecord(c.u), r.AllocatedPerRecord(c.u), float64(c.u.Bytes)/(1<<20), c.u.Files)
+		}
 	}
 	if *jsonOut != "" {
 		n := *name

@@ -40,11 +40,13 @@ type Params struct {
 	SampleEvery    int               `json:"sample_every"`
 	SampleInterval string            `json:"sample_interval"`
 	PID            int               `json:"pid,omitempty"`
+	Signed         bool              `json:"signed,omitempty"` // every record carried a source signature (--sign-key)
 	Note           string            `json:"note,omitempty"`
 	Flags          map[string]string `json:"flags"` // the flags set on the command line, secrets redacted
 }
 
-// Figures are the run's measurements. CPUMicrosPerRecord and RSSMiB are 0 when not measured.
+// Figures are the run's measurements. Every figure but the first ten is 0 (or absent) when not
+// measured, and reports written before it existed read as 0.
 type Figures struct {
 	Records            int     `json:"records"`
 	Sampled            int     `json:"sampled"`
@@ -58,6 +60,60 @@ type Figures struct {
 	MaxMs              float64 `json:"latency_max_ms"`
 	CPUMicrosPerRecord float64 `json:"cpu_us_per_record"`
 	RSSMiB             float64 `json:"rss_mib"`
+
+	// lineaged's heap allocations per record over the run (go_memstats_mallocs_total and
+	// go_memstats_alloc_bytes_total of its /metrics, read at the first publish and when the
+	// index has applied every record).
+	AllocsPerRecord     float64 `json:"allocs_per_record,omitempty"`
+	AllocBytesPerRecord float64 `json:"alloc_bytes_per_record,omitempty"`
+
+	// SourceVerified is how many of the sampled records were logged source_verified.
+	SourceVerified int `json:"source_verified,omitempty"`
+
+	// Disk bytes (file sizes) per record in the log after the run, by component of the data dir
+	// (--data-dir; loadgen.Disk says what each holds and when it is measured). DiskRecords is
+	// the divisor: every record in the log, earlier runs on the same data dir included.
+	// DiskLogPartial is the part of DiskLog in partial tiles and bundles not yet collected,
+	// DiskIndexWAL the part of DiskIndex in the -wal and -shm files. DiskLogIndex is log +
+	// index (issue #14's goal: ≤ 1.5 KB), DiskLogIndexAllocated the same in allocated blocks.
+	DiskRecords           uint64     `json:"disk_records,omitempty"`
+	DiskLog               float64    `json:"disk_log_bytes_per_record,omitempty"`
+	DiskLogPartial        float64    `json:"disk_log_partial_bytes_per_record,omitempty"`
+	DiskIndex             float64    `json:"disk_index_bytes_per_record,omitempty"`
+	DiskIndexWAL          float64    `json:"disk_index_wal_bytes_per_record,omitempty"`
+	DiskNATS              float64    `json:"disk_nats_bytes_per_record,omitempty"`
+	DiskOther             float64    `json:"disk_other_bytes_per_record,omitempty"`
+	DiskLogIndex          float64    `json:"disk_log_index_bytes_per_record,omitempty"`
+	DiskLogIndexAllocated float64    `json:"disk_log_index_allocated_per_record,omitempty"`
+	Disk                  *DiskUsage `json:"disk,omitempty"`
+
+	// Lineage answers after the run (--answers): AnswerRequests requests of each kind for the
+	// user with the most records in the run (AnswerTenant, AnswerUser; AnswerActions actions in
+	// the tree): the user tree without proofs, with every proof, and single records with their
+	// inclusion proof. Milliseconds.
+	AnswerRequests        int     `json:"answer_requests,omitempty"`
+	AnswerTenant          string  `json:"answer_tenant,omitempty"`
+	AnswerUser            string  `json:"answer_user,omitempty"`
+	AnswerActions         int     `json:"answer_tree_actions,omitempty"`
+	AnswerTruncated       bool    `json:"answer_tree_truncated,omitempty"`
+	AnswerTreeP50Ms       float64 `json:"answer_tree_p50_ms,omitempty"`
+	AnswerTreeP99Ms       float64 `json:"answer_tree_p99_ms,omitempty"`
+	AnswerTreeProofsP50Ms float64 `json:"answer_tree_proofs_p50_ms,omitempty"`
+	AnswerTreeProofsP99Ms float64 `json:"answer_tree_proofs_p99_ms,omitempty"`
+	AnswerTreeBytes       int64   `json:"answer_tree_bytes,omitempty"`
+	AnswerTreeProofsBytes int64   `json:"answer_tree_proofs_bytes,omitempty"`
+	AnswerRecordP50Ms     float64 `json:"answer_record_p50_ms,omitempty"`
+	AnswerRecordP99Ms     float64 `json:"answer_record_p99_ms,omitempty"`
+}
+
+// DiskUsage is the data dir's usage by component after the run (loadgen.Disk).
+type DiskUsage struct {
+	Log        loadgen.Usage `json:"log"`
+	LogPartial loadgen.Usage `json:"log_partial"`
+	Index      loadgen.Usage `json:"index"`
+	IndexWAL   loadgen.Usage `json:"index_wal"`
+	NATS       loadgen.Usage `json:"nats"`
+	Other      loadgen.Usage `json:"other"`
 }
 
 // Series is records indexed per bucket from the first publish.
@@ -94,6 +150,25 @@ func newReport(name string, o loadgen.Options, r loadgen.Result, flags map[strin
 		},
 		Throughput: Series{BucketSeconds: 1, Indexed: r.Indexed},
 		Latency:    histogram(r.Latencies),
+	}
+	rep.Params.Signed = o.SignKey != nil
+	f := &rep.Figures
+	f.AllocsPerRecord, f.AllocBytesPerRecord = r.AllocsPerRecord(), r.AllocBytesPerRecord()
+	f.SourceVerified = r.SourceVerified
+	if d := r.Disk; d != nil {
+		f.DiskRecords = r.DiskRecords
+		f.DiskLog, f.DiskLogPartial = r.DiskPerRecord(d.Log), r.DiskPerRecord(d.LogPartial)
+		f.DiskIndex, f.DiskIndexWAL = r.DiskPerRecord(d.Index), r.DiskPerRecord(d.IndexWAL)
+		f.DiskNATS, f.DiskOther = r.DiskPerRecord(d.NATS), r.DiskPerRecord(d.Other)
+		f.DiskLogIndex, f.DiskLogIndexAllocated = r.DiskPerRecord(d.LogIndex()), r.AllocatedPerRecord(d.LogIndex())
+		f.Disk = &DiskUsage{Log: d.Log, LogPartial: d.LogPartial, Index: d.Index, IndexWAL: d.IndexWAL, NATS: d.NATS, Other: d.Other}
+	}
+	if a := r.Answers; a != nil {
+		f.AnswerRequests, f.AnswerTenant, f.AnswerUser = a.Tree.Requests, a.Tenant, a.User
+		f.AnswerActions, f.AnswerTruncated = a.Actions, a.Truncated
+		f.AnswerTreeP50Ms, f.AnswerTreeP99Ms, f.AnswerTreeBytes = ms(a.Tree.P50), ms(a.Tree.P99), a.Tree.Bytes
+		f.AnswerTreeProofsP50Ms, f.AnswerTreeProofsP99Ms, f.AnswerTreeProofsBytes = ms(a.TreeProofs.P50), ms(a.TreeProofs.P99), a.TreeProofs.Bytes
+		f.AnswerRecordP50Ms, f.AnswerRecordP99Ms = ms(a.Record.P50), ms(a.Record.P99)
 	}
 	if rep.Throughput.Indexed == nil {
 		rep.Throughput.Indexed = []int{}

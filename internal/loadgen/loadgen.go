@@ -11,14 +11,13 @@ package loadgen
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -56,6 +55,22 @@ type Options struct {
 	// PID, when set, is the lineaged process whose CPU time (user+system, /proc/<pid>/stat) is
 	// measured from the first publish until the index has applied every record.
 	PID int
+	// Allocs reads lineaged's allocation counters (/metrics, role admin when lineaged has API
+	// keys) at the first publish and when the index has applied every record (Result.Allocs).
+	Allocs bool
+	// DataDir, when set, is lineaged's data dir: its disk usage by component is measured after
+	// the run (Result.Disk).
+	DataDir string
+	// Answers, when > 0, times that many lineage answers of each kind after the run
+	// (Result.Answers); AnswersLimit is the user tree's page size (DefaultAnswersLimit if 0).
+	Answers, AnswersLimit int
+	// SignKey, when set, signs every record (ingest.Sign, header ingest.HeaderSignature) as
+	// lineagectl publish --sign-key does, with key id SignKeyID, in which "{source}" and
+	// "{tenant}" stand for the record's source id and tenant (the demo records come from two
+	// sources per tenant, and a source key vouches for one source of one tenant). The run then
+	// fails unless every sampled record is logged source_verified.
+	SignKey   ed25519.PrivateKey
+	SignKeyID string
 }
 
 // Result is what a run measured.
@@ -74,6 +89,55 @@ type Result struct {
 	Indexed []int
 	// Latencies are the sampled publish→queryable latencies, sorted ascending.
 	Latencies []time.Duration
+	// Allocs is lineaged's heap allocations over the run (from the first publish until the
+	// index has applied every record); zero when not measured.
+	Allocs Allocs
+	// SourceVerified is how many sampled records were logged source_verified.
+	SourceVerified int
+	// Disk is the data dir's usage after the run (Options.DataDir; nil without), and
+	// DiskRecords the number of records in the log then (the data dir may hold earlier runs).
+	// It is taken at the very end (after the sampled records' lookups and the answers), a few
+	// seconds after the last record was indexed, while lineaged runs: Tessera's partial bundles
+	// and tiles are then usually still there (Disk.LogPartial; its garbage collector runs every
+	// minute), and the SQLite WAL holds up to ~40 MB of pages not yet checkpointed into the
+	// database file (Disk.IndexWAL; query/index/sqlite/sqlite.go, walAutocheckpointPages), a
+	// fixed amount that weighs less per record the larger the run.
+	Disk        *Disk
+	DiskRecords uint64
+	// Answers are the lineage-answer latencies (nil without Options.Answers).
+	Answers *Answers
+}
+
+// AllocsPerRecord and AllocBytesPerRecord are lineaged's heap allocations (count and bytes)
+// per record over the run (0 when not measured).
+func (r Result) AllocsPerRecord() float64 {
+	if r.N == 0 {
+		return 0
+	}
+	return r.Allocs.Mallocs / float64(r.N)
+}
+
+func (r Result) AllocBytesPerRecord() float64 {
+	if r.N == 0 {
+		return 0
+	}
+	return r.Allocs.Bytes / float64(r.N)
+}
+
+// DiskPerRecord is u in bytes (file sizes) per record in the log after the run.
+func (r Result) DiskPerRecord(u Usage) float64 {
+	if r.DiskRecords == 0 {
+		return 0
+	}
+	return float64(u.Bytes) / float64(r.DiskRecords)
+}
+
+// AllocatedPerRecord is u in allocated blocks per record in the log after the run.
+func (r Result) AllocatedPerRecord(u Usage) float64 {
+	if r.DiskRecords == 0 {
+		return 0
+	}
+	return float64(u.Allocated) / float64(r.DiskRecords)
 }
 
 // CPUPerRecord is lineaged's CPU time per record over the run (0 without Options.PID).
@@ -101,11 +165,56 @@ type sample struct {
 	tenant, id string
 	published  time.Time
 	index      uint64
+	verified   bool
+}
+
+// userKey is a user of one tenant.
+type userKey struct{ tenant, user string }
+
+// busiest is the user with the most records (ties: the smallest tenant, then user id, so the
+// choice does not depend on map order).
+func busiest(counts map[userKey]int) (userKey, int) {
+	var best userKey
+	n := 0
+	for k, c := range counts {
+		if c > n || c == n && (k.tenant < best.tenant || k.tenant == best.tenant && k.user < best.user) {
+			best, n = k, c
+		}
+	}
+	return best, n
+}
+
+// SignKeyID expands "{source}" and "{tenant}" in a key id template.
+func SignKeyID(tmpl, tenant, source string) string {
+	return strings.NewReplacer("{source}", source, "{tenant}", tenant).Replace(tmpl)
 }
 
 type observation struct {
 	at       time.Time
 	position uint64
+}
+
+// DemoTenants is the number of demo tenants (internal/demo) the generated records belong to.
+const DemoTenants = 3
+
+// Source is an enforcement point of one tenant.
+type Source struct{ Tenant, SourceID string }
+
+// Sources lists the (tenant, source id) pairs of the first n records a run with this seed
+// publishes, sorted: each needs a registered source key for signed records to verify.
+func Sources(seed int64, n int) []Source {
+	g := demo.New(demo.Options{Seed: seed, Tenants: DemoTenants})
+	seen := map[Source]bool{}
+	for i := 0; i < n; i++ {
+		r := g.Next()
+		seen[Source{r.Tenant, r.Source.ID}] = true
+	}
+	out := make([]Source, 0, len(seen))
+	for s := range seen {
+		out = append(out, s)
+	}
+	slices.SortFunc(out, func(a, b Source) int { return strings.Compare(a.Tenant+"\x00"+a.SourceID, b.Tenant+"\x00"+b.SourceID) })
+	return out
 }
 
 // Run publishes o.N records and waits until all are indexed.
@@ -144,6 +253,14 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	target := start0 + uint64(o.N)
 	watchDone := make(chan error, 1)
 	var cpuStart, cpuEnd time.Duration
+	var allocStart, allocEnd Allocs
+	allocs := o.Allocs
+	if allocs {
+		// Two reads of /metrics per run, at the first publish and at the end, not sampling.
+		if allocStart, err = api.allocs(); err != nil {
+			return Result{}, fmt.Errorf("loadgen: allocations: %w", err)
+		}
+	}
 	if o.PID > 0 {
 		if cpuStart, err = ProcessCPU(o.PID); err != nil {
 			return Result{}, fmt.Errorf("loadgen: %w", err)
@@ -164,6 +281,9 @@ func Run(ctx context.Context, o Options) (Result, error) {
 				if o.PID > 0 {
 					cpuEnd, err = ProcessCPU(o.PID)
 				}
+				if err == nil && allocs {
+					allocEnd, err = api.allocs()
+				}
 				watchDone <- err
 				return
 			}
@@ -175,8 +295,9 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		}
 	}()
 
-	g := demo.New(demo.Options{Seed: o.Seed, Tenants: 3})
+	g := demo.New(demo.Options{Seed: o.Seed, Tenants: DemoTenants})
 	samples := make([]sample, 0, o.N/o.SampleEvery+1)
+	users := map[userKey]int{}
 	start := time.Now()
 	for i := 0; i < o.N; i++ {
 		if o.Rate > 0 {
@@ -193,9 +314,14 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		if err != nil {
 			return Result{}, err
 		}
-		if err := ingest.PublishAsync(ctx, js, ingest.RecordMsg(r.Tenant, r.ID, b)); err != nil {
+		m := ingest.RecordMsg(r.Tenant, r.ID, b)
+		if o.SignKey != nil {
+			m.Header.Set(ingest.HeaderSignature, ingest.Sign(o.SignKey, SignKeyID(o.SignKeyID, r.Tenant, r.Source.ID), b))
+		}
+		if err := ingest.PublishAsync(ctx, js, m); err != nil {
 			return Result{}, err
 		}
+		users[userKey{r.Tenant, r.User.ID}]++
 		if i%o.SampleEvery == 0 {
 			samples = append(samples, sample{tenant: r.Tenant, id: r.ID, published: time.Now()})
 		}
@@ -207,17 +333,26 @@ func Run(ctx context.Context, o Options) (Result, error) {
 	}
 	res.Total = time.Since(start)
 	res.CPU = cpuEnd - cpuStart
+	if allocs {
+		res.Allocs = Allocs{Mallocs: allocEnd.Mallocs - allocStart.Mallocs, Bytes: allocEnd.Bytes - allocStart.Bytes}
+	}
 	obsMu.Lock()
 	res.Indexed = indexedPerSecond(obs, start, start0)
 	obsMu.Unlock()
 
 	// Which log index did each sampled record get?
 	for i := range samples {
-		idx, err := api.logIndex(samples[i].tenant, samples[i].id)
+		idx, verified, err := api.logIndex(samples[i].tenant, samples[i].id)
 		if err != nil {
 			return res, err
 		}
-		samples[i].index = idx
+		samples[i].index, samples[i].verified = idx, verified
+		if verified {
+			res.SourceVerified++
+		}
+	}
+	if o.SignKey != nil && res.SourceVerified != len(samples) {
+		return res, fmt.Errorf("loadgen: records were signed, but only %d of %d sampled records are logged source_verified (is lineaged started with --source-keys holding the key for every tenant and source?)", res.SourceVerified, len(samples))
 	}
 	lat := make([]time.Duration, 0, len(samples))
 	for _, s := range samples {
@@ -233,11 +368,34 @@ func Run(ctx context.Context, o Options) (Result, error) {
 		lat = append(lat, obs[j].at.Sub(s.published))
 	}
 	slices.Sort(lat)
-	pct := func(p float64) time.Duration { return lat[min(len(lat)-1, int(p*float64(len(lat))))] }
 	res.Sampled = len(lat)
 	res.Latencies = lat
-	res.P50, res.P90, res.P99, res.Max = pct(0.50), pct(0.90), pct(0.99), lat[len(lat)-1]
-	res.RSS = api.metric("process_resident_memory_bytes")
+	res.P50, res.P90, res.P99, res.Max = percentile(lat, 0.50), percentile(lat, 0.90), percentile(lat, 0.99), lat[len(lat)-1]
+	if m, err := api.metrics(metricRSS); err == nil {
+		res.RSS = m[metricRSS]
+	}
+
+	if o.Answers > 0 {
+		u, _ := busiest(users)
+		limit := o.AnswersLimit
+		if limit <= 0 {
+			limit = DefaultAnswersLimit
+		}
+		ans, err := measureAnswers(api, o.Answers, limit, u.tenant, u.user, samples, o.Seed)
+		if err != nil {
+			return res, err
+		}
+		res.Answers = &ans
+	}
+	if o.DataDir != "" {
+		d, err := DiskUsage(o.DataDir)
+		if err != nil {
+			return res, err
+		}
+		res.Disk = &d
+		// Every record of the log is indexed by now (the index position reached target).
+		res.DiskRecords = target
+	}
 	return res, nil
 }
 
@@ -303,8 +461,12 @@ func parseStatCPU(b []byte) (time.Duration, error) {
 
 var client = &http.Client{Timeout: 10 * time.Second}
 
-// apiClient queries the lineaged under test, with its API key if it has one.
-type apiClient struct{ base, key string }
+// apiClient queries the lineaged under test, with its API key if it has one, through client
+// (the package's client if nil).
+type apiClient struct {
+	base, key string
+	client    *http.Client
+}
 
 func (a apiClient) get(path string) (*http.Response, error) {
 	req, err := http.NewRequest(http.MethodGet, a.base+path, nil)
@@ -314,7 +476,11 @@ func (a apiClient) get(path string) (*http.Response, error) {
 	if a.key != "" {
 		req.Header.Set("Authorization", "Bearer "+a.key)
 	}
-	return client.Do(req)
+	c := a.client
+	if c == nil {
+		c = client
+	}
+	return c.Do(req)
 }
 
 func (a apiClient) position() (uint64, error) {
@@ -332,32 +498,29 @@ func (a apiClient) position() (uint64, error) {
 	return h.IndexPosition, nil
 }
 
-func (a apiClient) logIndex(tenant, id string) (uint64, error) {
+// logIndex looks up a published record: its log index and whether it was logged
+// source_verified (from the leaf, the exact ledger entry: lineage.Envelope).
+func (a apiClient) logIndex(tenant, id string) (uint64, bool, error) {
 	resp, err := a.get("/v1/records/" + url.PathEscape(id) + "?tenant=" + url.QueryEscape(tenant))
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("record %s/%s: %s", tenant, id, resp.Status)
+		return 0, false, fmt.Errorf("record %s/%s: %s", tenant, id, resp.Status)
 	}
 	var rp struct {
 		Index uint64 `json:"index"`
+		Leaf  []byte `json:"leaf"`
 	}
-	return rp.Index, json.NewDecoder(resp.Body).Decode(&rp)
-}
-
-func (a apiClient) metric(name string) float64 {
-	resp, err := a.get("/metrics")
-	if err != nil {
-		return 0
+	if err := json.NewDecoder(resp.Body).Decode(&rp); err != nil {
+		return 0, false, fmt.Errorf("record %s/%s: %w", tenant, id, err)
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	m := regexp.MustCompile(`(?m)^` + name + ` ([0-9.e+]+)$`).FindSubmatch(b)
-	if m == nil {
-		return 0
+	var env struct {
+		SourceVerified bool `json:"source_verified"`
 	}
-	v, _ := strconv.ParseFloat(string(m[1]), 64)
-	return v
+	if err := json.Unmarshal(rp.Leaf, &env); err != nil {
+		return 0, false, fmt.Errorf("record %s/%s: leaf: %w", tenant, id, err)
+	}
+	return rp.Index, env.SourceVerified, nil
 }
