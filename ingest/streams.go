@@ -27,6 +27,12 @@ const (
 	QuarantinePrefix  = "lineage.quarantine."
 	QuarantineSubject = "lineage.quarantine.>"
 	ConsumerName      = "lineage-ingester"
+	// FindingsStream keeps the findings lineaged publishes on lineage.findings.<tenant>
+	// (query/findings.Publisher) for FindingsMaxAge, so a SIEM or pager can consume them
+	// durably; the message id "<finding id>:<count>" drops a re-publication after a crash.
+	FindingsStream   = "LINEAGE_FINDINGS"
+	FindingsSubjects = "lineage.findings.>"
+	FindingsMaxAge   = 30 * 24 * time.Hour
 
 	// DuplicateWindow is the records stream's Nats-Msg-Id dedupe window, the smallest the
 	// server accepts (nats-server refuses a window under 100 ms; zero means its 2-minute
@@ -106,6 +112,20 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions)
 	})
 	if err != nil {
 		return fmt.Errorf("ingest: stream %s: %w", QuarantineStream, err)
+	}
+	_, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        FindingsStream,
+		Description: "Lineage findings (new and changed), one subject per tenant, for subscribers such as a SIEM.",
+		Subjects:    []string{FindingsSubjects},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		MaxAge:      FindingsMaxAge,
+		Duplicates:  10 * time.Minute,
+		MaxMsgSize:  1 << 20,
+		Replicas:    o.Replicas,
+	})
+	if err != nil {
+		return fmt.Errorf("ingest: stream %s: %w", FindingsStream, err)
 	}
 	return nil
 }

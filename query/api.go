@@ -20,6 +20,7 @@ import (
 	lineage "github.com/lineage-audit/lineage"
 	"github.com/lineage-audit/lineage/ledger"
 	"github.com/lineage-audit/lineage/query/auth"
+	"github.com/lineage-audit/lineage/query/findings"
 	"github.com/lineage-audit/lineage/query/index"
 	"github.com/lineage-audit/lineage/verify"
 	"github.com/prometheus/client_golang/prometheus"
@@ -31,6 +32,8 @@ import (
 type API struct {
 	Log   ledger.Log
 	Store index.Store
+	// Findings, when set, serves GET /v1/findings (findings_api.go).
+	Findings findings.Store
 	// Verifier is the log's public key in note verifier format.
 	Verifier string
 	// Rotations are the signed statements linking Verifier to the log's earlier keys, oldest
@@ -126,6 +129,8 @@ func (a *API) Engine() *gin.Engine {
 	v1.GET("/lineage/agents/:agent_id", auth.Require(auth.RoleAuditor), a.agentLineage)
 	v1.GET("/lineage/actions/:id", auth.Require(auth.RoleAuditor), a.actionChain)
 	v1.GET("/lineage/policies/:policy_id", auth.Require(auth.RoleAuditor), a.policyDecisions)
+	v1.GET("/findings", auth.Require(auth.RoleAuditor), a.findingsList)
+	v1.GET("/findings/kinds", findingKinds)
 	for _, m := range a.Mounts {
 		m(v1)
 	}

@@ -30,6 +30,11 @@ type Indexer struct {
 	// Poll is how often the checkpoint is re-read when the index is caught up (default 25 ms).
 	Poll   time.Duration
 	Logger *slog.Logger
+	// Applied, when set, is called with every batch after it is applied and the position has
+	// moved past it, on the indexer's goroutine: it must return quickly (the findings worker
+	// queues the batch, FindingsWorker.Offer) and must not keep b.Entries' records beyond what
+	// it needs (they are not modified after this call).
+	Applied func(b index.Batch)
 
 	position atomic.Uint64
 	mu       sync.Mutex
@@ -175,6 +180,9 @@ func (ix *Indexer) Step(ctx context.Context) (bool, error) {
 	ix.metrics.applyTime.Observe(time.Since(start).Seconds())
 	ix.metrics.applied.Add(float64(n))
 	ix.setPosition(b.To)
+	if ix.Applied != nil {
+		ix.Applied(b)
+	}
 	return true, nil
 }
 

@@ -165,8 +165,9 @@ type VerifiedAnswer struct {
 // GET /v1/lineage/{kind}/{subject}.
 var AnswerKinds = []string{"users", "agents", "actions", "policies"}
 
-// VerifyAnswer checks a lineage answer (the raw JSON of GET /v1/lineage/{kind}/{subject})
-// offline with the log's public key v alone:
+// VerifyAnswer checks a lineage answer (the raw JSON of GET /v1/lineage/{kind}/{subject}, or
+// with kind "findings" of GET /v1/findings?tenant={subject}) offline with the log's public key v
+// alone:
 //   - its checkpoint is a note signed by v;
 //   - every action carries a leaf and an inclusion proof that verify against that checkpoint;
 //   - every action's fields are exactly those of the record in its leaf (nothing in the
@@ -246,6 +247,17 @@ func VerifyAnswer(kind, subject string, raw []byte, v note.Verifier) (VerifiedAn
 			return res, fmt.Errorf("verify: authorized_by %v is not the root action's user %v", a.AuthorizedBy, root.User)
 		}
 		nodes = append(append(nodes, a.Chain...), a.Oversight...)
+	case "findings":
+		var a Findings
+		if err := json.Unmarshal(raw, &a); err != nil {
+			return res, fmt.Errorf("verify: findings answer: %w", err)
+		}
+		if a.Tenant != subject {
+			return res, fmt.Errorf("verify: the answer is about tenant %s, not %s", a.Tenant, subject)
+		}
+		if nodes, err = findingsNodes(&a); err != nil {
+			return res, fmt.Errorf("verify: %w", err)
+		}
 	default:
 		return res, fmt.Errorf("verify: unknown answer kind %q", kind)
 	}

@@ -21,6 +21,7 @@ var commands = map[string]command{
 	"export":        {"start a compliance export (eu-ai-act, fannie-mae); --wait follows it, --out DIR downloads its files", runExport},
 	"checkpoint":    {"fetch the latest checkpoint, verify its signature, and its consistency with an older one", runCheckpoint},
 	"lineage":       {"print the user → agent → sub-agent → action tree for a user", runLineage},
+	"findings":      {"list a tenant's findings (identity failures found in the log), with their evidence", runFindings},
 	"keygen":        {"create a checkpoint signing key pair", runKeygen},
 	"rotate-key":    {"roll the checkpoint signing key; old checkpoints stay verifiable (lineaged must be stopped)", runRotateKey},
 	"keys":          {"keys follow: verify the key rotation statements from a trusted key and write every linked key", runKeys},

@@ -70,6 +70,8 @@ func serve(args []string) error {
 	fs.StringVar(&c.OIDCLogin.RedirectURL, "oidc-redirect-url", "", "the login's redirect URI as browsers reach lineaged, registered at the provider: https://<host>/v1/auth/callback")
 	fs.Var((*commaList)(&c.OIDCLogin.Scopes), "oidc-scopes", "comma-separated scopes the login requests (openid is always added)")
 	fs.DurationVar(&c.OIDCLogin.SessionMaxAge, "oidc-session-max-age", d.OIDCLogin.SessionMaxAge, "longest browser session; it ends sooner when the provider's access token expires (sessions are in memory: a restart ends them)")
+	findingsOn := fs.Bool("findings", true, "detect findings (identity failures, docs/FINDINGS.md) continuously as records are indexed")
+	fs.StringVar(&c.FindingsConfig, "findings-config", "", "JSON file of per-tenant findings thresholds and patterns (docs/FINDINGS.md); defaults if empty")
 	fs.StringVar(&c.SourceKeys, "source-keys", "", "JSON file of enforcement points' Ed25519 keys and tenants that require signed records")
 	fs.StringVar(&c.OPAIdentityPath, "opa-identity-path", d.OPAIdentityPath, "dotted path in OPA decision input that holds the identity object")
 	fs.StringVar(&c.HTTPAddr, "http-addr", d.HTTPAddr, "listen address of the query API")
@@ -93,6 +95,7 @@ func serve(args []string) error {
 	if err := cliflag.Parse(fs, envPrefix, args); err != nil {
 		return err
 	}
+	c.NoFindings = !*findingsOn
 	if *secretFile != "" {
 		if c.OIDCLogin.ClientSecret != "" {
 			return fmt.Errorf("--oidc-client-secret and --oidc-client-secret-file are exclusive")

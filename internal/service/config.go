@@ -72,6 +72,11 @@ type Config struct {
 	// OPAIdentityPath is where the identity object sits in OPA decision input.
 	OPAIdentityPath string
 
+	// NoFindings turns the findings projection off (query/findings; on by default);
+	// FindingsConfig is its per-tenant configuration file (docs/FINDINGS.md; defaults if empty).
+	NoFindings     bool
+	FindingsConfig string
+
 	HTTPAddr string
 
 	// ExportDir holds compliance exports (default <data-dir>/exports); ExportSchedule is the

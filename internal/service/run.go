@@ -66,7 +66,7 @@ func serve(ctx context.Context, g *errgroup.Group, c Config, st *stores, w *work
 		Logger: log.With("component", "ingest-http")}
 	// The API serves the witnessed log when a witness policy is set: answers, proofs and
 	// /v1/checkpoint carry the cosigned checkpoint.
-	api := &query.API{Log: st.served, Store: st.index, Verifier: st.vkey, Rotations: st.rotations, LogDir: st.logDir, Gatherer: st.reg, Auth: authn,
+	api := &query.API{Log: st.served, Store: st.index, Findings: st.findings, Verifier: st.vkey, Rotations: st.rotations, LogDir: st.logDir, Gatherer: st.reg, Auth: authn,
 		Mounts: []func(*gin.RouterGroup){httpIngest.Mount, w.exports.Mount}, Logger: log.With("component", "api"),
 		AllowedHosts: allowedHosts(c), AllowedOrigins: c.HTTPAllowedOrigins, MaxInflightBytes: c.HTTPMaxInflightBytes,
 		MaxRequestBody: ingest.DefaultMaxBody, InflightWait: c.HTTPInflightWait, Registerer: st.reg,

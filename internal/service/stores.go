@@ -12,6 +12,7 @@ import (
 	"github.com/lineage-audit/lineage/ledger/tessera"
 	"github.com/lineage-audit/lineage/ledger/trillian"
 	"github.com/lineage-audit/lineage/ledger/witness"
+	"github.com/lineage-audit/lineage/query/findings"
 	"github.com/lineage-audit/lineage/query/index"
 	"github.com/lineage-audit/lineage/query/index/clickhouse"
 	"github.com/lineage-audit/lineage/query/index/sqlite"
@@ -40,7 +41,9 @@ type stores struct {
 	witnessed *witness.Log
 	logDir    string // served as tlog-tiles under /log/ ("" when the ledger has none)
 	index     index.Store
-	reg       *prometheus.Registry
+	// findings is the index's findings projection (nil with Config.NoFindings).
+	findings findings.Store
+	reg      *prometheus.Registry
 
 	// closeLog flushes and closes the ledger, once: every appended entry is integrated and
 	// checkpointed. The workers' stop calls it as soon as nothing appends any more.
@@ -107,6 +110,11 @@ func openStores(ctx context.Context, c Config) (st *stores, cleanup func(), err 
 		return nil, nil, err
 	}
 	cs.add(func() { st.index.Close() })
+	if !c.NoFindings {
+		if st.findings, err = openFindings(ctx, st.index); err != nil {
+			return nil, nil, err
+		}
+	}
 	return st, sync.OnceFunc(cs.run), nil
 }
 
@@ -211,4 +219,13 @@ func (cs cleanups) run() {
 	for i := len(cs) - 1; i >= 0; i-- {
 		cs[i]()
 	}
+}
+
+// openFindings opens the findings projection beside the index, in the same database.
+func openFindings(ctx context.Context, ix index.Store) (findings.Store, error) {
+	switch s := ix.(type) {
+	case *sqlite.Store:
+		return s.Findings(ctx)
+	}
+	return nil, fmt.Errorf("service: the %T index has no findings store (start with --findings=false)", ix)
 }

@@ -9,8 +9,11 @@ import (
 	lineage "github.com/lineage-audit/lineage"
 	"github.com/lineage-audit/lineage/exporters"
 	"github.com/lineage-audit/lineage/ingest"
+	"github.com/lineage-audit/lineage/ledger"
 	"github.com/lineage-audit/lineage/query"
+	"github.com/lineage-audit/lineage/query/findings"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -22,6 +25,7 @@ type workers struct {
 	opa       ingest.OPAConfig
 	inMetrics *ingest.Metrics
 	exports   *exporters.Service
+	findings  *query.FindingsWorker // nil with Config.NoFindings
 }
 
 // startWorkers starts, each as a goroutine of g: the indexer (log → index), then NATS (embedded
@@ -48,6 +52,24 @@ func startWorkers(ctx, gctx context.Context, g *errgroup.Group, c Config, st *st
 		return nil, nil, err
 	}
 	cs.add(spawn(g, context.WithoutCancel(ctx), "indexer", w.indexer.Run))
+	if st.findings != nil {
+		var cfg *findings.Configs
+		if c.FindingsConfig != "" {
+			data, err := ledger.ReadFileLimit(c.FindingsConfig, findings.MaxConfigSize)
+			if err != nil {
+				return nil, nil, fmt.Errorf("service: --findings-config: %w", err)
+			}
+			if cfg, err = findings.ParseConfig(data); err != nil {
+				return nil, nil, fmt.Errorf("service: --findings-config %s: %w", c.FindingsConfig, err)
+			}
+		}
+		if w.findings, err = query.NewFindingsWorker(ctx, st.log, st.findings, w.indexer, cfg, st.reg, log.With("component", "findings")); err != nil {
+			return nil, nil, err
+		}
+		w.indexer.Applied = w.findings.Offer
+		// Stopped before the indexer (cleanups run in reverse); it resumes from its own position.
+		cs.add(spawn(g, context.WithoutCancel(ctx), "findings", w.findings.Run))
+	}
 
 	nc, natsURL, stopNATS, err := connectNATS(c, log)
 	if err != nil {
@@ -88,8 +110,22 @@ func startWorkers(ctx, gctx context.Context, g *errgroup.Group, c Config, st *st
 		return nil, nil, err
 	}
 	cs.add(spawn(g, gctx, "ingester", in.Run))
-
 	js := w.js
+
+	if st.findings != nil {
+		// New and changed findings go out on lineage.findings.<tenant> from the store's outbox.
+		pub := findings.NewPublisher(st.findings, func(ctx context.Context, subject, msgID string, data []byte) error {
+			_, err := js.Publish(ctx, subject, data, jetstream.WithMsgID(msgID))
+			return err
+		}, log.With("component", "findings-publisher"))
+		published := prometheus.NewCounter(prometheus.CounterOpts{Name: "lineage_findings_published_total", Help: "Findings messages published on lineage.findings.<tenant>."})
+		failed := prometheus.NewCounter(prometheus.CounterOpts{Name: "lineage_findings_publish_failures_total", Help: "Failed attempts to publish a finding (retried)."})
+		st.reg.MustRegister(published, failed)
+		pub.Published, pub.Failed = published.Inc, failed.Inc
+		w.findings.Changed = func([]findings.Change) { pub.Wake() }
+		cs.add(spawn(g, context.WithoutCancel(ctx), "findings-publisher", pub.Run))
+	}
+
 	if w.exports, err = exporters.NewService(exporters.Config{
 		// Export bundles carry the served (cosigned, with a witness policy) checkpoint.
 		Log: st.served, Signer: st.signer, Verifier: st.verifier,
