@@ -28,7 +28,7 @@ build: deps
 
 ## run: the service on embedded defaults (NATS :4222, API :8080 on 127.0.0.1, state in ./data).
 run: build
-	$(BIN)/lineaged serve
+	$(BIN)/lineaged serve --findings-config internal/demo/findings.json
 
 ## lint: gofmt and go vet must be clean, and go.mod/go.sum tidy (`go mod tidy -diff` empty).
 lint:

@@ -31,6 +31,7 @@ func runPublish(args []string) error {
 	n := fs.Int("demo", 0, "publish N generated records of realistic multi-tenant agent traffic")
 	seed := fs.Int64("seed", 1, "seed for --demo")
 	tenants := fs.Int("tenants", 3, "tenants for --demo")
+	failures := fs.Bool("failure-modes", true, "with --demo: include, at a low rate, each identity failure findings detect (internal/demo/findings.json is the matching lineaged --findings-config)")
 	signKey := fs.String("sign-key", "", "sign every record with this source key seed file (lineagectl sourcekey create)")
 	signKeyID := fs.String("sign-key-id", "", "key id of --sign-key")
 	inflight := fs.Int("inflight", 4096, "publishes awaiting a JetStream ack at once")
@@ -62,7 +63,7 @@ func runPublish(args []string) error {
 		}
 	}
 	if *n > 0 {
-		g := demo.New(demo.Options{Seed: *seed, Tenants: *tenants})
+		g := demo.New(demo.Options{Seed: *seed, Tenants: *tenants, FailureModes: *failures})
 		for i := 0; i < *n; i++ {
 			rec := g.Next()
 			b, err := json.Marshal(rec)

@@ -9,7 +9,9 @@ import (
 
 // This file holds the static shape of the demo world: which companies exist, what their AI
 // systems do, which actions their agents take and how each enforcement point tends to decide.
-// generator.go turns it into traffic.
+// session.go turns it into traffic; failure.go bends some of it into the failure modes an audit
+// looks for (Options.FailureModes), and findings.json maps the actions below to the scopes they
+// need.
 
 // Where an action's decision is made. The AI gateway sees model and tool calls; the OPA sidecar
 // guards data stores and outbound mail, as it would in a typical deployment.
@@ -78,6 +80,13 @@ type domain struct {
 	planPolicy   lineage.Policy // decides the planner's and the critic's actions
 	reviewPolicy lineage.Policy // decides the human reviewer's verdict
 	steps        []step
+
+	// With Options.FailureModes, an out-of-scope session adds oosStep, an action needing a
+	// scope the domain never delegates; a scope-growth session adds growStep under a second,
+	// stepped-up token whose scope is the domain's plus growScope (findings.json maps both).
+	oosStep   step
+	growStep  step
+	growScope string
 }
 
 // tenantSpec is one company in the catalogue.
@@ -141,6 +150,15 @@ var lending = &domain{
 			escalateReason: "credit decision above EUR 250,000 requires human review (EU AI Act Art. 14)",
 			safeguards:     []string{"four-eyes"}},
 	},
+	oosStep: step{action: "db.write", ent: entSubject, pre: "customers/", post: "/contact", src: srcOPA,
+		policy:      lineage.Policy{ID: "lending.data-minimisation", Version: "v4"},
+		allowReason: "contact details updated from the application form",
+		safeguards:  []string{"purpose-limitation"}},
+	growStep: step{action: "db.write", ent: entCase, pre: "disbursements/", post: "/payout", src: srcOPA,
+		policy: lineage.Policy{ID: "lending.agent-scope", Version: "v5"}, ctx: ctxAmount,
+		allowReason: "disbursement scheduled under the stepped-up delegation",
+		safeguards:  []string{"four-eyes"}},
+	growScope: "disbursements:write",
 }
 
 var health = &domain{
@@ -185,6 +203,15 @@ var health = &domain{
 			escalateReason: "urgent referral requires clinician sign-off",
 			safeguards:     []string{"four-eyes"}},
 	},
+	oosStep: step{action: "db.write", ent: entSubject, pre: "patients/", post: "/record", src: srcOPA,
+		policy:      lineage.Policy{ID: "health.phi-guard", Version: "v6"},
+		allowReason: "allergy list updated from the intake conversation",
+		safeguards:  []string{"purpose-limitation"}},
+	growStep: step{action: "db.write", ent: entSubject, pre: "prescriptions/", post: "/renewal", src: srcOPA,
+		policy:      lineage.Policy{ID: "health.agent-scope", Version: "v3"},
+		allowReason: "repeat prescription queued under the stepped-up delegation",
+		safeguards:  []string{"four-eyes"}},
+	growScope: "prescriptions:write",
 }
 
 var insurance = &domain{
@@ -229,6 +256,15 @@ var insurance = &domain{
 			escalateReason: "sum insured above EUR 1,000,000 requires underwriter review",
 			safeguards:     []string{"four-eyes"}},
 	},
+	oosStep: step{action: "db.write", ent: entSubject, pre: "applicants/", post: "/occupation", src: srcOPA,
+		policy:      lineage.Policy{ID: "insurance.data-minimisation", Version: "v2"},
+		allowReason: "declared occupation corrected from the medical questionnaire",
+		safeguards:  []string{"purpose-limitation"}},
+	growStep: step{action: "db.write", ent: entCase, pre: "policies/", post: "/bind", src: srcOPA,
+		policy: lineage.Policy{ID: "insurance.agent-scope", Version: "v2"}, ctx: ctxAmount,
+		allowReason: "policy bound at the quoted premium under the stepped-up delegation",
+		safeguards:  []string{"four-eyes"}},
+	growScope: "policies:write",
 }
 
 var wealth = &domain{
@@ -267,6 +303,15 @@ var wealth = &domain{
 			escalateReason: "recommendation outside the client's risk profile requires adviser sign-off",
 			safeguards:     []string{"four-eyes"}},
 	},
+	oosStep: step{action: "db.write", ent: entSubject, pre: "clients/", post: "/risk-profile", src: srcOPA,
+		policy:      lineage.Policy{ID: "wealth.data-minimisation", Version: "v1"},
+		allowReason: "client risk profile updated from the review",
+		safeguards:  []string{"purpose-limitation"}},
+	growStep: step{action: "trade.execute", ent: entSubject, pre: "orders/", post: "/rebalance", src: srcGateway,
+		policy:      lineage.Policy{ID: "wealth.agent-scope", Version: "v1"},
+		allowReason: "rebalancing order placed under the stepped-up delegation",
+		safeguards:  []string{"four-eyes"}},
+	growScope: "orders:write",
 }
 
 // catalogue lists the companies a demo is drawn from, in order; Options.Tenants takes a prefix
@@ -319,6 +364,7 @@ var lastNames = []string{
 // same companies, employees and agents, and only the traffic differs between seeds.
 type tenant struct {
 	name      string
+	dns       string // DNS name of the company, e.g. "acme-bank.example"
 	dom       *domain
 	issuer    string // OIDC issuer of users and delegation tokens
 	users     []string
@@ -329,6 +375,7 @@ type tenant struct {
 
 // crew is one planner/executor/critic team.
 type crew struct {
+	name                      string
 	planner, executor, critic lineage.Agent
 }
 
@@ -344,6 +391,7 @@ func newTenant(i int) *tenant {
 	dns := name + ".example"
 	t := &tenant{
 		name:   name,
+		dns:    dns,
 		dom:    spec.dom,
 		issuer: "https://login." + dns + "/",
 		system: lineage.AISystem{
@@ -370,7 +418,7 @@ func newTenant(i int) *tenant {
 			m := models[rng.IntN(len(models))]
 			return lineage.Agent{ID: "spiffe://" + dns + "/ns/agents/sa/" + c + "-" + role, Model: &m}
 		}
-		t.crews = append(t.crews, crew{planner: agent("planner"), executor: agent("executor"), critic: agent("critic")})
+		t.crews = append(t.crews, crew{name: c, planner: agent("planner"), executor: agent("executor"), critic: agent("critic")})
 	}
 	return t
 }

@@ -13,7 +13,9 @@
 // data export out of the EU), sometimes modify (redaction). About 3% of sessions escalate a
 // decision to a human reviewer, whose verdict is a further record with human_oversight. About
 // 1% of sessions reuse the executor's identity for the critic: the "shared agent identifier"
-// failure mode an audit should surface.
+// failure mode an audit should surface. Options.FailureModes adds, at similarly low rates, every
+// other failure mode package query/findings detects (failure.go), and FindingsConfig is the
+// findings configuration of the demo tenants.
 //
 // Everything is drawn from one seeded PRNG, so a seed always yields the same records, byte for
 // byte; record ids include a tag derived from the seed, so runs with different seeds do not
@@ -46,6 +48,17 @@ type Options struct {
 	// negative value). Sessions last a few seconds (minutes when a human reviews a decision),
 	// so with the default several are in flight at once and their records interleave.
 	Step time.Duration
+	// FailureModes adds the identity failures query/findings detects, each in about one
+	// session of every FailureBlock (see failure.go for what each looks like): a service
+	// account as the user, an executor on a static API key, an http issuer, an identity object
+	// without an issuer, an expired token, a 30-day token, an actor chain naming the planner,
+	// an out-of-scope write, a mid-session scope step-up, an escalation nobody reviews, a
+	// high-risk system's reviewers away for a whole oversight window (one tenant, one window
+	// in OversightGapEvery) and an agent identity older than the rotation period (its first
+	// record, LegacyAge before Start, is the first record of the stream). Off (the default),
+	// the stream is exactly what it was before this option existed; on, the sessions without
+	// a failure are still exactly those of the stream without it.
+	FailureModes bool
 }
 
 // DefaultStart is the Start of Options that leave it zero: a fixed instant, so that the same
@@ -91,6 +104,8 @@ type Generator struct {
 	active sessionHeap
 	free   []*session // finished sessions, reused to spare the allocator
 	buf    []byte     // scratch for formatting
+
+	fail *failures // nil unless Options.FailureModes
 }
 
 // New returns a Generator for o. Zero fields of o take their defaults (see Options).
@@ -122,6 +137,9 @@ func New(o Options) *Generator {
 	for i := range g.weights {
 		g.weights[i] /= total
 	}
+	if o.FailureModes {
+		g.fail = newFailures(g, o.Seed)
+	}
 	return g
 }
 
@@ -140,6 +158,11 @@ func Generate(o Options, n int) []lineage.Record {
 // Sessions start every Step; the records of all sessions in flight are merged by time, so
 // sessions of different tenants interleave while every record still follows its parent.
 func (g *Generator) Next() lineage.Record {
+	if f := g.fail; f != nil && len(f.history) > 0 {
+		r := f.history[0]
+		f.history = f.history[1:]
+		return r
+	}
 	for len(g.active) == 0 || (len(g.active) < maxActive && g.nominalStart() <= g.active[0].at()) {
 		g.startSession()
 	}

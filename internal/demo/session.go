@@ -1,6 +1,7 @@
 package demo
 
 import (
+	"math/rand/v2"
 	"slices"
 	"strconv"
 	"time"
@@ -16,7 +17,8 @@ const (
 )
 
 // tokenLifetime is the lifetime of the exchanged delegation token. It outlasts every session,
-// including a human review, so no demo action happens under an expired token.
+// including a human review, so no demo action happens under an expired token (but in the
+// expired-token failure mode, failure.go).
 const tokenLifetime = 15 * time.Minute
 
 // sessionCtx holds what every record of a session shares.
@@ -31,11 +33,15 @@ type sessionCtx struct {
 	subject  string        // e.g. "CUST-104233"
 	traceID  string
 	tokenID  string
+	issuedAt time.Time
 	issued   string
 	expires  string
 	amount   int     // case amount in EUR, 0 if the domain has none
 	risk     float64 // risk score in [0.05, 0.95], two decimals
 	n        int     // records built so far
+	// spans draws the records' span ids: the Generator's PRNG, or for the records a failure
+	// mode adds, the failures' own, so that the other sessions' draws stay as they were.
+	spans *rand.Rand
 }
 
 // build fills s with the records of one session that starts at offset at.
@@ -43,9 +49,14 @@ func (g *Generator) build(s *session, at time.Duration) {
 	r := g.rng
 	t := g.pickTenant()
 	d := t.dom
-	c := &t.crews[r.IntN(len(t.crews))]
+	ci := r.IntN(len(t.crews))
+	c := &t.crews[ci]
 	escalated := r.Float64() < EscalationRate
 	shared := r.Float64() < SharedAgentRate
+	m := modeNone
+	if g.fail != nil {
+		m = g.fail.pick(s.seq, t, ci, escalated)
+	}
 
 	// Some employees use the agents far more than others.
 	u := r.Float64()
@@ -58,9 +69,10 @@ func (g *Generator) build(s *session, at time.Duration) {
 		baseID:   t.name + "-" + g.runTag + "-" + strconv.FormatUint(s.seq, 10),
 		caseRef:  d.caseKind + "/" + string(appendPadded([]byte(d.casePrefix), r.IntN(1_000_000), 6)),
 		subject:  string(appendPadded([]byte(d.subjectPrefix), 100_000+r.IntN(900_000), 6)),
-		traceID:  g.hexID(2),
-		tokenID:  g.uuid(),
+		traceID:  g.hexID(r, 2),
+		tokenID:  g.uuid(r),
 		risk:     float64(5+r.IntN(91)) / 100,
+		spans:    r,
 	}
 	if shared {
 		sc.critic = c.executor
@@ -81,7 +93,7 @@ func (g *Generator) build(s *session, at time.Duration) {
 	// The user's token was exchanged for the planner's just before the planner acted.
 	t0 := at + ms(r.IntN(300))
 	issued := g.start.Add(t0 - ms(100+r.IntN(800))).Truncate(time.Second)
-	sc.issued = issued.Format(layoutSecond)
+	sc.issuedAt, sc.issued = issued, issued.Format(layoutSecond)
 	sc.expires = issued.Add(tokenLifetime).Format(layoutSecond)
 
 	// The planner's own decision: the root of the session's tree.
@@ -101,6 +113,7 @@ func (g *Generator) build(s *session, at time.Duration) {
 	var escID string
 	var escStep *step
 	var escAt time.Duration
+	escIdx := -1
 	took := 0
 	for i := range d.steps {
 		st := &d.steps[i]
@@ -123,8 +136,11 @@ func (g *Generator) build(s *session, at time.Duration) {
 		rec := g.add(s, &sc, now, "executor", sc.executor, planID, st.src,
 			lineage.Action{Type: st.action, Target: sc.target(st)}, dec, st.ctx, st.safeguards, extra)
 		if dec.Effect == lineage.EffectEscalate {
-			escID, escStep, escAt = rec.ID, st, now
+			escID, escStep, escAt, escIdx = rec.ID, st, now, len(s.recs)-1
 		}
+	}
+	if m == modeOutOfScope || m == modeScopeGrowth {
+		now = g.fail.extraStep(g, s, &sc, m, now, planID)
 	}
 
 	// The critic reviews the executor's work.
@@ -156,6 +172,12 @@ func (g *Generator) build(s *session, at time.Duration) {
 			lineage.Action{Type: escStep.action, Target: sc.target(escStep)}, dec, escStep.ctx,
 			escStep.safeguards, []string{"human-in-the-loop"})
 		rec.HumanOversight = ho
+		if g.fail != nil {
+			m = g.fail.oversight(s, &sc, m, escIdx, escAt)
+		}
+	}
+	if m != modeNone {
+		g.fail.apply(s, &sc, c, m)
 	}
 }
 
@@ -194,7 +216,7 @@ func (g *Generator) add(s *session, sc *sessionCtx, at time.Duration, role strin
 		},
 		PolicyContext: sc.policyContext(ctx),
 		ParentID:      parent,
-		Trace:         &lineage.Trace{TraceID: sc.traceID, SpanID: g.hexID(1)},
+		Trace:         &lineage.Trace{TraceID: sc.traceID, SpanID: g.hexID(sc.spans, 1)},
 		AISystem:      &system,
 		Safeguards:    append(append(make([]string, 0, len(safeguards)+len(extra)), safeguards...), extra...),
 	})
@@ -244,13 +266,13 @@ func (g *Generator) pickTenant() *tenant {
 	return g.tenants[min(i, len(g.tenants)-1)]
 }
 
-// hexID returns words random 64-bit words as lowercase hex, never all zero (W3C Trace Context
-// forbids all-zero trace and span ids).
-func (g *Generator) hexID(words int) string {
+// hexID returns words random 64-bit words from r as lowercase hex, never all zero (W3C Trace
+// Context forbids all-zero trace and span ids).
+func (g *Generator) hexID(r *rand.Rand, words int) string {
 	b := g.buf[:0]
 	zero := true
 	for i := 0; i < words; i++ {
-		x := g.rng.Uint64()
+		x := r.Uint64()
 		if i == words-1 && zero && x == 0 {
 			x = 1
 		}
@@ -261,9 +283,9 @@ func (g *Generator) hexID(words int) string {
 	return string(b)
 }
 
-// uuid returns a random (version 4) UUID, the usual form of a JWT "jti".
-func (g *Generator) uuid() string {
-	hi, lo := g.rng.Uint64(), g.rng.Uint64()
+// uuid returns a random (version 4) UUID drawn from r, the usual form of a JWT "jti".
+func (g *Generator) uuid(r *rand.Rand) string {
+	hi, lo := r.Uint64(), r.Uint64()
 	hi = hi&^0xf000 | 0x4000
 	lo = lo&^(3<<62) | 2<<62
 	b := appendHex(g.buf[:0], hi>>32, 8)
