@@ -32,8 +32,10 @@ import (
 type API struct {
 	Log   ledger.Log
 	Store index.Store
-	// Findings, when set, serves GET /v1/findings (findings_api.go).
-	Findings findings.Store
+	// Findings, when set, serves GET /v1/findings (findings_api.go); FindingsPosition, when
+	// set, is reported by /healthz as findings_position (log entries the findings reflect).
+	Findings         findings.Store
+	FindingsPosition func() uint64
 	// Verifier is the log's public key in note verifier format.
 	Verifier string
 	// Rotations are the signed statements linking Verifier to the log's earlier keys, oldest
@@ -187,6 +189,9 @@ func (a *API) health(c *gin.Context) {
 		return
 	}
 	out := gin.H{"status": "ok", "index_position": pos}
+	if a.FindingsPosition != nil {
+		out["findings_position"] = a.FindingsPosition()
+	}
 	if cp, err := a.Log.Checkpoint(c); err == nil {
 		out["checkpoint_size"] = cp.Size
 	} else if !errors.Is(err, ledger.ErrNotFound) {

@@ -127,7 +127,7 @@ func TestExternalNATSWithTLSAndPassword(t *testing.T) {
 		t.Fatal("a NATS password appears in the logs")
 	}
 	recs := demo.Generate(demo.Options{Seed: 43}, 30)
-	cmd := exec.Command(bins.lineagectl, "publish", "--nats-url", url, "--nats-user", "gw", "--nats-tls-ca", caFile, "--demo", "30", "--seed", "43")
+	cmd := exec.Command(bins.lineagectl, "publish", "--nats-url", url, "--nats-user", "gw", "--nats-tls-ca", caFile, "--demo", "30", "--seed", "43", "--failure-modes=false")
 	cmd.Env = append(os.Environ(), "LINEAGE_NATS_PASSWORD=s3cret-gw")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("publish over TLS with a password: %v\n%s", err, out)

@@ -71,6 +71,9 @@ func serve(ctx context.Context, g *errgroup.Group, c Config, st *stores, w *work
 		AllowedHosts: allowedHosts(c), AllowedOrigins: c.HTTPAllowedOrigins, MaxInflightBytes: c.HTTPMaxInflightBytes,
 		MaxRequestBody: ingest.DefaultMaxBody, InflightWait: c.HTTPInflightWait, Registerer: st.reg,
 		UI: web.Handler(), Login: login}
+	if w.findings != nil {
+		api.FindingsPosition = w.findings.Position
+	}
 	srv, ln, err := newHTTPServer(c, api.Handler(), st.reg)
 	if err != nil {
 		return "", nil, err
