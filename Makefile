@@ -13,12 +13,13 @@ deps:
 	@scripts/deps.sh
 
 ## test-deps: the servers the tests start for real, from Debian packages: MariaDB (Trillian's
-## storage), ClickHouse and Chromium (the browser tests). Trillian itself and the test OpenID
-## provider are built from the pinned Go modules by the tests.
+## storage), ClickHouse, Chromium (the browser tests) and promtool (the alerting rules).
+## Trillian itself and the test OpenID provider are built from the pinned Go modules by the tests.
 test-deps:
 	@scripts/deps-trillian.sh
 	@scripts/deps-clickhouse.sh
 	@scripts/deps-chromium.sh
+	@scripts/deps-promtool.sh
 
 build: deps
 	$(GO) build -o $(BIN)/lineaged ./cmd/lineaged

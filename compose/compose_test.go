@@ -6,6 +6,8 @@ package compose
 
 import (
 	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -62,5 +64,26 @@ func TestComposeMatchesTheBinaries(t *testing.T) {
 	}
 	if service.MaxNATSPayload != 139264 || !strings.Contains(string(conf), "max_payload: 139264") {
 		t.Error("nats.conf max_payload must be 2 x (64 KiB + 4 KiB), as service.MaxNATSPayload")
+	}
+}
+
+// TestAlertRulesAreValid runs Debian's promtool (scripts/deps-promtool.sh installs it) on the
+// alerting rules: valid YAML, valid PromQL, every rule well formed. That each metric they name
+// is served by lineaged is checked by internal/e2e/findings_test.go.
+func TestAlertRulesAreValid(t *testing.T) {
+	if out, err := exec.Command("../scripts/deps-promtool.sh").CombinedOutput(); err != nil {
+		t.Fatalf("deps-promtool.sh: %v\n%s", err, out)
+	}
+	out, err := exec.Command("promtool", "check", "rules", "prometheus/alerts.yml").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "SUCCESS") {
+		t.Fatalf("promtool check rules: %v\n%s", err, out)
+	}
+	// A broken rule is caught (the check is not a no-op).
+	bad := filepath.Join(t.TempDir(), "bad.yml")
+	if err := os.WriteFile(bad, []byte("groups:\n  - name: x\n    rules:\n      - alert: X\n        expr: rate(lineage_findings_total[5m]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("promtool", "check", "rules", bad).CombinedOutput(); err == nil {
+		t.Fatalf("promtool accepted a broken rule:\n%s", out)
 	}
 }

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -116,6 +118,17 @@ func findingsWalkthrough(t *testing.T, extra ...string) {
 	for _, k := range findings.Kinds {
 		if !strings.Contains(metrics, `lineage_findings_total{kind="`+string(k.Kind)+`"`) {
 			t.Errorf("/metrics has no lineage_findings_total for %s", k.Kind)
+		}
+	}
+
+	// Every metric the alerting rules name is served.
+	rules, err := os.ReadFile(filepath.Join("..", "..", "compose", "prometheus", "alerts.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range regexp.MustCompile(`lineage_[a-z_]+`).FindAllString(string(rules), -1) {
+		if !strings.Contains(metrics, "\n"+name) {
+			t.Errorf("compose/prometheus/alerts.yml names %s, which /metrics does not serve", name)
 		}
 	}
 
