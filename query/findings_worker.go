@@ -33,8 +33,9 @@ type FindingsWorker struct {
 	// (the publisher's wake-up).
 	Changed func([]findings.Change)
 
-	position atomic.Uint64
-	engine   *findings.Engine
+	position   atomic.Uint64
+	truncatedN atomic.Uint64    // the engine's Truncated, for the metric
+	engine     *findings.Engine // used by Step only
 
 	mu      sync.Mutex
 	queue   []index.Batch
@@ -76,12 +77,7 @@ func NewFindingsWorker(ctx context.Context, l ledger.Log, s findings.Store, ix *
 	w.errs = prometheus.NewCounter(prometheus.CounterOpts{Name: "lineage_findings_errors_total", Help: "Failed findings batches (retried; see the log)."})
 	w.truncated = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "lineage_findings_state_truncated",
 		Help: "Keys the findings engine did not track because a tenant's state was full (since start)."}, func() float64 {
-		w.mu.Lock()
-		defer w.mu.Unlock()
-		if w.engine == nil {
-			return 0
-		}
-		return float64(w.engine.Truncated)
+		return float64(w.truncatedN.Load())
 	})
 	for _, k := range findings.Kinds {
 		w.occurrences.WithLabelValues(string(k.Kind))
@@ -241,6 +237,7 @@ func (w *FindingsWorker) apply(ctx context.Context, from, to uint64, entries []i
 		occ = e.Observe(en.Index, en.Record, en.Time, occ)
 	}
 	occ = e.EndBatch(occ)
+	w.truncatedN.Store(e.Truncated)
 	state, err := e.TakeDirty()
 	if err == nil {
 		var ch []findings.Change
