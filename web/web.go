@@ -47,7 +47,7 @@ var embedded embed.FS
 // the page.
 var views = map[string]bool{
 	"": true, "search": true, "users": true, "agents": true, "actions": true, "policies": true,
-	"records": true, "log": true, "exports": true, "quarantine": true, "settings": true,
+	"records": true, "findings": true, "log": true, "exports": true, "quarantine": true, "settings": true,
 }
 
 // asset is one embedded file, ready to serve.

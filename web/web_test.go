@@ -25,6 +25,8 @@ func TestHandler(t *testing.T) {
 		{"/ui/", "", http.StatusOK, "text/html; charset=utf-8"},
 		{"/ui/users/alice%40example.com?tenant=acme", "", http.StatusOK, "text/html; charset=utf-8"},
 		{"/ui/agents/spiffe:%2F%2Fa%2Fb", "", http.StatusOK, "text/html; charset=utf-8"},
+		{"/ui/findings?tenant=acme&severity=high&sel=0123", "", http.StatusOK, "text/html; charset=utf-8"},
+		{"/ui/js/views/findings.js", "", http.StatusOK, "text/javascript; charset=utf-8"},
 		{"/ui/js/app.js", "", http.StatusOK, "text/javascript; charset=utf-8"},
 		{"/ui/js/verify.js", "", http.StatusOK, "text/javascript; charset=utf-8"},
 		{"/ui/css/app.css", "", http.StatusOK, "text/css; charset=utf-8"},

@@ -829,6 +829,34 @@ func answerVectors(t testing.TB, vs *vectors, tl *testLog) {
 		tree.Agents = append([]*verify.AgentNode{tree.Agents[0]}, tree.Agents[2:]...)
 	}
 	add(answerVector{Name: "user tree", Kind: "users", Subject: user, Expect: "ok", Actions: okAll(all)}, &verify.UserLineage{Answer: head, UserTree: tree})
+
+	// A findings answer (verify/findings.go): its actions are its findings' evidence records; an
+	// evidence the index no longer holds comes without a record and is not checked.
+	tenant := head.Tenant
+	findingsAnswer := func(h verify.Answer, ns []*verify.ActionNode) *verify.Findings {
+		f := &verify.FindingNode{ID: "f-1", Tenant: h.Tenant, Kind: "static_credential", Severity: "high", Key: "no-delegation:" + agent,
+			Agent: agent, Count: uint64(len(ns) + 1), Explanation: "Agent " + agent + " acted without a delegation token."}
+		for _, n := range ns {
+			f.Evidence = append(f.Evidence, &verify.EvidenceNode{ID: n.ID, LogIndex: n.LogIndex, Note: "no delegation token", Record: n})
+		}
+		f.Evidence = append(f.Evidence, &verify.EvidenceNode{ID: "expired-record", LogIndex: 3, Missing: "not in the index"})
+		return &verify.Findings{Answer: h, Findings: []*verify.FindingNode{f, {ID: "f-2", Tenant: h.Tenant, Kind: "credential_rotation", Severity: "medium", Key: agent}}}
+	}
+	add(answerVector{Name: "findings", Kind: "findings", Subject: tenant, Expect: "ok", Actions: okAll(nodes)}, findingsAnswer(head, nodes))
+	ns := clone()
+	ns[2].Action.Target += "x"
+	want := okAll(ns)
+	want[ns[2].ID] = "leaf-mismatch"
+	add(answerVector{Name: "findings evidence record changed", Kind: "findings", Subject: tenant, Expect: "ok", Actions: want}, findingsAnswer(head, ns))
+	fa := findingsAnswer(head, clone())
+	fa.Findings[0].Evidence[1].ID = nodes[0].ID
+	add(answerVector{Name: "findings evidence names another record", Kind: "findings", Subject: tenant, Expect: "fail", Reason: "evidence-mismatch"}, fa)
+	fa = findingsAnswer(head, clone())
+	fa.Findings[0].Evidence[1].LogIndex++
+	add(answerVector{Name: "findings evidence at another index", Kind: "findings", Subject: tenant, Expect: "fail", Reason: "evidence-mismatch"}, fa)
+	fa = findingsAnswer(head, clone())
+	fa.Findings[1].Tenant = "other-bank"
+	add(answerVector{Name: "finding of another tenant", Kind: "findings", Subject: tenant, Expect: "fail", Reason: "wrong-tenant"}, fa)
 }
 
 func monitorVectors(t testing.TB, vs *vectors, tl *testLog) {

@@ -7,6 +7,7 @@ import { current, href, navigate, setNavigateHandler, FILTERS } from "./nav.js";
 import { loadVerifier, loadTrust, renderTrust } from "./trust.js";
 import { userView, agentView, chainView, policyView } from "./views/lineage.js";
 import { recordView } from "./views/record.js";
+import { findingsView } from "./views/findings.js";
 import { logView, exportsView, quarantineView, settingsView } from "./views/admin.js";
 import { heading } from "./views/common.js";
 import { initSession } from "./views/login.js";
@@ -24,7 +25,7 @@ function searchView(m) {
 
 const routes = {
   search: searchView, users: userView, agents: agentView, actions: chainView, policies: policyView,
-  records: recordView, log: logView, exports: exportsView, quarantine: quarantineView,
+  records: recordView, findings: findingsView, log: logView, exports: exportsView, quarantine: quarantineView,
   settings: (m, st) => settingsView(m, st, render),
 };
 

@@ -482,6 +482,33 @@ function actionNodes(answer) {
   return out;
 }
 
+// findingsEvidence lists the evidence records of a findings answer (GET /v1/findings) after the
+// checks findingsNodes in verify/findings.go makes: every finding is the answer's tenant's, and
+// every evidence record is the record its evidence names, at the log index it names. An answer
+// without findings has none. Throws VerifyError: 'malformed', 'wrong-tenant', 'evidence-mismatch'.
+function findingsEvidence(answer) {
+  if (answer.findings == null) return [];
+  if (!Array.isArray(answer.findings)) fail('malformed', 'findings is not a list');
+  const out = [];
+  for (const f of answer.findings) {
+    if (!isObject(f)) fail('malformed', 'a finding is not an object');
+    if (f.tenant !== answer.tenant) fail('wrong-tenant', `finding ${f.id} belongs to tenant ${f.tenant}, not ${answer.tenant}`);
+    if (f.evidence == null) continue;
+    if (!Array.isArray(f.evidence)) fail('malformed', `finding ${f.id}: evidence is not a list`);
+    for (const e of f.evidence) {
+      if (!isObject(e)) fail('malformed', `finding ${f.id}: evidence is not an object`);
+      if (e.record == null) continue; // missing (retention, or beyond the checkpoint): nothing to verify
+      if (!isObject(e.record)) fail('malformed', `finding ${f.id}: evidence record is not an object`);
+      // Go reads an absent index as 0.
+      if (e.record.id !== e.id || (e.record.log_index ?? 0) !== (e.log_index ?? 0)) {
+        fail('evidence-mismatch', `finding ${f.id}: evidence ${e.id} at ${e.log_index} carries record ${e.record.id} at ${e.record.log_index}`);
+      }
+      out.push(e.record);
+    }
+  }
+  return out;
+}
+
 // verifyNode checks one action as verifyNode in verify/answer.go does: a proof, a canonical leaf
 // included at log_index, fields exactly the leaf record's, and the answer's tenant.
 async function verifyNode(node, tenant, checkpoint) {
@@ -508,8 +535,10 @@ async function verifyNode(node, tenant, checkpoint) {
 }
 
 /**
- * verifyAnswerActions checks a lineage answer (GET /v1/lineage/{kind}/{subject}): its checkpoint
- * once (VerifyError thrown if it fails, or if checkpoint_size is not the signed size), then every
+ * verifyAnswerActions checks a lineage answer (GET /v1/lineage/{kind}/{subject}) or a findings
+ * answer (GET /v1/findings, whose actions are the evidence records): its checkpoint once
+ * (VerifyError thrown if it fails, if checkpoint_size is not the signed size, or if a finding
+ * is another tenant's or names other evidence than the record it carries), then every
  * action's leaf and inclusion proof. Returns Map(action id → {ok: true, record, index} |
  * {ok: false, reason, message}); an id that appears twice keeps a failure.
  */
@@ -519,7 +548,7 @@ export async function verifyAnswerActions(answer, key) {
   if (!Number.isSafeInteger(answer.checkpoint_size) || BigInt(answer.checkpoint_size) !== checkpoint.size) {
     fail('size-mismatch', `answer says checkpoint size ${answer.checkpoint_size}, the signed checkpoint ${checkpoint.size}`);
   }
-  const nodes = actionNodes(answer);
+  const nodes = [...actionNodes(answer), ...findingsEvidence(answer)];
   const results = await Promise.all(
     nodes.map((n) =>
       verifyNode(n, answer.tenant, checkpoint).catch((e) => ({

@@ -443,7 +443,7 @@ export async function chainView(main, st) {
   };
   const p = ans.authorized_by || {};
   const d = ans.delegation;
-  main.append(
+  append(main, // skips the absent parts (the DOM's own append would show them as "null")
     ans.complete ? null : el("p", { class: "warn", role: "status" }, "The chain is incomplete: a parent it names is not in the log (or not visible to you)."),
     flagsList(ans.flags),
     section("Authorized by", kv([["person", link(p.id, "users", p.id, { tenant })], ["issuer", externalLink(p.issuer)]])),
