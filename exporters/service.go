@@ -21,6 +21,7 @@ import (
 	"github.com/lineage-audit/lineage/exporters/report"
 	"github.com/lineage-audit/lineage/internal/atomicfile"
 	"github.com/lineage-audit/lineage/ledger"
+	"github.com/lineage-audit/lineage/query/findings"
 	"github.com/lineage-audit/lineage/verify"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/mod/sumdb/note"
@@ -48,6 +49,9 @@ type Config struct {
 	// Exporter tuning (ChunkSize, GapDays, Generator); its Log, Signer and Verifier are set
 	// from the fields above.
 	Exporter report.Exporter
+	// Findings is the per-tenant findings configuration (lineaged --findings-config), so the
+	// reports' agent-identity findings are those GET /v1/findings serves (nil: the defaults).
+	Findings *findings.Configs
 
 	// now and after are the clock, replaced in tests.
 	now   func() time.Time
@@ -142,6 +146,9 @@ func NewService(c Config) (*Service, error) {
 	}
 	exp := c.Exporter
 	exp.Log, exp.Signer, exp.Verifier, exp.Now = c.Log, c.Signer, c.Verifier, c.now
+	if c.Findings != nil {
+		exp.Findings = c.Findings
+	}
 	s := &Service{c: c, exp: &exp, log: c.Logger, jobs: map[string]*Job{}, queue: make(chan *Job, c.QueueSize)}
 	if c.ScheduleFile != "" {
 		entries, err := LoadSchedule(c.ScheduleFile)

@@ -19,6 +19,7 @@ import (
 	lineage "github.com/lineage-audit/lineage"
 	"github.com/lineage-audit/lineage/exporters/report"
 	"github.com/lineage-audit/lineage/query/auth"
+	"github.com/lineage-audit/lineage/query/findings"
 	"github.com/lineage-audit/lineage/verify"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -413,5 +414,43 @@ func TestSchedulePeriods(t *testing.T) {
 		if !from.Equal(f) || !to.Equal(tt) {
 			t.Errorf("%s at %s: %s – %s, want %s – %s", period, at, from, to, f, tt)
 		}
+	}
+}
+
+// TestServiceFindingsConfig checks that the service's findings configuration (lineaged's
+// --findings-config) is the one its reports' agent-identity findings follow.
+func TestServiceFindingsConfig(t *testing.T) {
+	r := getRig(t)
+	var kinds []string
+	for _, k := range findings.Kinds {
+		kinds = append(kinds, `"`+string(k.Kind)+`"`)
+	}
+	off, err := findings.ParseConfig([]byte(`{"tenants":{"acme-bank":{"disabled":[` + strings.Join(kinds, ",") + `]}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	identity := func(cfg *findings.Configs) []report.IdentityFinding {
+		sr := startService(t, r, t.TempDir(), func(c *Config) { c.Findings = cfg })
+		code, b := sr.do(t, "acme-compliance", "POST", "/v1/exports", juneBody)
+		if code != http.StatusAccepted {
+			t.Fatalf("POST: %d %s", code, b)
+		}
+		var j Job
+		json.Unmarshal(b, &j)
+		if j = sr.wait(t, "acme-compliance", j.ID); j.Status != StatusSucceeded {
+			t.Fatalf("job %+v", j)
+		}
+		code, b = sr.do(t, "acme-compliance", "GET", "/v1/exports/"+j.ID+"/files/report.json", "")
+		var doc report.Document
+		if err := json.Unmarshal(b, &doc); code != 200 || err != nil {
+			t.Fatalf("report.json: %d %v", code, err)
+		}
+		return doc.IdentityFindings
+	}
+	if fs := identity(nil); len(fs) == 0 {
+		t.Fatal("the default configuration finds nothing in the realistic traffic: the test cannot tell the configurations apart")
+	}
+	if fs := identity(off); len(fs) != 0 {
+		t.Fatalf("every kind is disabled for the tenant, yet the report lists %d findings, the first %s %s", len(fs), fs[0].Kind, fs[0].ID)
 	}
 }

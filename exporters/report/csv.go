@@ -40,6 +40,11 @@ func decisionCells(r *DecisionRow, c []string) []string {
 	)
 }
 
+var identityFindingHeader = []string{
+	"finding_id", "severity", "kind", "title", "agent", "user", "count", "first_time", "last_time", "explanation",
+	"log_index", "record_id", "evidence_time", "note",
+}
+
 var useHeader = []string{
 	"use_id", "use_kind", "ai_system", "start", "end", "duration_seconds", "users", "reviewers", "oversight",
 	"agents", "models", "actions", "targets", "truncated", "records", "allow", "deny", "modify", "escalate",
@@ -237,6 +242,16 @@ func writeSmallTables(st *staging, h *Header) ([]TableInfo, error) {
 		rows = append(rows, []string{r.Severity, r.Code, r.Message, j(r.Items)})
 	}
 	ts = append(ts, tbl{"findings", []string{"severity", "code", "message", "items"}, rows})
+	// One row per evidence record, so that the verifier checks each cited record is in the
+	// bundle (its log_index column); the finding's columns repeat on each of its rows.
+	rows = nil
+	for _, f := range h.IdentityFindings {
+		for _, e := range f.Evidence {
+			rows = append(rows, []string{f.ID, f.Severity, f.Kind, f.Title, f.Agent, f.User, u(f.Count), f.FirstTime, f.LastTime, f.Explanation,
+				u(e.LogIndex), e.RecordID, e.Time, e.Note})
+		}
+	}
+	ts = append(ts, tbl{"identity_findings", identityFindingHeader, rows})
 
 	var infos []TableInfo
 	for _, t := range ts {

@@ -11,8 +11,10 @@
 // It reads the log (ledger.Log), never the index, so a report is the same on every index
 // driver and provably complete (the scan re-derives the checkpoint's root from every entry).
 // Exporter.Export does one export into a directory, from a checkpoint it pins: the scan
-// (scan.go), the aggregates (aggregate.go, uses.go), the inclusion proofs (prover.go), the
-// report files (export.go, csv.go, html.go) and the bundle (bundle.go). It keeps no job state
-// and links no HTTP framework, metrics or server driver (deps_test.go): the export service
-// that runs it on demand and on a schedule is package exporters.
+// (scan.go), the aggregates (aggregate.go, uses.go), the agent-identity findings of the period
+// from the detection engine lineaged runs live (identity.go, package query/findings), the
+// inclusion proofs (prover.go), the report files (export.go, csv.go, html.go) and the bundle
+// (bundle.go). It keeps no job state and links no HTTP framework, metrics or server driver
+// (deps_test.go): the export service that runs it on demand and on a schedule is package
+// exporters.
 package report

@@ -14,6 +14,7 @@ import (
 
 	"github.com/lineage-audit/lineage/internal/atomicfile"
 	"github.com/lineage-audit/lineage/ledger"
+	"github.com/lineage-audit/lineage/query/findings"
 	"github.com/lineage-audit/lineage/verify"
 	"golang.org/x/mod/sumdb/note"
 )
@@ -33,6 +34,9 @@ type Exporter struct {
 	// GapDays is the shortest run of days without records reported as a retention gap
 	// (default 7: a quiet weekend is not a gap, a missing week is).
 	GapDays int
+	// Findings configures the agent-identity findings per tenant, as lineaged's
+	// --findings-config does for the live findings (nil: findings.Default for every tenant).
+	Findings *findings.Configs
 	// Generator names the software in reports (default "lineage").
 	Generator string
 	// Now is the clock (default time.Now).
@@ -82,13 +86,15 @@ type Result struct {
 	Scanned    uint64
 	Summary    Summary
 	Findings   []Finding
+	// IdentityFindings counts the agent-identity findings of the report.
+	IdentityFindings int
 }
 
 // Export runs one export into dir (created; it must not hold an earlier export). It pins the
 // latest signed checkpoint, reads every entry below it, and writes the report files and the
 // evidence bundle. Memory stays bounded whatever the log's size: rows go to files as they are
-// produced, and only per-person, per-agent, per-model, per-policy and per-day aggregates are
-// kept.
+// produced, and only per-person, per-agent, per-model, per-policy and per-day aggregates, and
+// the findings engine's bounded state and findings (identity.go), are kept.
 func (e *Exporter) Export(ctx context.Context, req Request, dir string, run Run) (res *Result, err error) {
 	if err := req.Validate(); err != nil {
 		return nil, err
@@ -119,6 +125,7 @@ func (e *Exporter) Export(ctx context.Context, req Request, dir string, run Run)
 		st:     &staging{root: filepath.Join(work, "bundle")},
 		tmp:    filepath.Join(work, "tmp"),
 		agg:    newAggregator(req.Kind),
+		ident:  newIdentityAgg(e.Findings, req),
 		needle: []byte(`"tenant":"` + req.Tenant + `"`),
 	}
 	if err := os.MkdirAll(x.tmp, 0o755); err != nil {
@@ -229,6 +236,8 @@ func (x *exportRun) finish(ctx context.Context) (*Result, error) {
 		return nil, err
 	}
 	h := x.header()
+	x.ident.truncated(x.agg.truncated)
+	h.IdentityFindings = x.ident.rows()
 	x.agg.fill(h, x.gapDays())
 	small, err := writeSmallTables(x.st, h)
 	if err != nil {
@@ -267,6 +276,7 @@ func (x *exportRun) finish(ctx context.Context) (*Result, error) {
 	res := &Result{
 		ID: x.run.ID, Dir: x.dir, Bundle: bundle, BundleSHA256: hex.EncodeToString(sum[:]), BundleSize: size,
 		Checkpoint: x.cp, Records: x.records.n, Scanned: x.scanned, Summary: h.Summary, Findings: h.Findings,
+		IdentityFindings: len(h.IdentityFindings),
 	}
 	// The loose report files are the staged ones, moved (same file system) rather than copied.
 	for _, f := range m.Files {

@@ -224,10 +224,32 @@ func checkCommon(t *testing.T, r *rig, req Request, res *Result, doc *Document, 
 	if err != nil {
 		t.Fatalf("bundle does not verify: %v", err)
 	}
-	if rep.Records != s.Records || !rep.ManifestSigned || rep.Checkpoint == nil || rep.Citations != s.Records+uint64(want.oversight+want.denies) {
-		t.Errorf("verify report: records %d citations %d signed %v; want %d and %d", rep.Records, rep.Citations, rep.ManifestSigned, s.Records, s.Records+uint64(want.oversight+want.denies))
+	// Every table row citing a record resolves: decisions, oversight events, denies and the
+	// identity findings' evidence.
+	citations := s.Records + uint64(want.oversight+want.denies) + uint64(evidenceRows(doc))
+	if rep.Records != s.Records || !rep.ManifestSigned || rep.Checkpoint == nil || rep.Citations != citations {
+		t.Errorf("verify report: records %d citations %d signed %v; want %d and %d", rep.Records, rep.Citations, rep.ManifestSigned, s.Records, citations)
+	}
+	// The identity findings cite only records in scope, and count what they cite.
+	for _, f := range doc.IdentityFindings {
+		if len(f.Evidence) == 0 || f.Count < uint64(len(f.Evidence)) || f.Title == "" || f.Explanation == "" {
+			t.Errorf("identity finding %+v", f)
+		}
+		for _, e := range f.Evidence {
+			if !want.ids[e.RecordID] {
+				t.Errorf("identity finding %s (%s) cites %s, which is not in the export's scope", f.ID, f.Kind, e.RecordID)
+			}
+		}
 	}
 	return want
+}
+
+func evidenceRows(doc *Document) int {
+	n := 0
+	for _, f := range doc.IdentityFindings {
+		n += len(f.Evidence)
+	}
+	return n
 }
 
 func findingCodes(doc *Document) []string {

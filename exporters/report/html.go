@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	lineage "github.com/lineage-audit/lineage"
 )
 
 // The HTML report is one self-contained file (inline CSS, inline SVG, no scripts, no external
@@ -35,6 +37,8 @@ var tmpl = template.Must(template.New("report").Funcs(template.FuncMap{
 		}
 		return fmt.Sprintf("%.1f%%", 100*float64(part)/float64(whole))
 	},
+	"minus":     func(a, b int) int { return a - b },
+	"printable": lineage.Printable,
 	"agentName": agentName,
 	"span":      span,
 	"cap": func(n int, rows any) any {
@@ -48,6 +52,10 @@ var tmpl = template.Must(template.New("report").Funcs(template.FuncMap{
 		case []PolicyRow:
 			return r[:min(n, len(r))]
 		case []SafeguardRow:
+			return r[:min(n, len(r))]
+		case []IdentityFinding:
+			return r[:min(n, len(r))]
+		case []IdentityEvidence:
 			return r[:min(n, len(r))]
 		}
 		return rows
@@ -63,6 +71,10 @@ var tmpl = template.Must(template.New("report").Funcs(template.FuncMap{
 		case []PolicyRow:
 			return len(r)
 		case []SafeguardRow:
+			return len(r)
+		case []IdentityFinding:
+			return len(r)
+		case []IdentityEvidence:
 			return len(r)
 		}
 		return 0

@@ -42,7 +42,11 @@ type Header struct {
 	Integrity Integrity `json:"integrity"`
 	Summary   Summary   `json:"summary"`
 	Findings  []Finding `json:"findings"`
-	Retention Retention `json:"retention"`
+	// IdentityFindings are the agent-identity findings of the period (identity.go): the same
+	// detection engine lineaged runs live behind GET /v1/findings, restricted to evidence
+	// records in the export's scope.
+	IdentityFindings []IdentityFinding `json:"identity_findings"`
+	Retention        Retention         `json:"retention"`
 
 	AISystems  []AISystemRow  `json:"ai_systems"`
 	Persons    []PersonRow    `json:"persons"`
@@ -121,6 +125,40 @@ type Finding struct {
 	Message  string `json:"message"`
 	// Items names examples (record ids, agent ids, days), at most 20.
 	Items []string `json:"items,omitempty"`
+}
+
+// IdentityFinding is a finding of the agent-identity detection engine (query/findings: static
+// service credential, inferred identity, shared agent identifier, delegation misuse,
+// out-of-scope action, privilege escalation over time, missing oversight, credential not
+// rotated), aggregated over the occurrences whose evidence record is in the export's scope:
+// the tenant, the period and the AI system when the export names one. Count, FirstTime and
+// LastTime cover those occurrences only; the live finding (GET /v1/findings/{id}, same ID) may
+// have more outside the period.
+type IdentityFinding struct {
+	// ID is the finding's id as the query API names it: stable for (tenant, kind, key).
+	ID       string `json:"id"`
+	Kind     string `json:"kind"`
+	Title    string `json:"title"`
+	Pillar   string `json:"pillar"`
+	Severity string `json:"severity"` // "high", "medium" or "info"
+	Agent    string `json:"agent,omitempty"`
+	User     string `json:"user,omitempty"`
+	// Explanation says in plain words what the evidence shows (the latest occurrence's).
+	Explanation string `json:"explanation"`
+	Count       uint64 `json:"count"`
+	FirstTime   string `json:"first_time"`
+	LastTime    string `json:"last_time"`
+	// Evidence are the records that show it, each in the bundle with its inclusion proof: the
+	// first 19 occurrences and the latest one (query/findings.MaxEvidence).
+	Evidence []IdentityEvidence `json:"evidence"`
+}
+
+// IdentityEvidence is one record supporting an IdentityFinding.
+type IdentityEvidence struct {
+	LogIndex uint64 `json:"log_index"`
+	RecordID string `json:"record_id"`
+	Time     string `json:"time"`
+	Note     string `json:"note,omitempty"`
 }
 
 // Retention is the Art. 19 / 26(6) coverage: what the log holds for the tenant (and AI system,

@@ -50,6 +50,7 @@ type exportRun struct {
 	prover                        *prover
 	evidence                      *evidenceTemp
 	agg                           *aggregator
+	ident                         *identityAgg
 	uses                          *useGrouper
 	records                       *recordsWriter
 	decisions, oversight, denies  *streamTable
@@ -105,6 +106,9 @@ func (x *exportRun) scan(ctx context.Context) error {
 				return err
 			}
 		}
+		if err := x.ident.endBatch(); err != nil {
+			return err
+		}
 		x.scanned = start + n
 		x.progress("scan")
 	}
@@ -132,7 +136,17 @@ func (x *exportRun) entry(idx uint64, entry []byte) error {
 	if env.Record.Tenant != x.req.Tenant {
 		return nil
 	}
-	return x.visit(idx, entry, env)
+	if err := x.visit(idx, entry, env); err != nil {
+		return err
+	}
+	// Every record of the tenant goes to the findings engine, Lineage's own export records
+	// too, as in the live run (query/findings_worker.go): they advance the tenant's record
+	// time, which closes review windows. An entry whose time does not parse is skipped, as the
+	// live run skips it (DecodeEntry in query/indexer.go).
+	if t, err := env.Record.ParsedTime(); err == nil {
+		return x.ident.observe(idx, env.Record, t)
+	}
+	return nil
 }
 
 // writeRecords writes the records files: each cited entry with its inclusion proof, checked
@@ -209,6 +223,7 @@ func (x *exportRun) visit(idx uint64, entry []byte, env *lineage.Envelope) error
 	// The entry goes into the bundle with its inclusion proof, built once the whole tree has
 	// been read (prover.go).
 	x.prover.cite(idx)
+	x.ident.cite(idx)
 	return x.evidence.add(idx, rec.ID, entry)
 }
 
