@@ -226,6 +226,8 @@ func openFindings(ctx context.Context, ix index.Store) (findings.Store, error) {
 	switch s := ix.(type) {
 	case *sqlite.Store:
 		return s.Findings(ctx)
+	case *clickhouse.Store:
+		return s.Findings(ctx)
 	}
 	return nil, fmt.Errorf("service: the %T index has no findings store (start with --findings=false)", ix)
 }

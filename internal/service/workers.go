@@ -52,17 +52,18 @@ func startWorkers(ctx, gctx context.Context, g *errgroup.Group, c Config, st *st
 		return nil, nil, err
 	}
 	cs.add(spawn(g, context.WithoutCancel(ctx), "indexer", w.indexer.Run))
-	if st.findings != nil {
-		var cfg *findings.Configs
-		if c.FindingsConfig != "" {
-			data, err := ledger.ReadFileLimit(c.FindingsConfig, findings.MaxConfigSize)
-			if err != nil {
-				return nil, nil, fmt.Errorf("service: --findings-config: %w", err)
-			}
-			if cfg, err = findings.ParseConfig(data); err != nil {
-				return nil, nil, fmt.Errorf("service: --findings-config %s: %w", c.FindingsConfig, err)
-			}
+	// The findings configuration serves the live findings and the exports' identity findings.
+	var cfg *findings.Configs
+	if c.FindingsConfig != "" {
+		data, err := ledger.ReadFileLimit(c.FindingsConfig, findings.MaxConfigSize)
+		if err != nil {
+			return nil, nil, fmt.Errorf("service: --findings-config: %w", err)
 		}
+		if cfg, err = findings.ParseConfig(data); err != nil {
+			return nil, nil, fmt.Errorf("service: --findings-config %s: %w", c.FindingsConfig, err)
+		}
+	}
+	if st.findings != nil {
 		if w.findings, err = query.NewFindingsWorker(ctx, st.log, st.findings, w.indexer, cfg, st.reg, log.With("component", "findings")); err != nil {
 			return nil, nil, err
 		}
@@ -139,6 +140,7 @@ func startWorkers(ctx, gctx context.Context, g *errgroup.Group, c Config, st *st
 			_, err = js.PublishMsg(ctx, ingest.RecordMsg(rec.Tenant, rec.ID, b))
 			return err
 		},
+		Findings:   cfg,
 		Registerer: st.reg, Logger: log.With("component", "exporter"),
 	}); err != nil {
 		return nil, nil, err

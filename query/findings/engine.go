@@ -20,6 +20,10 @@ const (
 	maxScopesTracked  = 64
 )
 
+// OwnSourceType is the source type of the records Lineage itself logs (an export run,
+// exporters/report/scan.go ExportSourceType): they are not agent actions and are not checked.
+const OwnSourceType = "lineage"
+
 // Engine detects findings in log order. It is not safe for concurrent use: one indexer feeds it.
 type Engine struct {
 	cfg     *Configs
@@ -125,7 +129,9 @@ func (e *Engine) room(ts *tenantState) bool {
 // the occurrences it shows to out. Records must come in log order; call EndBatch after each run
 // of them to close the windows the newest records passed.
 func (e *Engine) Observe(idx uint64, rec *lineage.Record, t time.Time, out []Occurrence) []Occurrence {
-	if rec == nil {
+	if rec == nil || rec.Source.Type == OwnSourceType {
+		// Lineage's own records (an export run) are not agent actions, and their wall-clock
+		// times must not move the tenant's record-time watermark.
 		return out
 	}
 	ts := e.tenant(rec.Tenant)
@@ -348,7 +354,9 @@ func (e *Engine) session(ts *tenantState, rec *lineage.Record, ev Evidence, out 
 	k := rec.User.ID + "\x00" + rec.Agent.ID
 	scopes := rec.Delegation.Scope
 	s := ts.sessions[k]
-	if s != nil && ev.Time.Sub(s.Last) > time.Duration(cfg.SessionGap) {
+	// A session ends once the tenant's newest record is more than the gap past its last one,
+	// the same rule EndBatch forgets sessions by, so where batches end does not matter.
+	if s != nil && ts.watermark.Sub(s.Last) > time.Duration(cfg.SessionGap) {
 		s = nil // a new session; the old one is replaced
 	}
 	if s == nil {
@@ -413,7 +421,10 @@ func (e *Engine) oversight(ts *tenantState, rec *lineage.Record, ev Evidence) {
 		}
 	}
 	if rec.HumanOversight != nil && rec.ParentID != "" {
-		if _, ok := ts.pending[rec.ParentID]; ok {
+		if p, ok := ts.pending[rec.ParentID]; ok && ts.watermark.After(p.Evidence.Time.Add(time.Duration(cfg.ReviewWindow))) {
+			// Late: the window closed (EndBatch reports the escalation by the same rule,
+			// whether or not it has run since), so the review does not settle it.
+		} else if ok {
 			delete(ts.pending, rec.ParentID)
 			ts.size--
 			e.touch(tenant, spacePending, rec.ParentID)
@@ -428,8 +439,10 @@ func (e *Engine) oversight(ts *tenantState, rec *lineage.Record, ev Evidence) {
 	}
 	w := time.Duration(cfg.OversightWindow)
 	start := ev.Time.Truncate(w)
-	if !start.Add(w).After(ts.watermark.Add(-w)) {
-		return // a window closed long ago; late records do not reopen it
+	if !ts.watermark.Before(start.Add(w)) {
+		// The window has closed (the tenant's newest record is past its end; EndBatch closes
+		// it by the same rule, whether or not it has run since): a late record does not count.
+		return
 	}
 	k := sys.ID + "\x00" + start.UTC().Format(time.RFC3339Nano)
 	win := ts.windows[k]

@@ -516,3 +516,99 @@ func TestMatch(t *testing.T) {
 		}
 	}
 }
+
+// TestBatchingDoesNotMatter: where EndBatch falls (after every record, every few, or once) does
+// not change the findings, so the live worker, a rebuild and an export agree. The stream has the
+// edges where it could: a review arriving just after its escalation's window closed, a record of
+// a high-risk system's window arriving after the window ended, a session continued after
+// another record passed its gap, and Lineage's own records with a far-future time.
+func TestBatchingDoesNotMatter(t *testing.T) {
+	cfg := mustConfig(t, `{"default":{"oversight_window":"1h","review_window":"30m","session_gap":"20m"}}`)
+	var recs []*lineage.Record
+	n := 0
+	add := func(at time.Duration, edit func(r *lineage.Record)) {
+		n++
+		r := rec(fmt.Sprint("r", n), at)
+		r.Delegation.IssuedAt = t0.Add(at - time.Minute).Format(time.RFC3339Nano)
+		r.Delegation.ExpiresAt = t0.Add(at + time.Hour).Format(time.RFC3339Nano)
+		if edit != nil {
+			edit(r)
+		}
+		recs = append(recs, r)
+	}
+	review := func(parent string) func(r *lineage.Record) {
+		return func(r *lineage.Record) {
+			r.ParentID = parent
+			r.HumanOversight = &lineage.HumanOversight{Reviewer: lineage.Person{ID: "rev@acme.example", Issuer: "https://login.acme.example/"}, Outcome: "approved"}
+		}
+	}
+	carol := func(r *lineage.Record) { r.User.ID = "carol@acme.example" }
+	for round := range 4 {
+		base := time.Duration(round) * 6 * time.Hour
+		// An escalation; another user's record passes its 30-minute window; then its review,
+		// dated inside the window, is logged: late.
+		add(base, func(r *lineage.Record) { r.Decision.Effect = lineage.EffectEscalate })
+		esc := recs[len(recs)-1].ID
+		add(base+31*time.Minute, carol)
+		add(base+25*time.Minute, review(esc))
+		// A session of alice with the agent; bob's record passes its 20-minute gap; then alice's
+		// record dated within the gap adds a scope: a new session, not growth.
+		add(base+40*time.Minute, nil)
+		add(base+65*time.Minute, func(r *lineage.Record) { r.User.ID = "bob@acme.example" })
+		add(base+55*time.Minute, func(r *lineage.Record) { r.Delegation.Scope = append(r.Delegation.Scope, "prod:deploy") })
+		// A high-risk system decides in the window [base+2h, base+3h); a record passes the
+		// window's end; then a review of that system dated inside it is logged: late.
+		high := func(r *lineage.Record) { r.AISystem = &lineage.AISystem{ID: "ais-credit", RiskClass: "high"} }
+		add(base+2*time.Hour+5*time.Minute, high)
+		add(base+3*time.Hour+time.Minute, carol)
+		add(base+2*time.Hour+50*time.Minute, func(r *lineage.Record) { high(r); review("none")(r) })
+		// Growth that is real (same session), and Lineage's own record with a far-future time.
+		add(base+4*time.Hour, nil)
+		add(base+4*time.Hour+5*time.Minute, func(r *lineage.Record) { r.Delegation.Scope = append(r.Delegation.Scope, "reports:read") })
+		add(400*24*time.Hour, func(r *lineage.Record) {
+			r.ID = fmt.Sprint("export-", round)
+			r.Source = lineage.Source{ID: "lineage-exporter", Type: OwnSourceType}
+			r.Delegation = nil
+		})
+	}
+	runEvery := func(k int) string {
+		e := NewEngine(cfg)
+		var occ []Occurrence
+		for i, r := range recs {
+			at, err := time.Parse(time.RFC3339Nano, r.Time)
+			if err != nil {
+				t.Fatal(err)
+			}
+			occ = e.Observe(uint64(i), r, at, occ)
+			if (i+1)%k == 0 {
+				occ = e.EndBatch(occ)
+			}
+		}
+		fs := aggregate(e.EndBatch(occ))
+		Sort(fs)
+		b, _ := json.Marshal(fs)
+		return string(b)
+	}
+	want := runEvery(len(recs) + 1)
+	for _, k := range []int{1, 2, 3, 5, 8, 13} {
+		if got := runEvery(k); got != want {
+			t.Fatalf("EndBatch every %d records:\n got %s\nwant %s", k, got, want)
+		}
+	}
+	var fs []Finding
+	json.Unmarshal([]byte(want), &fs)
+	kinds := map[Kind]int{}
+	for _, f := range fs {
+		kinds[f.Kind]++
+		for _, e := range f.Evidence {
+			if strings.HasPrefix(e.ID, "export-") {
+				t.Fatalf("Lineage's own record is evidence of %+v", f)
+			}
+		}
+	}
+	// Every round: the late-reviewed escalation and the unreviewed window are reported (8
+	// missing_oversight), and only the real growth is (4 scope_escalation).
+	if kinds[MissingOversight] != 8 || kinds[ScopeEscalation] != 4 {
+		t.Fatalf("findings by kind %v, want 8 missing_oversight and 4 scope_escalation", kinds)
+	}
+}

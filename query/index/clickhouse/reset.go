@@ -17,6 +17,10 @@ var resetOrder = []string{
 	"records_by_id_mv", "records_by_agent_mv", "records_by_subject_mv",
 	"records_by_id", "records_by_agent", "records_by_subject", "records",
 	"ttl_state",
+	// The findings projection (findings.go), rebuilt from the log like the index; the same
+	// order rule: its version table, its position, then its rows.
+	"findings_schema_migrations", "findings_position",
+	"findings_rows", "findings_state_rows", "findings_gen", "findings_published",
 }
 
 // Reset empties the index in the database o names, so that the next Open creates it afresh at
