@@ -188,10 +188,12 @@ func (a *API) search(c *gin.Context, q index.Query, ans *Answer) ([]index.Row, l
 	return kept, cp, true
 }
 
-// withProofs attaches leaves and inclusion proofs to the nodes, unless proofs=false. The leaves
-// (one entry bundle read per 256 entries) and the proofs (one pass over the tiles,
-// InclusionProofs) are read at the same time.
-func (a *API) withProofs(c *gin.Context, cp ledger.Checkpoint, nodes []*ActionNode) bool {
+// withProofs attaches leaves and inclusion proofs to the nodes, unless proofs=false; rows are
+// the index rows the nodes were built from (found by log index). The proofs come from one pass
+// over the tiles (InclusionProofs). The leaves are read at the same time: from a log with tiles,
+// each leaf is rebuilt from its row (rebuildLeaves) and served only if its hash equals the leaf
+// hash in the level-0 tile the proof pass reads; every other leaf is read from its entry bundle.
+func (a *API) withProofs(c *gin.Context, cp ledger.Checkpoint, nodes []*ActionNode, rows []index.Row) bool {
 	if c.Query("proofs") == "false" || len(nodes) == 0 {
 		return true
 	}
@@ -199,18 +201,29 @@ func (a *API) withProofs(c *gin.Context, cp ledger.Checkpoint, nodes []*ActionNo
 	for i, n := range nodes {
 		idx[i] = n.LogIndex
 	}
+	_, tiles := a.Log.(TileReader)
 	var (
-		proofs [][][]byte
-		perr   error
-		done   = make(chan struct{})
+		proofs     [][][]byte
+		leafHashes [][]byte
+		perr       error
+		done       = make(chan struct{})
 	)
 	// The request's context, not gin's: a gin.Context must not be used from other goroutines.
 	ctx := c.Request.Context()
 	go func() {
 		defer close(done)
-		proofs, perr = InclusionProofs(ctx, a.Log, idx, cp.Size)
+		proofs, leafHashes, perr = inclusionProofs(ctx, a.Log, idx, cp.Size, tiles)
 	}()
-	leaves, err := a.leaves(ctx, idx, cp.Size)
+	var (
+		leaves  [][]byte
+		claimed [][]byte // claimed[i]: leaf hash of the rebuilt leaves[i], nil if read from the log
+		err     error
+	)
+	if tiles {
+		leaves, claimed, err = a.rebuildLeaves(ctx, idx, rows, cp.Size)
+	} else {
+		leaves, err = a.leaves(ctx, idx, cp.Size)
+	}
 	<-done
 	if err != nil {
 		a.internal(c, "read leaves", err)
@@ -220,10 +233,90 @@ func (a *API) withProofs(c *gin.Context, cp ledger.Checkpoint, nodes []*ActionNo
 		a.internal(c, "inclusion proof", perr)
 		return false
 	}
+	if tiles {
+		if err := a.checkLeaves(ctx, idx, leaves, claimed, leafHashes, cp.Size); err != nil {
+			a.internal(c, "read leaves", err)
+			return false
+		}
+	}
 	for i, n := range nodes {
 		n.Proof = &Proof{Leaf: leaves[i], InclusionProof: proofs[i]}
 	}
 	return true
+}
+
+// rebuildLeaves returns the entries at idx: rebuilt from their rows (index.Row.Entry) where the
+// row has what it takes, with their leaf hashes in claimed[i] still to be checked against the
+// log (checkLeaves); read from the log (leaves) for the others (rows indexed before the
+// envelope columns existed, drivers without them), with claimed[i] nil.
+func (a *API) rebuildLeaves(ctx context.Context, idx []uint64, rows []index.Row, size uint64) (leaves, claimed [][]byte, err error) {
+	byIndex := make(map[uint64]*index.Row, len(rows))
+	for i := range rows {
+		byIndex[rows[i].Index] = &rows[i]
+	}
+	leaves = make([][]byte, len(idx))
+	claimed = make([][]byte, len(idx))
+	var missing []int
+	for i, x := range idx {
+		r := byIndex[x]
+		if r == nil {
+			missing = append(missing, i)
+			continue
+		}
+		entry, ok := r.Entry()
+		if !ok {
+			missing = append(missing, i)
+			continue
+		}
+		leaves[i], claimed[i] = entry, ledger.LeafHash(entry)
+	}
+	if err := a.readLeaves(ctx, idx, missing, leaves, size); err != nil {
+		return nil, nil, err
+	}
+	return leaves, claimed, nil
+}
+
+// checkLeaves keeps a rebuilt leaf only if its hash (claimed[i]) is the log's (logged[i], from
+// the level-0 tile); any other is replaced by the entry read from the log. So the answer
+// carries exactly the logged bytes, whatever the index holds. A mismatch means the index
+// disagrees with the log (a tampered or corrupt row) and is logged.
+func (a *API) checkLeaves(ctx context.Context, idx []uint64, leaves, claimed, logged [][]byte, size uint64) error {
+	if len(logged) != len(idx) {
+		return fmt.Errorf("%d leaf hashes for %d leaves", len(logged), len(idx))
+	}
+	var bad []int
+	for i, h := range claimed {
+		if h != nil && !bytes.Equal(h, logged[i]) {
+			bad = append(bad, i)
+		}
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	if a.Logger != nil {
+		a.Logger.Warn("api: index rows do not rebuild their logged entries; served from the log",
+			"count", len(bad), "first_index", idx[bad[0]])
+	}
+	return a.readLeaves(ctx, idx, bad, leaves, size)
+}
+
+// readLeaves reads the entries idx[i] for i in which from the log into leaves[i].
+func (a *API) readLeaves(ctx context.Context, idx []uint64, which []int, leaves [][]byte, size uint64) error {
+	if len(which) == 0 {
+		return nil
+	}
+	sub := make([]uint64, len(which))
+	for j, i := range which {
+		sub[j] = idx[i]
+	}
+	read, err := a.leaves(ctx, sub, size)
+	if err != nil {
+		return err
+	}
+	for j, i := range which {
+		leaves[i] = read[j]
+	}
+	return nil
 }
 
 // BundleReader is implemented by logs that read some entries of an entry bundle without
@@ -330,7 +423,7 @@ func (a *API) userLineage(c *gin.Context) {
 		person = rows[0].Record.User
 	}
 	out.UserTree = BuildUserTree(person, rows, out.NextCursor != "")
-	if !a.withProofs(c, cp, out.UserTree.Nodes()) {
+	if !a.withProofs(c, cp, out.UserTree.Nodes(), rows) {
 		return
 	}
 	if !q.From.IsZero() {
@@ -365,7 +458,7 @@ func (a *API) agentLineage(c *gin.Context) {
 		out.Users = append(out.Users, AgentUser{Person: u, Actions: users[u]})
 	}
 	out.Actions = nodesOf(rows)
-	if !a.withProofs(c, cp, out.Actions) {
+	if !a.withProofs(c, cp, out.Actions, rows) {
 		return
 	}
 	writeAnswer(c, &out)
@@ -435,7 +528,7 @@ func (a *API) actionChain(c *gin.Context) {
 	}
 	out.Oversight = nodesOf(over)
 	out.Flags = Flags(append(append([]index.Row{}, rows...), over...))
-	if !a.withProofs(c, cp, append(append([]*ActionNode{}, out.Chain...), out.Oversight...)) {
+	if !a.withProofs(c, cp, append(append([]*ActionNode{}, out.Chain...), out.Oversight...), append(rows, over...)) {
 		return
 	}
 	c.JSON(http.StatusOK, out)
@@ -461,7 +554,7 @@ func (a *API) policyDecisions(c *gin.Context) {
 	}
 	out.Stats = st
 	out.Examples = nodesOf(rows)
-	if !a.withProofs(c, cp, out.Examples) {
+	if !a.withProofs(c, cp, out.Examples, rows) {
 		return
 	}
 	c.JSON(http.StatusOK, out)

@@ -21,7 +21,9 @@ type onlyLog struct{ ledger.Log }
 // TestInclusionProofsMatchLog compares the one-pass proof builder with the log's own
 // InclusionProof for many indexes (tile edges, the right border, random ones, repeats, any
 // order) at many tree sizes, including sizes the log grew past inside one batch, sizes with
-// partial tiles at every level, and a tree of three tile levels (> 65,536 leaves).
+// partial tiles at every level, and a tree of three tile levels (> 65,536 leaves); and the leaf
+// hashes the same pass returns (the lineage API checks rebuilt leaves against them) with the
+// entries' RFC 6962 leaf hashes.
 func TestInclusionProofsMatchLog(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -73,13 +75,24 @@ func TestInclusionProofsMatchLog(t *testing.T) {
 		if err != nil {
 			t.Fatalf("size %d, one at a time: %v", size, err)
 		}
+		// The same pass with the leaves' own hashes, its tiles shared out among goroutines.
+		par, hashes, err := query.InclusionProofsAndLeafHashes(ctx, lg, idx, size, 1)
+		if err != nil {
+			t.Fatalf("size %d, with leaf hashes: %v", size, err)
+		}
+		if _, noTiles, err := query.InclusionProofsAndLeafHashes(ctx, onlyLog{lg}, idx[:3], size, 1); err != nil || noTiles != nil {
+			t.Fatalf("size %d: a log without tiles returned leaf hashes %x (%v)", size, noTiles, err)
+		}
 		for i, x := range idx {
 			want, err := lg.InclusionProof(ctx, x, size)
 			if err != nil {
 				t.Fatalf("InclusionProof(%d, %d): %v", x, size, err)
 			}
-			if !equalProofs(got[i], want) || !equalProofs(slow[i], want) {
+			if !equalProofs(got[i], want) || !equalProofs(slow[i], want) || !equalProofs(par[i], want) {
 				t.Fatalf("inclusion %d@%d: the proof builder's proof differs from the log's", x, size)
+			}
+			if !bytes.Equal(hashes[i], ledger.LeafHash(entries[x])) {
+				t.Fatalf("leaf hash %d@%d from the tiles is %x, want %x", x, size, hashes[i], ledger.LeafHash(entries[x]))
 			}
 		}
 	}

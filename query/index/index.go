@@ -102,6 +102,25 @@ type Row struct {
 	Record     lineage.Record
 	Canonical  []byte
 	RecordHash [32]byte
+	// ReceivedAt and SourceVerified are the ledger entry's inputs besides Canonical
+	// (lineage.NewEnvelope; Entry.ReceivedAt and Entry.SourceVerified when it was applied), so
+	// the entry can be rebuilt from the row (Row.Entry) instead of being read from the log. A
+	// zero ReceivedAt means the driver does not have them: ClickHouse does not store them, and
+	// SQLite rows written before its schema version 3 hold NULL. They are not evidence: the
+	// lineage API serves a rebuilt entry only if its leaf hash matches the log's
+	// (query/lineage_api.go).
+	ReceivedAt     time.Time
+	SourceVerified bool
+}
+
+// Entry rebuilds the ledger entry the row was indexed from (lineage.NewEnvelope), or returns
+// false if the row lacks ReceivedAt. It is a claim of the index, to be checked against the
+// log's leaf hash before it is served.
+func (r *Row) Entry() ([]byte, bool) {
+	if r.ReceivedAt.IsZero() || len(r.Canonical) == 0 {
+		return nil, false
+	}
+	return lineage.NewEnvelope(r.Canonical, r.ReceivedAt, r.SourceVerified), true
 }
 
 // UserQuery selects the records authorized by one user of one tenant in a time window:

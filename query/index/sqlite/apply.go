@@ -19,8 +19,8 @@ import (
 const insertRecord = `INSERT INTO records (
 	log_index, tenant, id, time_ns, user_id, user_issuer, agent_id, role, parent_id,
 	action_type, action_target, effect, policy_id, policy_version, delegation_token,
-	ai_system_id, oversight_reviewer, record_hash, canonical
-) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	ai_system_id, oversight_reviewer, record_hash, canonical, received_ns, source_verified
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
 // Apply stores the batch's records and moves the position to b.To in one transaction, so a crash
 // leaves either all of the batch or none of it. It returns index.ErrPosition (wrapped) unless
@@ -108,7 +108,7 @@ func readPosition(ctx context.Context, q queryRower) (uint64, error) {
 }
 
 // insertArgCount is the number of insertRecord's arguments.
-const insertArgCount = 19
+const insertArgCount = 21
 
 // appendInsertArgs appends insertRecord's arguments for e to args, in column order.
 func appendInsertArgs(args []any, e *index.Entry) []any {
@@ -123,12 +123,22 @@ func appendInsertArgs(args []any, e *index.Entry) []any {
 	if r.HumanOversight != nil {
 		reviewer = r.HumanOversight.Reviewer.ID
 	}
+	// The envelope's inputs (migration 3), NULL together when the received time cannot be
+	// stored as Unix nanoseconds (or is unset): the API then reads that entry from the log.
+	var received, verified any
+	if !e.ReceivedAt.Before(index.MinTime) && !e.ReceivedAt.After(index.MaxTime) {
+		received, verified = e.ReceivedAt.UnixNano(), 0
+		if e.SourceVerified {
+			verified = 1
+		}
+	}
 	return append(args,
 		int64(e.Index), r.Tenant, r.ID, e.Time.UnixNano(),
 		r.User.ID, r.User.Issuer, r.Agent.ID, nullable(r.Role), nullable(r.ParentID),
 		r.Action.Type, r.Action.Target, r.Decision.Effect,
 		r.Decision.Policy.ID, r.Decision.Policy.Version, nullable(delegationToken),
 		nullable(aiSystem), nullable(reviewer), e.RecordHash[:], e.Canonical,
+		received, verified,
 	)
 }
 

@@ -61,6 +61,14 @@ INSERT INTO position (singleton, next_index) VALUES (0, 0);
 `,
 	// Version 2: "what did this policy decide" (policy → decisions) without a table scan.
 	`CREATE INDEX records_policy ON records (tenant, policy_id, time_ns);`,
+	// Version 3: the ledger envelope's other inputs besides the canonical record
+	// (lineage.NewEnvelope: received_at and source_verified; its version is always
+	// lineage.EnvelopeV1), so the API can rebuild an entry from its row and check it against the
+	// leaf hash in the log's tile instead of reading the entry bundle (query/lineage_api.go).
+	// received_ns is the received time in Unix nanoseconds and source_verified is 0 or 1. Rows
+	// written before this version keep NULL in both and are served from the log as before.
+	`ALTER TABLE records ADD COLUMN received_ns INTEGER;
+ALTER TABLE records ADD COLUMN source_verified INTEGER;`,
 }
 
 // migrate brings the schema to len(migrations). It refuses a database whose version is newer than

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	lineage "github.com/lineage-audit/lineage"
 	"github.com/lineage-audit/lineage/query/index"
@@ -138,8 +139,7 @@ func (s *Store) FindID(ctx context.Context, id string) ([]index.Ref, error) {
 // index.ErrNotFound (wrapped).
 func (s *Store) Get(ctx context.Context, tenant, id string) (index.Row, error) {
 	row := s.db.QueryRowContext(ctx,
-		`SELECT log_index, record_hash, canonical FROM records WHERE tenant = ? AND id = ?`,
-		tenant, id)
+		`SELECT `+rowColumns+` FROM records WHERE tenant = ? AND id = ?`, tenant, id)
 	r, err := scanRow(row)
 	if isNoRows(err) {
 		return index.Row{}, errNotFound("get", tenant, id)
@@ -181,7 +181,7 @@ func (s *Store) UserActions(ctx context.Context, q index.UserQuery) ([]index.Row
 // outside an "open" side. Both bounds compare UnixNano values, which keep every nanosecond, so the
 // window is exact whatever time zone the caller wrote it in.
 func userActionsQuery(q index.UserQuery, limit int) (string, []any) {
-	query := `SELECT log_index, record_hash, canonical FROM records
+	query := `SELECT ` + rowColumns + ` FROM records
 WHERE tenant = ? AND user_id = ?`
 	args := []any{q.Tenant, q.UserID}
 	if !q.From.IsZero() && !q.From.Before(index.MinTime) {
@@ -199,10 +199,9 @@ WHERE tenant = ? AND user_id = ?`
 // decodeChunk is how many scanned rows a decoder takes at a time.
 const decodeChunk = 256
 
-// scanRows reads every row of rows (at most limit, the query's LIMIT) (log_index, record_hash,
-// canonical) and decodes the records (decodeRecord). SQLite steps through the rows on this
-// goroutine while up to GOMAXPROCS-1 others decode the rows already read, chunk by chunk, so a
-// big answer costs about the larger of the two rather than their sum; this goroutine decodes
+// scanRows reads every row of rows (at most limit, the query's LIMIT) (rowColumns) and decodes
+// the records (decodeRecord). SQLite steps through the rows on this goroutine while up to
+// GOMAXPROCS-1 others decode the rows already read, chunk by chunk, so a big answer costs about the larger of the two rather than their sum; this goroutine decodes
 // what is left when the scan ends. Rows are kept in chunks of decodeChunk, each handed whole to
 // a decoder and never touched again by the scan, and joined at the end: memory follows the
 // rows found, not the LIMIT asked for.
@@ -237,17 +236,8 @@ func scanRows(rows *sql.Rows, limit int) ([]index.Row, error) {
 	}
 	cur := make([]index.Row, 0, min(max(limit, 1), decodeChunk))
 	for rows.Next() {
-		var (
-			r    index.Row
-			idx  int64
-			hash []byte
-		)
-		if err := rows.Scan(&idx, &hash, &r.Canonical); err != nil {
-			stop()
-			return nil, err
-		}
-		r.Index = uint64(idx)
-		if err := copyHash(&r.RecordHash, hash); err != nil {
+		r, err := scanColumns(rows)
+		if err != nil {
 			stop()
 			return nil, err
 		}
@@ -303,20 +293,40 @@ type scanner interface {
 	Scan(dest ...any) error
 }
 
-// scanRow reads (log_index, record_hash, canonical) and decodes the record. The record is decoded
-// from the canonical bytes the log committed to, not rebuilt from the indexed columns, so what a
-// query returns is exactly what an inclusion proof covers.
-func scanRow(sc scanner) (index.Row, error) {
+// rowColumns are the columns scanColumns reads, in order.
+const rowColumns = `log_index, record_hash, canonical, received_ns, source_verified`
+
+// scanColumns reads rowColumns into a Row, without decoding the record. ReceivedAt is left zero
+// (index.Row: not available) unless both envelope columns are set (rows written before schema
+// version 3 hold NULL).
+func scanColumns(sc scanner) (index.Row, error) {
 	var (
-		r    index.Row
-		idx  int64
-		hash []byte
+		r        index.Row
+		idx      int64
+		hash     []byte
+		received sql.NullInt64
+		verified sql.NullInt64
 	)
-	if err := sc.Scan(&idx, &hash, &r.Canonical); err != nil {
+	if err := sc.Scan(&idx, &hash, &r.Canonical, &received, &verified); err != nil {
 		return index.Row{}, err
 	}
 	r.Index = uint64(idx)
 	if err := copyHash(&r.RecordHash, hash); err != nil {
+		return index.Row{}, err
+	}
+	if received.Valid && verified.Valid {
+		r.ReceivedAt = time.Unix(0, received.Int64).UTC()
+		r.SourceVerified = verified.Int64 != 0
+	}
+	return r, nil
+}
+
+// scanRow reads rowColumns and decodes the record. The record is decoded from the canonical
+// bytes the log committed to, not rebuilt from the indexed columns, so what a query returns is
+// exactly what an inclusion proof covers.
+func scanRow(sc scanner) (index.Row, error) {
+	r, err := scanColumns(sc)
+	if err != nil {
 		return index.Row{}, err
 	}
 	if err := decodeRecord(&r); err != nil {

@@ -27,7 +27,7 @@ func (s *Store) Records(ctx context.Context, q index.Query) ([]index.Row, error)
 	}
 	var b strings.Builder
 	args := []any{q.Tenant}
-	b.WriteString(`SELECT log_index, record_hash, canonical FROM records WHERE tenant = ?`)
+	b.WriteString(`SELECT ` + rowColumns + ` FROM records WHERE tenant = ?`)
 	switch {
 	case q.UserID != "":
 		b.WriteString(` AND user_id = ?`)
