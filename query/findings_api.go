@@ -100,7 +100,10 @@ func (a *API) findingsList(c *gin.Context) {
 		out.NextCursor = base64.RawURLEncoding.EncodeToString(b)
 	}
 	out.Findings = make([]*verify.FindingNode, 0, len(fs))
-	var nodes []*ActionNode
+	var (
+		nodes []*ActionNode
+		rows  []index.Row // the evidence rows, for withProofs to rebuild their leaves from
+	)
 	for _, f := range fs {
 		fn := &verify.FindingNode{ID: f.ID, Tenant: f.Tenant, Kind: string(f.Kind), Severity: string(f.Severity), Key: f.Key,
 			Agent: f.Agent, User: f.User, First: f.First.UTC().Format(time.RFC3339Nano), Last: f.Last.UTC().Format(time.RFC3339Nano),
@@ -120,12 +123,13 @@ func (a *API) findingsList(c *gin.Context) {
 			default:
 				en.Record = actionNode(&row)
 				nodes = append(nodes, en.Record)
+				rows = append(rows, row)
 			}
 			fn.Evidence = append(fn.Evidence, en)
 		}
 		out.Findings = append(out.Findings, fn)
 	}
-	if !a.withProofs(c, cp, nodes) {
+	if !a.withProofs(c, cp, nodes, rows) {
 		return
 	}
 	c.JSON(http.StatusOK, &out)
