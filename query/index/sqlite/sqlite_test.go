@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -187,7 +188,8 @@ func TestConnSettings(t *testing.T) {
 		"journal_mode":       "wal",
 		"synchronous":        "1", // NORMAL
 		"busy_timeout":       fmt.Sprint(busyTimeoutMS),
-		"wal_autocheckpoint": fmt.Sprint(walAutocheckpointPages),
+		"wal_autocheckpoint": fmt.Sprint(walAutocheckpointBytes / pageSize),
+		"page_size":          fmt.Sprint(pageSize),
 		"cache_size":         fmt.Sprint(-cacheKiB),
 		"foreign_keys":       "0",
 	}
@@ -270,5 +272,34 @@ func TestDefaultLimit(t *testing.T) {
 	}
 	if first := rows[0].Index; first != uint64(len(entries)-1) {
 		t.Errorf("first row is index %d, want the earliest, %d", first, len(entries)-1)
+	}
+}
+
+// TestExistingFileKeepsItsPageSize: an index written with SQLite's default 4 KiB pages (by an
+// older binary) opens with its own page size and an autocheckpoint of the same number of bytes.
+func TestExistingFileKeepsItsPageSize(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "old.db")
+	old, err := sql.Open("sqlite3", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := old.Exec(`PRAGMA page_size = 4096; PRAGMA journal_mode = WAL; CREATE TABLE t (x)`); err != nil {
+		t.Fatal(err)
+	}
+	old.Close()
+	s, err := Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var ps, ac int
+	if err := s.db.QueryRow("PRAGMA page_size").Scan(&ps); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.db.QueryRow("PRAGMA wal_autocheckpoint").Scan(&ac); err != nil {
+		t.Fatal(err)
+	}
+	if ps != 4096 || ac != walAutocheckpointBytes/4096 {
+		t.Fatalf("page size %d, autocheckpoint %d pages; want 4096 and %d", ps, ac, walAutocheckpointBytes/4096)
 	}
 }
