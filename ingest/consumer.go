@@ -116,7 +116,10 @@ func (in *Ingester) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(2 * in.cfg.BatchSize))
+	// Pull requests expire after 5 s (heartbeats every 2.5 s): a pull lost without notice, e.g.
+	// when the NATS node holding it dies in a cluster (docs/ARCHITECTURE.md, scale-out), is
+	// noticed and re-issued within about 5 s instead of the default 30 s.
+	it, err := cons.Messages(jetstream.PullMaxMessages(2*in.cfg.BatchSize), jetstream.PullExpiry(5*time.Second))
 	if err != nil {
 		return fmt.Errorf("ingest: subscribe: %w", err)
 	}

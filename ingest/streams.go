@@ -57,8 +57,21 @@ type StreamOptions struct {
 	// accepts. The quarantine stream takes twice that, so a rejected record always fits with
 	// the reason headers added.
 	MaxMsgSize int32
-	// Replicas is the stream replication factor (1 embedded, 3 in a cluster).
+	// Replicas is the replication factor of every Lineage stream (records, quarantine,
+	// findings): 1 on a single server (the embedded one), 3 on a 3-node cluster, so that a
+	// record JetStream acked to its publisher survives the loss of any one server. Zero means 1.
 	Replicas int
+}
+
+// MaxReplicas is the largest replication factor JetStream accepts for a stream.
+const MaxReplicas = 5
+
+// Validate checks the options before any stream is touched.
+func (o StreamOptions) Validate() error {
+	if o.Replicas < 0 || o.Replicas > MaxReplicas {
+		return fmt.Errorf("ingest: stream replicas %d: must be between 1 and %d", o.Replicas, MaxReplicas)
+	}
+	return nil
 }
 
 // EnsureStreams creates or updates the records and quarantine streams. Both use file storage:
@@ -73,7 +86,17 @@ type StreamOptions struct {
 // which a changed record published with an old-style id would still be dropped. The second
 // update (from just above the new window to it) fires the purge again when the short window
 // is already in effect (TestNATSOldStyleMsgIDConflictQuarantined caught the race under load).
+//
+// Replicas: an existing stream with fewer replicas is scaled up in place (the cluster copies it
+// to the new peers; its consumers, which inherit the stream's replicas, follow). An existing
+// stream with more replicas than asked is refused rather than scaled down, so that one node
+// started with the default of 1 cannot silently take a cluster's redundancy away; scale down
+// with the nats CLI if that is really meant. More replicas than the servers can place (a single
+// server, or a cluster with fewer JetStream servers) fail with an error saying so.
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions) error {
+	if err := o.Validate(); err != nil {
+		return err
+	}
 	if o.Replicas == 0 {
 		o.Replicas = 1
 	}
@@ -88,19 +111,24 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions)
 		Replicas:    o.Replicas,
 		Discard:     jetstream.DiscardNew,
 	}
-	if s, err := js.Stream(ctx, RecordsStream); err == nil && s.CachedInfo().Config.Duplicates > DuplicateWindow+time.Millisecond {
+	s, err := existingStream(ctx, js, RecordsStream, o.Replicas)
+	if err != nil {
+		return err
+	}
+	if s != nil && s.CachedInfo().Config.Duplicates > DuplicateWindow+time.Millisecond {
 		step := records
 		step.Duplicates = DuplicateWindow + time.Millisecond
 		if _, err := js.UpdateStream(ctx, step); err != nil {
-			return fmt.Errorf("ingest: stream %s: shrink the dedupe window: %w", RecordsStream, err)
+			return fmt.Errorf("ingest: stream %s: shrink the dedupe window: %w", RecordsStream, replicasHint(err, o.Replicas))
 		}
-	} else if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
-		return fmt.Errorf("ingest: stream %s: %w", RecordsStream, err)
 	}
 	if _, err := js.CreateOrUpdateStream(ctx, records); err != nil {
-		return fmt.Errorf("ingest: stream %s: %w", RecordsStream, err)
+		return fmt.Errorf("ingest: stream %s: %w", RecordsStream, replicasHint(err, o.Replicas))
 	}
-	_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	if _, err := existingStream(ctx, js, QuarantineStream, o.Replicas); err != nil {
+		return err
+	}
+	_, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        QuarantineStream,
 		Description: "Lineage records rejected at ingest, with the reason. Kept for review; never read by the ingester.",
 		Subjects:    []string{QuarantineSubject},
@@ -111,7 +139,10 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions)
 		Replicas:    o.Replicas,
 	})
 	if err != nil {
-		return fmt.Errorf("ingest: stream %s: %w", QuarantineStream, err)
+		return fmt.Errorf("ingest: stream %s: %w", QuarantineStream, replicasHint(err, o.Replicas))
+	}
+	if _, err := existingStream(ctx, js, FindingsStream, o.Replicas); err != nil {
+		return err
 	}
 	_, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        FindingsStream,
@@ -125,9 +156,47 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions)
 		Replicas:    o.Replicas,
 	})
 	if err != nil {
-		return fmt.Errorf("ingest: stream %s: %w", FindingsStream, err)
+		return fmt.Errorf("ingest: stream %s: %w", FindingsStream, replicasHint(err, o.Replicas))
 	}
 	return nil
+}
+
+// existingStream returns the stream if it exists (nil if not), and refuses one that has more
+// replicas than asked for (see EnsureStreams).
+func existingStream(ctx context.Context, js jetstream.JetStream, name string, replicas int) (jetstream.Stream, error) {
+	s, err := js.Stream(ctx, name)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("ingest: stream %s: %w", name, err)
+	}
+	if have := s.CachedInfo().Config.Replicas; have > replicas {
+		return nil, fmt.Errorf("ingest: stream %s has %d replicas and %d were asked for (--stream-replicas): "+
+			"refusing to scale it down; start with --stream-replicas %d, or scale the stream down with the nats CLI first if that is meant",
+			name, have, replicas, have)
+	}
+	return s, nil
+}
+
+// JetStream's error codes for a replication factor the servers cannot place.
+const (
+	errCodeReplicasNotSupported  jetstream.ErrorCode = 10074 // a server not in a cluster
+	errCodeInsufficientResources jetstream.ErrorCode = 10023
+	errCodeNoPeers               jetstream.ErrorCode = 10005 // fewer suitable servers than replicas
+)
+
+// replicasHint explains JetStream's answer when a stream's replicas cannot be placed.
+func replicasHint(err error, replicas int) error {
+	var apiErr *jetstream.APIError
+	if replicas <= 1 || !errors.As(err, &apiErr) {
+		return err
+	}
+	switch apiErr.ErrorCode {
+	case errCodeReplicasNotSupported, errCodeInsufficientResources, errCodeNoPeers:
+		return fmt.Errorf("%d replicas need a NATS cluster with at least %d JetStream servers (--stream-replicas): %w", replicas, replicas, err)
+	}
+	return err
 }
 
 // ensureConsumer creates the durable consumer the ingester reads from. ackWait is how long a

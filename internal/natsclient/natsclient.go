@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/url"
 	"os"
 	"strings"
 
@@ -134,4 +135,82 @@ func wipe(b []byte) {
 	for i := range b {
 		b[i] = 'x'
 	}
+}
+
+// SplitURLs splits a --nats-url value, one server URL or a comma-separated list of seed URLs of
+// a cluster (nats.Connect takes the same list), and checks each: a URL without a scheme means
+// nats://, the scheme must be nats, tls, ws or wss, and there must be a host. The URLs are
+// returned trimmed, for nats.Connect to take joined by commas again.
+func SplitURLs(s string) ([]string, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, errors.New("natsclient: no NATS URL")
+	}
+	parts := strings.Split(s, ",")
+	urls := make([]string, 0, len(parts))
+	seen := map[string]bool{}
+	for i, p := range parts {
+		p = strings.TrimSpace(p)
+		if p == "" {
+			return nil, fmt.Errorf("natsclient: NATS URL %d of %d is empty", i+1, len(parts))
+		}
+		u, err := parseServerURL(p)
+		if err != nil {
+			// url.Error repeats the whole URL, secrets included: keep only its reason.
+			var ue *url.Error
+			if errors.As(err, &ue) {
+				err = ue.Err
+			}
+			return nil, fmt.Errorf("natsclient: NATS URL %d of %d (%s): %w", i+1, len(parts), RedactURL(p), err)
+		}
+		switch u.Scheme {
+		case "nats", "tls", "ws", "wss":
+		default:
+			return nil, fmt.Errorf("natsclient: NATS URL %d of %d (%s): scheme %q is not nats, tls, ws or wss", i+1, len(parts), RedactURL(p), u.Scheme)
+		}
+		if u.Hostname() == "" {
+			return nil, fmt.Errorf("natsclient: NATS URL %d of %d (%s): no host", i+1, len(parts), RedactURL(p))
+		}
+		if seen[u.Host] {
+			return nil, fmt.Errorf("natsclient: NATS URL %d of %d (%s): %s is listed twice", i+1, len(parts), RedactURL(p), u.Host)
+		}
+		seen[u.Host] = true
+		urls = append(urls, p)
+	}
+	return urls, nil
+}
+
+// parseServerURL parses one server URL the way nats.go reads it: without "://" it is nats://.
+func parseServerURL(s string) (*url.URL, error) {
+	if !strings.Contains(s, "://") {
+		s = "nats://" + s
+	}
+	return url.Parse(s)
+}
+
+// RedactURL drops the credentials from a NATS URL, or from each URL of a comma-separated seed
+// list, before it is logged. Besides a password, the user part alone is a secret too: in
+// nats://<token>@host it is the token. Anything that does not parse is replaced whole.
+func RedactURL(s string) string {
+	parts := strings.Split(s, ",")
+	for i, p := range parts {
+		p = strings.TrimSpace(p)
+		u, err := parseServerURL(p)
+		if err != nil {
+			parts[i] = "(unparseable url)"
+			continue
+		}
+		if u.User != nil {
+			if _, hasPassword := u.User.Password(); hasPassword {
+				u.User = url.UserPassword(u.User.Username(), "xxxxx")
+			} else {
+				u.User = url.User("xxxxx")
+			}
+		}
+		if !strings.Contains(p, "://") {
+			parts[i] = strings.TrimPrefix(u.String(), "nats://")
+			continue
+		}
+		parts[i] = u.String()
+	}
+	return strings.Join(parts, ",")
 }

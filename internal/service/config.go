@@ -51,7 +51,15 @@ type Config struct {
 	WitnessMode   string
 
 	NATSAddr string // embedded server listen address
-	NATSURL  string // external server; disables the embedded one
+	// NATSURL is an external server, or the comma-separated seed URLs of a NATS cluster (any
+	// reachable one will do; the client learns the others from it and fails over between
+	// them); it disables the embedded server.
+	NATSURL string
+	// StreamReplicas is the replication factor of the records, quarantine and findings streams
+	// (ingest.EnsureStreams; 0 means 1): 3 on a 3-node NATS cluster keeps every acked record
+	// through the loss of any one server. Above 1 it needs NATSURL (the embedded server is a
+	// single node).
+	StreamReplicas int
 	// NATS holds the client credentials and TLS. With the embedded server, a token given here
 	// is also what the server requires from every client.
 	NATS natsclient.Settings
@@ -117,6 +125,7 @@ func DefaultConfig() Config {
 		Ledger:          "tessera",
 		Index:           "sqlite",
 		NATSAddr:        "127.0.0.1:4222",
+		StreamReplicas:  1,
 		HTTPAddr:        "127.0.0.1:8080",
 		OIDC:            auth.OIDCConfig{RolesClaim: "lineage_roles", TenantsClaim: "lineage_tenants"},
 		OIDCLogin:       auth.LoginConfig{SessionMaxAge: auth.DefaultSessionMaxAge},
@@ -166,6 +175,7 @@ func (c *Config) Defaults() {
 	orDefault(&c.WitnessMode, d.WitnessMode)
 	orDefault(&c.CheckpointInterval, d.CheckpointInterval)
 	orDefault(&c.BatchSize, d.BatchSize)
+	orDefault(&c.StreamReplicas, d.StreamReplicas)
 	// Negative values too mean the default for these, as they do in the packages using them.
 	positiveOr(&c.AckWait, d.AckWait)
 	positiveOr(&c.HTTPReadHeaderTimeout, d.HTTPReadHeaderTimeout)

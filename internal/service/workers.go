@@ -88,7 +88,7 @@ func startWorkers(ctx, gctx context.Context, g *errgroup.Group, c Config, st *st
 	if w.js, err = jetstream.New(nc); err != nil {
 		return nil, nil, fmt.Errorf("service: jetstream: %w", err)
 	}
-	if err := ingest.EnsureStreams(ctx, w.js, ingest.StreamOptions{MaxMsgSize: MaxRecordMsg}); err != nil {
+	if err := ingest.EnsureStreams(ctx, w.js, ingest.StreamOptions{MaxMsgSize: MaxRecordMsg, Replicas: c.StreamReplicas}); err != nil {
 		return nil, nil, err
 	}
 	w.opa = ingest.OPAConfig{IdentityPath: c.OPAIdentityPath}
