@@ -33,15 +33,14 @@ type FindingsWorker struct {
 	// (the publisher's wake-up).
 	Changed func([]findings.Change)
 
-	position   atomic.Uint64
+	position   *progress
 	truncatedN atomic.Uint64    // the engine's Truncated, for the metric
 	engine     *findings.Engine // used by Step only
 
-	mu      sync.Mutex
-	queue   []index.Batch
-	queued  int
-	wake    chan struct{}
-	changed chan struct{} // closed and replaced whenever the position advances
+	mu     sync.Mutex
+	queue  []index.Batch
+	queued int
+	wake   chan struct{}
 
 	newFindings *prometheus.CounterVec
 	occurrences *prometheus.CounterVec
@@ -67,8 +66,7 @@ func NewFindingsWorker(ctx context.Context, l ledger.Log, s findings.Store, ix *
 		logger = slog.Default()
 	}
 	w := &FindingsWorker{Log: l, Store: s, Indexer: ix, Config: cfg, Logger: logger,
-		wake: make(chan struct{}, 1), changed: make(chan struct{})}
-	w.position.Store(pos)
+		wake: make(chan struct{}, 1), position: newProgress(pos)}
 	w.newFindings = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lineage_findings_total",
 		Help: "Findings detected, by kind and severity (a finding counts once, when first detected)."}, []string{"kind", "severity"})
 	w.occurrences = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "lineage_findings_evidence_total",
@@ -94,19 +92,7 @@ func (w *FindingsWorker) Position() uint64 { return w.position.Load() }
 
 // WaitFor blocks until the findings reflect at least n log entries, or ctx ends.
 func (w *FindingsWorker) WaitFor(ctx context.Context, n uint64) error {
-	for {
-		w.mu.Lock()
-		ch := w.changed
-		w.mu.Unlock()
-		if w.position.Load() >= n {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-ch:
-		}
-	}
+	return w.position.WaitFor(ctx, n)
 }
 
 // Offer queues a batch the indexer applied (Indexer.Applied). It never blocks; beyond
@@ -269,10 +255,6 @@ func (w *FindingsWorker) apply(ctx context.Context, from, to uint64, entries []i
 }
 
 func (w *FindingsWorker) setPosition(p uint64) {
-	w.position.Store(p)
+	w.position.Set(p)
 	w.positionG.Set(float64(p))
-	w.mu.Lock()
-	close(w.changed)
-	w.changed = make(chan struct{})
-	w.mu.Unlock()
 }

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	lineage "github.com/lineage-audit/lineage"
@@ -36,9 +35,7 @@ type Indexer struct {
 	// it needs (they are not modified after this call).
 	Applied func(b index.Batch)
 
-	position atomic.Uint64
-	mu       sync.Mutex
-	changed  chan struct{} // closed and replaced whenever position advances
+	position *progress
 	metrics  indexerMetrics
 
 	// offered holds entries this process appended, by log index (Offer), so Step takes them
@@ -89,8 +86,7 @@ func NewIndexer(ctx context.Context, l ledger.Log, s index.Store, reg prometheus
 	if logger == nil {
 		logger = slog.Default()
 	}
-	ix := &Indexer{Log: l, Store: s, BatchSize: DefaultIndexBatch, Poll: 25 * time.Millisecond, Logger: logger, changed: make(chan struct{})}
-	ix.position.Store(pos)
+	ix := &Indexer{Log: l, Store: s, BatchSize: DefaultIndexBatch, Poll: 25 * time.Millisecond, Logger: logger, position: newProgress(pos)}
 	ix.metrics = indexerMetrics{
 		applied:  prometheus.NewCounter(prometheus.CounterOpts{Name: "lineage_index_applied_total", Help: "Log entries applied to the index."}),
 		position: prometheus.NewGauge(prometheus.GaugeOpts{Name: "lineage_index_position", Help: "Log entries applied to the index (its position)."}),
@@ -110,21 +106,7 @@ func NewIndexer(ctx context.Context, l ledger.Log, s index.Store, reg prometheus
 func (ix *Indexer) Position() uint64 { return ix.position.Load() }
 
 // WaitFor blocks until the position is at least n or ctx ends.
-func (ix *Indexer) WaitFor(ctx context.Context, n uint64) error {
-	for {
-		ix.mu.Lock()
-		ch := ix.changed
-		ix.mu.Unlock()
-		if ix.position.Load() >= n {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-ch:
-		}
-	}
-}
+func (ix *Indexer) WaitFor(ctx context.Context, n uint64) error { return ix.position.WaitFor(ctx, n) }
 
 // Run follows the log until ctx ends.
 func (ix *Indexer) Run(ctx context.Context) error {
@@ -283,12 +265,8 @@ func (ix *Indexer) readEntries(ctx context.Context, from, n, size uint64) ([]ind
 }
 
 func (ix *Indexer) setPosition(p uint64) {
-	ix.position.Store(p)
+	ix.position.Set(p)
 	ix.metrics.position.Set(float64(p))
-	ix.mu.Lock()
-	close(ix.changed)
-	ix.changed = make(chan struct{})
-	ix.mu.Unlock()
 }
 
 // DecodeEntry turns one log entry into an index entry.

@@ -9,8 +9,7 @@ import (
 // The hand-off is bounded in bytes as well as entries (records near the 64 KiB limit would
 // otherwise hold gigabytes), and never keeps an entry the indexer has already passed.
 func TestOfferBounds(t *testing.T) {
-	ix := &Indexer{}
-	ix.position.Store(5)
+	ix := &Indexer{position: newProgress(5)}
 	ix.Offer([]index.Entry{{Index: 3}, {Index: 4}, {Index: 5}})
 	if len(ix.offered) != 1 || ix.offered[5].Index != 5 {
 		t.Fatalf("offers below the position were kept: %v", len(ix.offered))

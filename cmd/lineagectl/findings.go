@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/url"
 	"os"
 	"strings"
 
@@ -55,25 +54,8 @@ func runFindings(args []string) error {
 	if *tenant == "" {
 		return errors.New("--tenant is required")
 	}
-	q := url.Values{"tenant": {*tenant}}
-	for k, v := range map[string]string{"agent": *agent, "user": *user, "from": *from, "to": *to, "cursor": *cursor} {
-		if v != "" {
-			q.Set(k, v)
-		}
-	}
-	if *limit > 0 {
-		q.Set("limit", fmt.Sprint(*limit))
-	}
-	for k, v := range map[string]string{"kind": *kind, "severity": *severity} {
-		for _, x := range strings.Split(v, ",") {
-			if x = strings.TrimSpace(x); x != "" {
-				q.Add(k, x)
-			}
-		}
-	}
-	if !*doVerify {
-		q.Set("proofs", "false")
-	}
+	q := queryParams(*tenant, map[string]string{"agent": *agent, "user": *user, "from": *from, "to": *to, "cursor": *cursor},
+		map[string]string{"kind": *kind, "severity": *severity}, *limit, *doVerify)
 	b, err := get(*api, "/v1/findings?"+q.Encode())
 	if err != nil {
 		return err

@@ -78,25 +78,8 @@ func runLineage(args []string) error {
 	if kind == "" {
 		return errors.New("give one of --user, --agent, --action or --policy")
 	}
-	q := url.Values{"tenant": {*tenant}}
-	for k, v := range map[string]string{"from": *from, "to": *to, "cursor": *cursor} {
-		if v != "" {
-			q.Set(k, v)
-		}
-	}
-	if *limit > 0 {
-		q.Set("limit", fmt.Sprint(*limit))
-	}
-	for k, v := range map[string]string{"effect": *effect, "action_type": *actionType} {
-		for _, x := range strings.Split(v, ",") {
-			if x = strings.TrimSpace(x); x != "" {
-				q.Add(k, x)
-			}
-		}
-	}
-	if !*doVerify {
-		q.Set("proofs", "false")
-	}
+	q := queryParams(*tenant, map[string]string{"from": *from, "to": *to, "cursor": *cursor},
+		map[string]string{"effect": *effect, "action_type": *actionType}, *limit, *doVerify)
 	b, err := get(*api, "/v1/lineage/"+kind+"/"+url.PathEscape(subject)+"?"+q.Encode())
 	if err != nil {
 		return err
@@ -133,6 +116,32 @@ func runLineage(args []string) error {
 		return err
 	}
 	return printAnswer(os.Stdout, kind, b)
+}
+
+// queryParams builds the query of a lineage or findings request: the tenant, the single-valued
+// parameters that are set, each comma-separated list as repeated parameters, the page size when
+// positive, and proofs=false unless the answer is to be verified.
+func queryParams(tenant string, single, lists map[string]string, limit int, withProofs bool) url.Values {
+	q := url.Values{"tenant": {tenant}}
+	for k, v := range single {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	if limit > 0 {
+		q.Set("limit", fmt.Sprint(limit))
+	}
+	for k, v := range lists {
+		for _, x := range strings.Split(v, ",") {
+			if x = strings.TrimSpace(x); x != "" {
+				q.Add(k, x)
+			}
+		}
+	}
+	if !withProofs {
+		q.Set("proofs", "false")
+	}
+	return q
 }
 
 // printAnswer prints a lineage answer as a tree for a person; every record-derived string goes

@@ -216,39 +216,52 @@ func publishWithRetries(ctx context.Context, natsURL string, recs []lineage.Reco
 		if rate > 0 {
 			time.Sleep(time.Until(begin.Add(time.Duration(float64(start) / float64(rate) * float64(time.Second)))))
 		}
-		chunk := recs[start:min(start+window, len(recs))]
-		for attempt := 0; len(chunk) > 0; attempt++ {
-			if attempt > 200 {
-				return fmt.Errorf("records %d…: not acked after %d attempts", start, attempt)
-			}
-			futures := make([]jetstream.PubAckFuture, len(chunk))
-			var failed []lineage.Record
-			for i, r := range chunk {
-				b, _ := json.Marshal(r)
-				f, err := js.PublishMsgAsync(ingest.RecordMsg(r.Tenant, r.ID, b))
-				if err != nil {
-					failed = append(failed, r)
-					continue
-				}
-				futures[i] = f
-			}
-			for i, f := range futures {
-				if f == nil {
-					continue
-				}
-				select {
-				case <-f.Ok():
-				case <-f.Err():
-					failed = append(failed, chunk[i])
-				case <-ctx.Done():
-					return ctx.Err()
-				}
-			}
-			if len(failed) > 0 {
-				time.Sleep(100 * time.Millisecond)
-			}
-			chunk = failed
+		if err := publishChunk(ctx, js, recs[start:min(start+window, len(recs))], 200, nil); err != nil {
+			return fmt.Errorf("records %d…: %w", start, err)
 		}
+	}
+	return nil
+}
+
+// publishChunk publishes chunk asynchronously and publishes again every record JetStream did not
+// ack, up to attempts times, as a gateway does: the Nats-Msg-Id makes a retry of a stored message
+// a duplicate JetStream drops, and the ingester drops any that slip through. onAck, when set, is
+// called once per acked record.
+func publishChunk(ctx context.Context, js jetstream.JetStream, chunk []lineage.Record, attempts int, onAck func()) error {
+	for attempt := 0; len(chunk) > 0; attempt++ {
+		if attempt > attempts {
+			return fmt.Errorf("not acked after %d attempts", attempt)
+		}
+		futures := make([]jetstream.PubAckFuture, len(chunk))
+		var failed []lineage.Record
+		for i, r := range chunk {
+			b, _ := json.Marshal(r)
+			f, err := js.PublishMsgAsync(ingest.RecordMsg(r.Tenant, r.ID, b))
+			if err != nil {
+				failed = append(failed, r)
+				continue
+			}
+			futures[i] = f
+		}
+		for i, f := range futures {
+			if f == nil {
+				continue
+			}
+			select {
+			case <-f.Ok():
+				if onAck != nil {
+					onAck()
+				}
+			case <-f.Err():
+				failed = append(failed, chunk[i])
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		if len(failed) > 0 {
+			time.Sleep(100 * time.Millisecond)
+		}
+		chunk = failed
 	}
 	return nil
 }

@@ -305,39 +305,8 @@ func publishUntil(ctx context.Context, seeds string, recs []lineage.Record, rate
 		default:
 		}
 		time.Sleep(time.Until(begin.Add(time.Duration(float64(start) / float64(rate) * float64(time.Second)))))
-		chunk := recs[start:min(start+window, len(recs))]
-		for attempt := 0; len(chunk) > 0; attempt++ {
-			if attempt > 300 {
-				return start, fmt.Errorf("records %d…: not acked after %d attempts", start, attempt)
-			}
-			futures := make([]jetstream.PubAckFuture, len(chunk))
-			var failed []lineage.Record
-			for i, r := range chunk {
-				b, _ := json.Marshal(r)
-				f, err := js.PublishMsgAsync(ingest.RecordMsg(r.Tenant, r.ID, b))
-				if err != nil {
-					failed = append(failed, r)
-					continue
-				}
-				futures[i] = f
-			}
-			for i, f := range futures {
-				if f == nil {
-					continue
-				}
-				select {
-				case <-f.Ok():
-					acked.Add(1)
-				case <-f.Err():
-					failed = append(failed, chunk[i])
-				case <-ctx.Done():
-					return start, ctx.Err()
-				}
-			}
-			if len(failed) > 0 {
-				time.Sleep(100 * time.Millisecond)
-			}
-			chunk = failed
+		if err := publishChunk(ctx, js, recs[start:min(start+window, len(recs))], 300, func() { acked.Add(1) }); err != nil {
+			return start, fmt.Errorf("records %d…: %w", start, err)
 		}
 	}
 	return len(recs), nil
