@@ -98,17 +98,20 @@ func findingsWalkthrough(t *testing.T, extra ...string) {
 	t.Logf("lineagectl findings --tenant %s --severity high --limit 3:\n%s", tenants[0], out)
 
 	// Every finding is on the findings stream, on its tenant's subject.
+	// Wait until every finding is out and the publisher is idle (the stream stops growing: an
+	// update of a finding already published may still be on its way).
 	var published []findings.Finding
 	ids := map[string]bool{}
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+	for deadline, last := time.Now().Add(30*time.Second), -1; ; time.Sleep(500 * time.Millisecond) {
 		published = readFindingsStream(t, natsURL)
 		clear(ids)
 		for _, m := range published {
 			ids[m.ID] = true
 		}
-		if len(ids) == total || time.Now().After(deadline) {
+		if (len(ids) == total && len(published) == last) || time.Now().After(deadline) {
 			break
 		}
+		last = len(published)
 	}
 	if len(ids) != total {
 		t.Fatalf("%d distinct findings published, %d listed", len(ids), total)
