@@ -1,6 +1,7 @@
 package web_test
 
 import (
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"net/url"
@@ -11,6 +12,7 @@ import (
 	"github.com/chromedp/chromedp"
 	lineage "github.com/lineage-audit/lineage"
 	"github.com/lineage-audit/lineage/internal/demo"
+	"github.com/lineage-audit/lineage/internal/service"
 	"github.com/lineage-audit/lineage/query/findings"
 	"github.com/lineage-audit/lineage/verify"
 )
@@ -293,6 +295,20 @@ func TestUIBrowserFindings(t *testing.T) {
 	rp, err := verify.DecodeRecordProof(get(t, s.url+"/v1/records/"+rec.ID+"?tenant="+url.QueryEscape(tenant)))
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Answers with proofs rebuild each leaf from its index row and serve it only if it matches
+	// the log's tile (query/lineage_api.go), so a changed entry bundle shows through only for
+	// rows without the envelope columns, as rows indexed before SQLite schema 3 are: make this
+	// record's row one of those, so the tampered bundle is what the page gets to check.
+	db, err := sql.Open("sqlite3", service.IndexPath(s.dataDir)+"?_busy_timeout=5000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if res, err := db.Exec(`UPDATE records SET received_ns = NULL, source_verified = NULL WHERE tenant = ? AND id = ?`, tenant, rec.ID); err != nil {
+		t.Fatal(err)
+	} else if n, _ := res.RowsAffected(); n != 1 {
+		t.Fatalf("%d index rows for %s", n, rec.ID)
 	}
 	restore := tamper(t, s.dataDir, rp.Leaf, rec)
 	do(t, ctx, "open the tampered finding", chromedp.Navigate(s.url+"/ui/findings?limit=200&tenant="+url.QueryEscape(tenant)+"&sel="+expired.ID))
