@@ -122,3 +122,17 @@ func (k *SourceKeys) Check(tenant string, rec *lineage.Record, body []byte, head
 func Sign(priv ed25519.PrivateKey, keyID string, body []byte) string {
 	return "ed25519:" + keyID + ":" + base64.StdEncoding.EncodeToString(ed25519.Sign(priv, body))
 }
+
+// LoadSourceKeySeed reads an enforcement point's private key: the base64 Ed25519 seed on one line
+// that `lineagectl sourcekey create` writes (cmd/lineagectl/admin.go).
+func LoadSourceKeySeed(path string) (ed25519.PrivateKey, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	seed, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(b)))
+	if err != nil || len(seed) != ed25519.SeedSize {
+		return nil, fmt.Errorf("%s is not a source key seed", path)
+	}
+	return ed25519.NewKeyFromSeed(seed), nil
+}

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lineage-audit/lineage/ingest"
 	"github.com/lineage-audit/lineage/internal/cliflag"
 	"github.com/lineage-audit/lineage/internal/loadgen"
 )
@@ -71,7 +72,7 @@ func run() error {
 			return fmt.Errorf("--sign-key needs --sign-key-id")
 		}
 		var err error
-		if o.SignKey, err = loadSigningKey(*signKey); err != nil {
+		if o.SignKey, err = ingest.LoadSourceKeySeed(*signKey); err != nil {
 			return fmt.Errorf("--sign-key: %w", err)
 		}
 	}

@@ -31,7 +31,7 @@ func sourceKeysMain(args []string) error {
 	if *signKey == "" || *keyID == "" || *out == "" {
 		return errors.New("source-keys: --sign-key, --sign-key-id and --out are required")
 	}
-	priv, err := loadSigningKey(*signKey)
+	priv, err := ingest.LoadSourceKeySeed(*signKey)
 	if err != nil {
 		return fmt.Errorf("source-keys: %w", err)
 	}

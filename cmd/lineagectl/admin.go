@@ -173,16 +173,3 @@ func runSourceKey(args []string) error {
 	fmt.Printf("private key seed written to %s\nadd this entry to the \"keys\" list of lineaged --source-keys:\n%s\n", *out, e)
 	return nil
 }
-
-// loadSigningKey reads a private key seed written by sourcekey create.
-func loadSigningKey(path string) (ed25519.PrivateKey, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	seed, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(b)))
-	if err != nil || len(seed) != ed25519.SeedSize {
-		return nil, fmt.Errorf("%s is not a source key seed", path)
-	}
-	return ed25519.NewKeyFromSeed(seed), nil
-}

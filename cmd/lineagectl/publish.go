@@ -58,7 +58,7 @@ func runPublish(args []string) error {
 	}
 	p := &publisher{js: js, start: time.Now(), last: time.Now(), keyID: *signKeyID}
 	if *signKey != "" {
-		if p.key, err = loadSigningKey(*signKey); err != nil {
+		if p.key, err = ingest.LoadSourceKeySeed(*signKey); err != nil {
 			return err
 		}
 	}
