@@ -10,13 +10,13 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	lineage "github.com/lineage-audit/lineage"
 	"github.com/lineage-audit/lineage/internal/demo"
+	"github.com/lineage-audit/lineage/internal/testenv"
 	"github.com/lineage-audit/lineage/ledger"
 	"github.com/lineage-audit/lineage/ledger/ledgertest"
 	"github.com/lineage-audit/lineage/ledger/tessera"
@@ -43,24 +43,6 @@ type bundlesOnly struct {
 
 func (l bundlesOnly) BundleEntries(ctx context.Context, bundle uint64, offs []uint64, treeSize uint64) ([][]byte, error) {
 	return l.br.BundleEntries(ctx, bundle, offs, treeSize)
-}
-
-// syncBuffer is a bytes.Buffer that handlers on several goroutines may write to.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // TestAnswersWithRebuiltLeaves: lineage answers whose leaves are rebuilt from the index rows
@@ -101,7 +83,7 @@ func TestAnswersWithRebuiltLeaves(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var logs syncBuffer
+	var logs testenv.SyncBuffer
 	logger := slog.New(slog.NewTextHandler(&logs, nil))
 	counted := &countingLog{Log: lg}
 	fast := httptest.NewServer((&query.API{Log: counted, Store: store, Verifier: vkey, LogDir: logDir, Logger: logger}).Handler())

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -13,10 +12,11 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/lineage-audit/lineage/internal/testenv"
 )
 
 // bins holds the binaries built once for the whole package.
@@ -54,24 +54,6 @@ func freeAddr(t testing.TB) string {
 	return l.Addr().String()
 }
 
-// syncBuffer collects a child's output; the test may read it while the child still writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // daemon is a lineaged child process.
 type daemon struct {
 	t        testing.TB
@@ -79,13 +61,13 @@ type daemon struct {
 	natsAddr string
 	httpAddr string
 	cmd      *exec.Cmd
-	logs     *syncBuffer
+	logs     *testenv.SyncBuffer
 	done     chan error
 }
 
 func startDaemon(t testing.TB, dataDir, natsAddr, httpAddr string, extra ...string) *daemon {
 	t.Helper()
-	d := &daemon{t: t, dataDir: dataDir, natsAddr: natsAddr, httpAddr: httpAddr, logs: &syncBuffer{}, done: make(chan error, 1)}
+	d := &daemon{t: t, dataDir: dataDir, natsAddr: natsAddr, httpAddr: httpAddr, logs: &testenv.SyncBuffer{}, done: make(chan error, 1)}
 	args := append([]string{"serve", "--data-dir", dataDir, "--nats-addr", natsAddr,
 		"--http-addr", httpAddr, "--checkpoint-interval", "100ms", "--log-origin", "lineage.test/e2e"}, extra...)
 	d.cmd = exec.Command(bins.lineaged, args...)
