@@ -1,7 +1,6 @@
 package ingest
 
 import (
-	"bufio"
 	"bytes"
 	"compress/gzip"
 	"context"
@@ -161,16 +160,22 @@ func splitRecords(body []byte, max int) ([][]byte, error) {
 		}
 		return out, nil
 	}
-	sc := bufio.NewScanner(bytes.NewReader(body))
-	sc.Buffer(make([]byte, 0, 64<<10), len(body)+1)
-	for sc.Scan() {
-		if line := bytes.TrimSpace(sc.Bytes()); len(line) > 0 {
+	// NDJSON: the lines are slices of body itself (a bufio.Scanner's would be overwritten by
+	// its next Scan once a body outgrows its buffer).
+	for rest := body; len(rest) > 0; {
+		line := rest
+		if i := bytes.IndexByte(rest, '\n'); i >= 0 {
+			line, rest = rest[:i], rest[i+1:]
+		} else {
+			rest = nil
+		}
+		if line = bytes.TrimSpace(line); len(line) > 0 {
 			if out = append(out, line); len(out) > max {
 				return nil, fmt.Errorf("more than %d records in one request", max)
 			}
 		}
 	}
-	return out, sc.Err()
+	return out, nil
 }
 
 func (h *HTTP) postRecords(c *gin.Context) {
