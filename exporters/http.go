@@ -2,6 +2,7 @@ package exporters
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -91,11 +92,21 @@ func (s *Service) create(c *gin.Context) {
 		httpFail(c, http.StatusServiceUnavailable, "%v", err)
 		return
 	}
+	if errors.Is(err, errUnavailable) {
+		s.log.Error("export not queued", "principal", p.Subject, "err", err)
+		c.Header("Retry-After", "10")
+		httpFail(c, http.StatusServiceUnavailable, "the export could not be queued; try again later")
+		return
+	}
 	if err != nil {
 		httpFail(c, http.StatusBadRequest, "%v", err)
 		return
 	}
 	c.Header("Location", "/v1/exports/"+j.ID)
+	if s.cl != nil {
+		c.PureJSON(http.StatusAccepted, j) // the job as stored, queued; no worker here shares it
+		return
+	}
 	snapshot, _ := s.job(j.ID)
 	c.PureJSON(http.StatusAccepted, snapshot)
 }
@@ -107,6 +118,18 @@ func (s *Service) list(c *gin.Context) {
 		httpFail(c, http.StatusBadRequest, "limit must be 1..1000")
 		return
 	}
+	if s.cl != nil {
+		ctx, cancel := context.WithTimeout(c.Request.Context(), clusterTimeout)
+		defer cancel()
+		jobs, err := s.clusterVisibleJobs(ctx, p.CanSee, c.Query("tenant"), limit)
+		if err != nil {
+			s.log.Error("exports not listed", "err", err)
+			httpFail(c, http.StatusServiceUnavailable, "the exports cannot be listed now; try again later")
+			return
+		}
+		c.PureJSON(http.StatusOK, gin.H{"exports": jobs})
+		return
+	}
 	c.PureJSON(http.StatusOK, gin.H{"exports": s.visibleJobs(p.CanSee, c.Query("tenant"), limit)})
 }
 
@@ -114,7 +137,20 @@ func (s *Service) list(c *gin.Context) {
 // belongs to a tenant the caller may not see.
 func (s *Service) visible(c *gin.Context) (Job, bool) {
 	id := c.Param("id")
-	j, ok := s.job(id)
+	var j Job
+	var ok bool
+	if s.cl != nil {
+		ctx, cancel := context.WithTimeout(c.Request.Context(), clusterTimeout)
+		defer cancel()
+		var err error
+		if j, ok, err = s.clusterJob(ctx, id); err != nil {
+			s.log.Error("export not read", "export", report.Clip(id), "err", err)
+			httpFail(c, http.StatusServiceUnavailable, "export %q cannot be read now; try again later", report.Clip(id))
+			return Job{}, false
+		}
+	} else {
+		j, ok = s.job(id)
+	}
 	if !ok || !verify.ValidExportID(id) || !auth.From(c).CanSee(j.Tenant) {
 		httpFail(c, http.StatusNotFound, "no export %q", report.Clip(id))
 		return Job{}, false
@@ -152,7 +188,37 @@ func (s *Service) file(c *gin.Context) {
 	// may load nothing and run nothing.
 	c.Header("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src data:; sandbox")
 	c.Header("Content-Type", contentType(name))
+	if s.cl != nil {
+		s.streamFile(c, j.ID, name)
+		return
+	}
 	c.FileAttachment(filepath.Join(s.c.Dir, j.ID, name), name)
+}
+
+// streamFile serves a file of cluster mode from the object store.
+func (s *Service) streamFile(c *gin.Context, id, name string) {
+	r, err := s.openFile(c.Request.Context(), id, name)
+	if err != nil {
+		s.log.Error("export file not readable", "export", id, "file", name, "err", err)
+		httpFail(c, http.StatusServiceUnavailable, "export %s: file %q cannot be read now; try again later", id, report.Clip(name))
+		return
+	}
+	defer r.Close()
+	info, err := r.Info()
+	if err != nil {
+		s.log.Error("export file not readable", "export", id, "file", name, "err", err)
+		httpFail(c, http.StatusServiceUnavailable, "export %s: file %q cannot be read now; try again later", id, report.Clip(name))
+		return
+	}
+	// The name is one the job lists (checked by the caller): safe in the header.
+	c.Header("Content-Disposition", `attachment; filename="`+name+`"`)
+	c.Header("Content-Length", strconv.FormatUint(info.Size, 10))
+	c.Status(http.StatusOK)
+	if _, err := io.Copy(c.Writer, r); err != nil {
+		// The status is sent; a truncated body (and the object store's digest check, which
+		// fails the read of a damaged object) is all the client can be told.
+		s.log.Error("export file download broken off", "export", id, "file", name, "err", err)
+	}
 }
 
 func contentType(name string) string {

@@ -15,6 +15,7 @@ type metrics struct {
 	scheduleRuns  *prometheus.CounterVec
 	scheduleLast  *prometheus.GaugeVec
 	publishErrors prometheus.Counter
+	restarts      prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -50,9 +51,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		publishErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "lineage_export_record_publish_errors_total", Help: "Export runs whose own decision record could not be published (the run is then marked failed).",
 		}),
+		restarts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "lineage_export_job_restarts_total", Help: "Export jobs started again after their run was interrupted (cluster mode: lease lost, node died).",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.jobs, m.running, m.queued, m.scanned, m.total, m.records, m.duration, m.scheduleRuns, m.scheduleLast, m.publishErrors)
+		reg.MustRegister(m.jobs, m.running, m.queued, m.scanned, m.total, m.records, m.duration, m.scheduleRuns, m.scheduleLast, m.publishErrors, m.restarts)
 	}
 	return m
 }

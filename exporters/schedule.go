@@ -34,7 +34,9 @@ import (
 // A run missed while lineaged was down is made up once at start-up: each entry's last
 // successful cron time is kept in <export dir>/schedule-state.json, and if the latest cron time
 // before now is later, that run happens at once. An entry seen for the first time starts from
-// now (no surprise back-fill).
+// now (no surprise back-fill). In cluster mode (cluster.go) the state is in the KV bucket
+// ScheduleBucket instead, the schedule runs inside Run on the writer-lease holder only, and a
+// run's export id is derived from its entry and cron time.
 
 // ScheduleFile is the schedule file's format.
 type ScheduleFile struct {
@@ -198,6 +200,10 @@ func (s *Service) markScheduled(name string, t time.Time) {
 }
 
 func (s *Service) saveState() {
+	if s.cl != nil {
+		s.saveStateKV()
+		return
+	}
 	// stateMu serializes writers of the file (they share its temporary name).
 	s.stateMu.Lock()
 	defer s.stateMu.Unlock()
@@ -271,6 +277,11 @@ func (s *Service) fire(e *scheduleEntry, at time.Time) {
 	req, err := e.request(at)
 	if err == nil {
 		_, err = s.submit(req, "scheduler", "schedule:"+e.Name, at)
+	}
+	if errors.Is(err, errJobExists) {
+		// Cluster mode: this cron time's job was queued already (before a takeover).
+		s.log.Info("scheduled export already queued", "schedule", e.Name, "cron_time", at)
+		return
 	}
 	if err != nil {
 		s.m.scheduleRuns.WithLabelValues(e.Name, "skipped").Inc()

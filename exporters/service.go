@@ -53,9 +53,20 @@ type Config struct {
 	// reports' agent-identity findings are those GET /v1/findings serves (nil: the defaults).
 	Findings *findings.Configs
 
+	// Cluster, if set, keeps the jobs, their files and the schedule state in NATS JetStream
+	// instead of Dir, so that several lineaged nodes serve them and a job whose node died is
+	// restarted by the next one (cluster.go). Dir is then only scratch space.
+	Cluster *Cluster
+
 	// now and after are the clock, replaced in tests.
 	now   func() time.Time
 	after func(time.Duration) <-chan time.Time
+	// beforeExport, if set, runs before each export of cluster mode with the export's context
+	// (tests block it there); an error fails the run unless the context ended.
+	beforeExport func(ctx context.Context, j Job) error
+	// crash, if set, is asked at each crash point of cluster mode (crashAfterRun, …): true
+	// stops the handling of the job there, as if the process died (tests).
+	crash func(point, id string) bool
 }
 
 // Service runs exports: on demand through the HTTP API (Mount) and on a schedule (Run). Exports
@@ -75,6 +86,8 @@ type Service struct {
 	queue chan *Job
 	// stateMu serializes writes of the schedule state file.
 	stateMu sync.Mutex
+	// cl is the shared state of cluster mode (nil: local mode).
+	cl *cluster
 }
 
 // Job statuses.
@@ -115,10 +128,15 @@ type Job struct {
 	Findings       []report.Finding `json:"findings,omitempty"`
 	// RecordID is the id of the decision record that logs this export run.
 	RecordID string `json:"record_id,omitempty"`
+	// Node is the lineaged node that runs or ran the job, Attempts how often it was started
+	// (cluster mode: a job whose node died is started again elsewhere).
+	Node     string `json:"node,omitempty"`
+	Attempts int    `json:"attempts,omitempty"`
 }
 
-// NewService checks the configuration, loads the schedule and the jobs of earlier runs, and
-// registers the metrics. Start the worker and scheduler with Run.
+// NewService checks the configuration, loads the schedule and the jobs of earlier runs (cluster
+// mode: creates or updates the buckets and the queue stream in NATS instead), and registers
+// the metrics. Start the worker and scheduler with Run.
 func NewService(c Config) (*Service, error) {
 	if c.Log == nil || c.Signer == nil || c.Verifier == nil {
 		return nil, errors.New("exporters: service needs the log, its signer and its verifier")
@@ -150,6 +168,13 @@ func NewService(c Config) (*Service, error) {
 		exp.Findings = c.Findings
 	}
 	s := &Service{c: c, exp: &exp, log: c.Logger, jobs: map[string]*Job{}, queue: make(chan *Job, c.QueueSize)}
+	if c.Cluster != nil {
+		cl, err := openCluster(*c.Cluster, c.QueueSize)
+		if err != nil {
+			return nil, err
+		}
+		s.cl = cl
+	}
 	if c.ScheduleFile != "" {
 		entries, err := LoadSchedule(c.ScheduleFile)
 		if err != nil {
@@ -163,11 +188,14 @@ func NewService(c Config) (*Service, error) {
 			s.schedule = append(s.schedule, &scheduleEntry{ScheduleEntry: e, cron: c})
 		}
 	}
-	if err := s.loadJobs(); err != nil {
-		return nil, err
-	}
-	if err := s.loadState(); err != nil {
-		return nil, err
+	if s.cl == nil {
+		// In cluster mode the jobs and the schedule state are in KV: nothing to load.
+		if err := s.loadJobs(); err != nil {
+			return nil, err
+		}
+		if err := s.loadState(); err != nil {
+			return nil, err
+		}
 	}
 	s.m = newMetrics(c.Registerer)
 	return s, nil
@@ -175,7 +203,14 @@ func NewService(c Config) (*Service, error) {
 
 // Run runs queued exports and the schedule until ctx ends. A running export is cancelled then
 // and marked failed; Run returns once it has stopped.
+//
+// In cluster mode, call Run on one node at a time (the writer-lease holder): it consumes the
+// cluster's queue and runs the schedule. A running export is cancelled when ctx ends but not
+// failed: the next node's Run restarts it.
 func (s *Service) Run(ctx context.Context) error {
+	if s.cl != nil {
+		return s.runCluster(ctx)
+	}
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); s.worker(ctx) }()
@@ -211,6 +246,20 @@ func (s *Service) submit(req report.Request, requestedBy, trigger string, schedu
 	}
 	if !scheduledFor.IsZero() {
 		j.ScheduledFor = report.FormatTime(scheduledFor)
+	}
+	if s.cl != nil {
+		var err error
+		if name, ok := strings.CutPrefix(trigger, "schedule:"); ok && !scheduledFor.IsZero() {
+			err = s.submitScheduled(j, name, scheduledFor)
+		} else {
+			err = s.submitCluster(j)
+		}
+		if err != nil {
+			return nil, err
+		}
+		s.log.Info("export queued", "export", j.ID, "kind", j.Kind, "tenant", j.Tenant, "ai_system", j.AISystem,
+			"from", j.From, "to", j.To, "requested_by", requestedBy, "trigger", trigger)
+		return j, nil
 	}
 	s.mu.Lock()
 	s.jobs[j.ID] = j
@@ -423,14 +472,19 @@ func (s *Service) visibleJobs(canSee func(string) bool, tenant string, limit int
 			out = append(out, *j)
 		}
 	}
-	created := func(j Job) time.Time { t, _ := time.Parse(time.RFC3339Nano, j.Created); return t }
-	slices.SortFunc(out, func(a, b Job) int {
-		return cmp.Or(created(b).Compare(created(a)), strings.Compare(b.ID, a.ID))
-	})
+	sortJobs(out)
 	if len(out) > limit {
 		out = out[:limit]
 	}
 	return out
+}
+
+// sortJobs sorts jobs newest first.
+func sortJobs(out []Job) {
+	created := func(j Job) time.Time { t, _ := time.Parse(time.RFC3339Nano, j.Created); return t }
+	slices.SortFunc(out, func(a, b Job) int {
+		return cmp.Or(created(b).Compare(created(a)), strings.Compare(b.ID, a.ID))
+	})
 }
 
 // job returns a copy of a job, if it exists.
