@@ -59,6 +59,7 @@ type Ingester struct {
 	cfg     Config
 	pending map[index.Key]pendingRec // appended, not yet indexed
 	order   []pendingKey             // pending keys in log order, for pruning
+	fenced  error                    // set once an add failed with ledger.ErrFenced
 }
 
 type pendingRec struct {
@@ -152,6 +153,10 @@ func (in *Ingester) Run(ctx context.Context) error {
 			batch = append(batch, m)
 		}
 		in.handle(ctx, batch)
+		if in.fenced != nil {
+			// Another node is the writer now: stop consuming (its messages stay un-acked).
+			return fmt.Errorf("ingest: %w", in.fenced)
+		}
 	}
 	return nil
 }
@@ -254,6 +259,7 @@ func (in *Ingester) handle(ctx context.Context, msgs []jetstream.Msg) {
 		it.future = in.cfg.Log.Add(ctx, lineage.NewEnvelope(it.canon, now, it.signed))
 	}
 
+	conflicted := false
 	var appended []index.Entry
 	if in.cfg.Appended != nil {
 		appended = make([]index.Entry, 0, len(items))
@@ -265,6 +271,12 @@ func (in *Ingester) handle(ctx context.Context, msgs []jetstream.Msg) {
 		}
 		idx, err := it.future()
 		if err != nil {
+			switch {
+			case errors.Is(err, ledger.ErrFenced):
+				in.fenced = err
+			case errors.Is(err, ledger.ErrConflict):
+				conflicted = true
+			}
 			in.cfg.Logger.Error("ingest: append", "tenant", it.tenant, "id", it.rec.ID, "err", err)
 			delete(inBatch, it.key)
 			in.retry(it)
@@ -319,6 +331,26 @@ func (in *Ingester) handle(ctx context.Context, msgs []jetstream.Msg) {
 		if it := &items[i]; !it.settled && it.reject != nil {
 			in.quarantine(ctx, it)
 		}
+	}
+	if conflicted {
+		in.catchUp(ctx)
+	}
+}
+
+// catchUp runs after an add met an index another writer had taken (ledger.ErrConflict: a
+// writer that lost the writer role stored entries after this one took over, internal/ha). The
+// log now holds records this process never saw, and their messages may come back: before the
+// next batch, wait until the indexer has applied the log up to its re-read size, so the id
+// lookup knows them and a redelivery is a duplicate, not a second copy.
+func (in *Ingester) catchUp(ctx context.Context) {
+	size, err := in.cfg.Log.Size(ctx)
+	if err != nil {
+		in.cfg.Logger.Error("ingest: log size after a conflict", "err", err)
+		return
+	}
+	in.cfg.Logger.Warn("ingest: another writer stored entries; waiting for the index to reach the log before the next batch", "log_size", size)
+	if err := in.cfg.WaitIndexed(ctx, size); err != nil {
+		in.cfg.Logger.Error("ingest: wait for the index after a conflict", "log_size", size, "err", err)
 	}
 }
 

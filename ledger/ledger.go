@@ -19,6 +19,15 @@ var ErrNotFound = errors.New("ledger: not found")
 // ErrReadOnly is returned by Add on a log opened for reading only.
 var ErrReadOnly = errors.New("ledger: log is read-only")
 
+// ErrConflict is returned for an add whose index another writer of the same log had already
+// taken (ledger/trillian): the add did not happen, and the log holds entries this writer has
+// not seen. A caller that dedupes against an index must let it catch up before retrying.
+var ErrConflict = errors.New("ledger: index already holds another entry")
+
+// ErrFenced is returned by a writer that may no longer write: another node took the writer
+// role over (internal/ha). What it had not stored is not stored; the caller must stop writing.
+var ErrFenced = errors.New("ledger: this writer was fenced off (another node is the writer)")
+
 // IndexFuture resolves to the log index assigned to an added entry. It blocks until the entry
 // is durably sequenced (or failed); calling it again returns the same answer.
 type IndexFuture func() (uint64, error)

@@ -36,6 +36,9 @@ type API struct {
 	// set, is reported by /healthz as findings_position (log entries the findings reflect).
 	Findings         findings.Store
 	FindingsPosition func() uint64
+	// Cluster, when set (lineaged --ha), adds this node's place in the cluster to /healthz
+	// under "cluster": its node id, whether it is the writer, and who holds the writer lease.
+	Cluster func(ctx context.Context) map[string]any
 	// Verifier is the log's public key in note verifier format.
 	Verifier string
 	// Rotations are the signed statements linking Verifier to the log's earlier keys, oldest
@@ -191,6 +194,9 @@ func (a *API) health(c *gin.Context) {
 	out := gin.H{"status": "ok", "index_position": pos}
 	if a.FindingsPosition != nil {
 		out["findings_position"] = a.FindingsPosition()
+	}
+	if a.Cluster != nil {
+		out["cluster"] = a.Cluster(c)
 	}
 	if cp, err := a.Log.Checkpoint(c); err == nil {
 		out["checkpoint_size"] = cp.Size

@@ -52,6 +52,9 @@ func runRebuild(args []string) error {
 	fs.StringVar(&c.TrillianAddr, "trillian-addr", "", "Trillian log server (with --ledger trillian)")
 	fs.Int64Var(&c.TrillianTreeID, "trillian-tree-id", 0, "Trillian tree id (with --ledger trillian)")
 	fs.StringVar(&c.TrillianTLSCA, "trillian-tls-ca", "", "CA file for TLS to Trillian")
+	fs.BoolVar(&c.HA, "ha", false, "the log belongs to a cluster of lineaged --ha nodes: read its checkpoint from the cluster's NATS (--nats-url) instead of the data dir")
+	fs.StringVar(&c.NATSURL, "nats-url", "", "the cluster's NATS seed URLs (with --ha)")
+	c.NATS.Register(fs)
 	// The index flags are lineaged serve's, with the same environment variables, so a rebuild
 	// uses exactly the index (and retention) the daemon does.
 	fs.StringVar(&c.Index, "index", "sqlite", "index to rebuild: sqlite (the data dir's file) or clickhouse (emptied and refilled in place)")

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/lineage-audit/lineage/ingest"
+	"github.com/lineage-audit/lineage/internal/ha"
 	"github.com/lineage-audit/lineage/internal/natsclient"
 	"github.com/lineage-audit/lineage/ledger/witness"
 	"github.com/lineage-audit/lineage/query"
@@ -49,6 +50,15 @@ type Config struct {
 	// "open" (serve the newest, and raise lineage_witness_serving_unwitnessed below quorum).
 	WitnessPolicy string
 	WitnessMode   string
+
+	// HA runs this daemon as one node of a cluster (docs/OPERATIONS.md): every node serves the
+	// API, the UI and ingest, and the node holding the writer lease (internal/ha, a key in a
+	// NATS KV bucket with LeaseTTL) also appends, signs checkpoints, indexes and runs exports.
+	// It needs the Trillian log, the ClickHouse index, an external NATS (cluster) and a signing
+	// key file shared by every node. NodeID names the node (default: the host name).
+	HA       bool
+	NodeID   string
+	LeaseTTL time.Duration
 
 	NATSAddr string // embedded server listen address
 	// NATSURL is an external server, or the comma-separated seed URLs of a NATS cluster (any
@@ -126,6 +136,7 @@ func DefaultConfig() Config {
 		Index:           "sqlite",
 		NATSAddr:        "127.0.0.1:4222",
 		StreamReplicas:  1,
+		LeaseTTL:        ha.DefaultTTL,
 		HTTPAddr:        "127.0.0.1:8080",
 		OIDC:            auth.OIDCConfig{RolesClaim: "lineage_roles", TenantsClaim: "lineage_tenants"},
 		OIDCLogin:       auth.LoginConfig{SessionMaxAge: auth.DefaultSessionMaxAge},
@@ -167,6 +178,10 @@ func (c *Config) Defaults() {
 		c.LogOrigin = "lineage.local/" + host
 	}
 	orDefault(&c.NATSAddr, d.NATSAddr)
+	if c.NodeID == "" {
+		c.NodeID, _ = os.Hostname()
+	}
+	orDefault(&c.LeaseTTL, d.LeaseTTL)
 	orDefault(&c.HTTPAddr, d.HTTPAddr)
 	orDefault(&c.OIDC.RolesClaim, d.OIDC.RolesClaim)
 	orDefault(&c.OIDC.TenantsClaim, d.OIDC.TenantsClaim)
@@ -188,6 +203,33 @@ func (c *Config) Defaults() {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+}
+
+// checkHA refuses a cluster node (--ha) whose stores are one machine's: every node must see the
+// same log, index and NATS.
+func checkHA(c Config) error {
+	if !c.HA {
+		return nil
+	}
+	switch {
+	case c.Ledger != "trillian":
+		return fmt.Errorf("service: --ha needs a log every node shares: --ledger trillian (the %q log lives on one machine's disk; docs/OPERATIONS.md)", c.Ledger)
+	case c.Index != "clickhouse":
+		return fmt.Errorf("service: --ha needs an index every node shares: --index clickhouse (the %q index is a file on one machine; docs/OPERATIONS.md)", c.Index)
+	case c.NATSURL == "":
+		return errors.New("service: --ha needs the cluster's NATS servers (--nats-url); the embedded NATS server serves one node only")
+	case c.WitnessPolicy != "":
+		return errors.New("service: --ha with --witness-policy is not supported yet: the cosigned checkpoint is kept in one node's data dir")
+	case c.NodeID == "" || len(c.NodeID) > 128:
+		return errors.New("service: --ha needs a --node-id of 1 to 128 characters")
+	case c.LeaseTTL < ha.MinTTL:
+		return fmt.Errorf("service: --lease-ttl %v is below the minimum %v", c.LeaseTTL, ha.MinTTL)
+	}
+	if _, err := os.Stat(c.KeyFile); err != nil {
+		// A node must not make a key of its own: the nodes sign one log with one key.
+		return fmt.Errorf("service: --ha needs the cluster's signing key at --key-file %s, shared by every node (create it once with lineagectl keygen and give each node a copy): %w", c.KeyFile, err)
+	}
+	return nil
 }
 
 // orDefault sets *v to d if *v is the zero value.
@@ -220,6 +262,9 @@ func preflight(c Config) (auth.Authenticator, *auth.Login, error) {
 	}
 	if c.Index == "clickhouse" && c.ClickHouseDSN == "" {
 		return nil, nil, errors.New("service: --index clickhouse needs --clickhouse-dsn")
+	}
+	if err := checkHA(c); err != nil {
+		return nil, nil, err
 	}
 	if _, err := witness.ParseMode(c.WitnessMode); err != nil {
 		return nil, nil, fmt.Errorf("service: --witness-mode: %w", err)

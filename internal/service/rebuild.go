@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/lineage-audit/lineage/internal/ha"
+	"github.com/nats-io/nats.go/jetstream"
 	"log/slog"
 	"os"
 
@@ -53,7 +55,26 @@ func RebuildIndex(ctx context.Context, c Config, v note.Verifier, progress func(
 		return 0, err
 	}
 	defer unlock()
-	lg, _, err := openLedger(ctx, c, nil, v, true)
+	mode := ledgerMode{readOnly: true}
+	if c.HA {
+		// A cluster's checkpoint is the shared one in NATS, not a data dir's.
+		if c.Ledger != "trillian" || c.NATSURL == "" {
+			return 0, errors.New("rebuild: --ha needs --ledger trillian and the cluster's --nats-url")
+		}
+		nc, _, stop, err := connectNATS(c, c.Logger)
+		if err != nil {
+			return 0, err
+		}
+		defer stop()
+		js, err := jetstream.New(nc)
+		if err != nil {
+			return 0, fmt.Errorf("rebuild: jetstream: %w", err)
+		}
+		if mode.shared, err = ha.OpenCheckpointStore(ctx, js, 0, ha.TreeKey(c.TrillianTreeID)); err != nil {
+			return 0, err
+		}
+	}
+	lg, _, err := openLedger(ctx, c, nil, v, mode)
 	if err != nil {
 		return 0, err
 	}

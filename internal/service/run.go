@@ -10,6 +10,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/lineage-audit/lineage/ingest"
+	"github.com/lineage-audit/lineage/internal/ha"
 	"github.com/lineage-audit/lineage/query"
 	"github.com/lineage-audit/lineage/query/auth"
 	"github.com/lineage-audit/lineage/web"
@@ -28,22 +29,27 @@ func Run(ctx context.Context, c Config) error {
 		return err
 	}
 	routeKlog(c.Logger)
+	if c.HA {
+		return runHA(ctx, c, authn, login)
+	}
 
-	st, closeStores, err := openStores(ctx, c)
+	st, closeStores, err := openStores(ctx, c, nil)
 	if err != nil {
 		return err
 	}
 	defer closeStores()
+	// A single node is always the writer; the cluster metrics say so (internal/ha).
+	ha.NewMetrics(st.reg).Writer.Set(1)
 
 	// g owns every goroutine; its context ends with ctx or on the first failure.
 	g, gctx := errgroup.WithContext(ctx)
-	w, stopWorkers, err := startWorkers(ctx, gctx, g, c, st)
+	w, stopWorkers, err := startWorkers(ctx, gctx, g, c, st, nil)
 	if err != nil {
 		return err
 	}
 	defer stopWorkers()
 
-	addr, stopServing, err := serve(ctx, g, c, st, w, authn, login)
+	addr, stopServing, err := serveWith(ctx, g, c, st, w, authn, login, nil)
 	if err != nil {
 		return err
 	}
@@ -57,10 +63,11 @@ func Run(ctx context.Context, c Config) error {
 	return g.Wait() // closeStores runs after: every goroutine has returned
 }
 
-// serve listens on c.HTTPAddr and serves the query API, with HTTP ingest and the exporter
-// mounted, as a goroutine of g. It returns the address listened on and the function that shuts
-// the server down (waiting up to 30s for requests in progress).
-func serve(ctx context.Context, g *errgroup.Group, c Config, st *stores, w *workers, authn auth.Authenticator, login *auth.Login) (addr string, stop func(), err error) {
+// serveWith listens on c.HTTPAddr and serves the query API, with HTTP ingest and the exporter
+// mounted, as a goroutine of g; tune, when set, adjusts the API before it serves (runHA). It
+// returns the address listened on and the function that shuts the server down (waiting up to
+// 30s for requests in progress).
+func serveWith(ctx context.Context, g *errgroup.Group, c Config, st *stores, w *workers, authn auth.Authenticator, login *auth.Login, tune func(*query.API)) (addr string, stop func(), err error) {
 	log := c.Logger
 	httpIngest := &ingest.HTTP{JS: w.js, OPA: w.opa, Metrics: w.inMetrics, Seen: st.index,
 		Logger: log.With("component", "ingest-http")}
@@ -73,6 +80,9 @@ func serve(ctx context.Context, g *errgroup.Group, c Config, st *stores, w *work
 		UI: web.Handler(), Login: login}
 	if w.findings != nil {
 		api.FindingsPosition = w.findings.Position
+	}
+	if tune != nil {
+		tune(api)
 	}
 	srv, ln, err := newHTTPServer(c, api.Handler(), st.reg)
 	if err != nil {

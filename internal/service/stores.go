@@ -43,7 +43,10 @@ type stores struct {
 	index     index.Store
 	// findings is the index's findings projection (nil with Config.NoFindings).
 	findings findings.Store
-	reg      *prometheus.Registry
+	// findingsConfig (--findings-config; nil: the defaults) serves the live findings and the
+	// exports' identity findings.
+	findingsConfig *findings.Configs
+	reg            *prometheus.Registry
 
 	// closeLog flushes and closes the ledger, once: every appended entry is integrated and
 	// checkpointed. The workers' stop calls it as soon as nothing appends any more.
@@ -56,7 +59,11 @@ type stores struct {
 // openStores locks the data dir and opens the signing key, the ledger and the index. The
 // returned cleanup closes them in reverse order: the index, the ledger (unless closeLog ran
 // already), then the lock. On error, what was opened is closed again.
-func openStores(ctx context.Context, c Config) (st *stores, cleanup func(), err error) {
+//
+// With shared set (a node of a cluster, --ha) the ledger is opened read-only over the cluster's
+// shared checkpoint: what every node serves. The writer opens its own writable copy while it
+// holds the writer lease (runHA).
+func openStores(ctx context.Context, c Config, shared trillian.CheckpointStore) (st *stores, cleanup func(), err error) {
 	var cs cleanups
 	defer func() {
 		if err != nil {
@@ -70,6 +77,15 @@ func openStores(ctx context.Context, c Config) (st *stores, cleanup func(), err 
 	cs.add(unlock)
 
 	st = &stores{}
+	if c.FindingsConfig != "" {
+		data, err := ledger.ReadFileLimit(c.FindingsConfig, findings.MaxConfigSize)
+		if err != nil {
+			return nil, nil, fmt.Errorf("service: --findings-config: %w", err)
+		}
+		if st.findingsConfig, err = findings.ParseConfig(data); err != nil {
+			return nil, nil, fmt.Errorf("service: --findings-config %s: %w", c.FindingsConfig, err)
+		}
+	}
 	var vkey string
 	if st.signer, vkey, err = ledger.LoadOrCreateSigner(c.KeyFile, c.LogOrigin); err != nil {
 		return nil, nil, err
@@ -91,7 +107,7 @@ func openStores(ctx context.Context, c Config) (st *stores, cleanup func(), err 
 	st.reg = prometheus.NewRegistry()
 	st.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	if st.log, st.logDir, err = openLedger(ctx, c, st.signer, st.verifier, false); err != nil {
+	if st.log, st.logDir, err = openLedger(ctx, c, st.signer, st.verifier, ledgerMode{readOnly: shared != nil, shared: shared}); err != nil {
 		return nil, nil, err
 	}
 	st.closeLog = sync.OnceFunc(func() {
@@ -173,7 +189,8 @@ func clickHouseOptions(c Config) clickhouse.Options {
 
 // openLedger opens the configured ledger driver. It returns the directory to serve as
 // tlog-tiles under /log/ ("" when the driver has none).
-func openLedger(ctx context.Context, c Config, s note.Signer, v note.Verifier, readOnly bool) (ledger.Log, string, error) {
+func openLedger(ctx context.Context, c Config, s note.Signer, v note.Verifier, m ledgerMode) (ledger.Log, string, error) {
+	readOnly := m.readOnly
 	switch c.Ledger {
 	case "trillian":
 		o := trillian.DefaultOptions(c.TrillianAddr, c.TrillianTreeID, filepath.Join(c.DataDir, "trillian-state"), s, v)
@@ -188,6 +205,7 @@ func openLedger(ctx context.Context, c Config, s note.Signer, v note.Verifier, r
 			o.TLS = tc
 		}
 		o.Logger = c.Logger.With("component", "trillian")
+		o.Checkpoints, o.Fence = m.shared, m.fence
 		var l *trillian.Log
 		var err error
 		if readOnly {
@@ -208,6 +226,15 @@ func openLedger(ctx context.Context, c Config, s note.Signer, v note.Verifier, r
 		l, err := tessera.Open(ctx, o)
 		return l, LogDir(c.DataDir), err
 	}
+}
+
+// ledgerMode says how openLedger opens the log: read-only or for writing, and for a node of a
+// cluster (--ha, Trillian only) with the cluster's shared checkpoint and the writer lease's
+// fence (ledger/trillian Options.Checkpoints and Fence).
+type ledgerMode struct {
+	readOnly bool
+	shared   trillian.CheckpointStore
+	fence    func() error
 }
 
 // cleanups are undo steps, run in the reverse order they were added.

@@ -9,7 +9,6 @@ import (
 	lineage "github.com/lineage-audit/lineage"
 	"github.com/lineage-audit/lineage/exporters"
 	"github.com/lineage-audit/lineage/ingest"
-	"github.com/lineage-audit/lineage/ledger"
 	"github.com/lineage-audit/lineage/query"
 	"github.com/lineage-audit/lineage/query/findings"
 	"github.com/nats-io/nats.go/jetstream"
@@ -39,7 +38,12 @@ type workers struct {
 // before either closes), the ingester, then the log is flushed (st.closeLog: every appended
 // entry integrated and checkpointed while the indexer still runs), NATS stops, the indexer
 // stops. On error, what was started is stopped again.
-func startWorkers(ctx, gctx context.Context, g *errgroup.Group, c Config, st *stores) (w *workers, stop func(), err error) {
+//
+// On the writer of a cluster (runHA) w comes prepared — NATS connected, streams ensured, the
+// exporter service made, since every node serves ingest and exports — and startWorkers starts
+// only what runs once cluster-wide: the indexer, the findings worker and publisher, the
+// ingester and the exporter's worker and schedule. Without w it prepares all of that itself.
+func startWorkers(ctx, gctx context.Context, g *errgroup.Group, c Config, st *stores, w *workers) (_ *workers, stop func(), err error) {
 	var cs cleanups
 	defer func() {
 		if err != nil {
@@ -47,24 +51,16 @@ func startWorkers(ctx, gctx context.Context, g *errgroup.Group, c Config, st *st
 		}
 	}()
 	log := c.Logger
-	w = &workers{}
+	cluster := w != nil
+	if !cluster {
+		w = &workers{}
+	}
 	if w.indexer, err = query.NewIndexer(ctx, st.log, st.index, st.reg, log.With("component", "indexer")); err != nil {
 		return nil, nil, err
 	}
 	cs.add(spawn(g, context.WithoutCancel(ctx), "indexer", w.indexer.Run))
-	// The findings configuration serves the live findings and the exports' identity findings.
-	var cfg *findings.Configs
-	if c.FindingsConfig != "" {
-		data, err := ledger.ReadFileLimit(c.FindingsConfig, findings.MaxConfigSize)
-		if err != nil {
-			return nil, nil, fmt.Errorf("service: --findings-config: %w", err)
-		}
-		if cfg, err = findings.ParseConfig(data); err != nil {
-			return nil, nil, fmt.Errorf("service: --findings-config %s: %w", c.FindingsConfig, err)
-		}
-	}
 	if st.findings != nil {
-		if w.findings, err = query.NewFindingsWorker(ctx, st.log, st.findings, w.indexer, cfg, st.reg, log.With("component", "findings")); err != nil {
+		if w.findings, err = query.NewFindingsWorker(ctx, st.log, st.findings, w.indexer, st.findingsConfig, st.reg, log.With("component", "findings")); err != nil {
 			return nil, nil, err
 		}
 		w.indexer.Applied = w.findings.Offer
@@ -72,12 +68,13 @@ func startWorkers(ctx, gctx context.Context, g *errgroup.Group, c Config, st *st
 		cs.add(spawn(g, context.WithoutCancel(ctx), "findings", w.findings.Run))
 	}
 
-	nc, natsURL, stopNATS, err := connectNATS(c, log)
-	if err != nil {
-		return nil, nil, err
+	if !cluster {
+		stopNATS, err := connectWorkers(ctx, c, st, w)
+		if err != nil {
+			return nil, nil, err
+		}
+		cs.add(stopNATS)
 	}
-	cs.add(stopNATS)
-	w.natsURL = natsURL
 	// Everything added from here on (the witnessing, the ingester, the exporter) stops before
 	// the log closes.
 	cs.add(st.closeLog)
@@ -85,23 +82,12 @@ func startWorkers(ctx, gctx context.Context, g *errgroup.Group, c Config, st *st
 		// Witnessing reads the log's checkpoints; nothing waits for it but readers of st.served.
 		cs.add(spawn(g, gctx, "witnessing", st.witnessed.Run))
 	}
-	if w.js, err = jetstream.New(nc); err != nil {
-		return nil, nil, fmt.Errorf("service: jetstream: %w", err)
-	}
-	if err := ingest.EnsureStreams(ctx, w.js, ingest.StreamOptions{MaxMsgSize: MaxRecordMsg, Replicas: c.StreamReplicas}); err != nil {
-		return nil, nil, err
-	}
-	w.opa = ingest.OPAConfig{IdentityPath: c.OPAIdentityPath}
-	if err := w.opa.Check(); err != nil {
-		return nil, nil, err
-	}
 	var srcKeys *ingest.SourceKeys
 	if c.SourceKeys != "" {
 		if srcKeys, err = ingest.LoadSourceKeys(c.SourceKeys); err != nil {
 			return nil, nil, err
 		}
 	}
-	w.inMetrics = ingest.NewMetrics(st.reg)
 	in, err := ingest.New(ingest.Config{
 		JS: w.js, Log: st.log, Seen: st.index, Indexed: w.indexer.Position, WaitIndexed: w.indexer.WaitFor,
 		BatchSize: c.BatchSize, AckWait: c.AckWait, SourceKeys: srcKeys, Metrics: w.inMetrics, Logger: log.With("component", "ingest"),
@@ -112,7 +98,6 @@ func startWorkers(ctx, gctx context.Context, g *errgroup.Group, c Config, st *st
 	}
 	cs.add(spawn(g, gctx, "ingester", in.Run))
 	js := w.js
-
 	if st.findings != nil {
 		// New and changed findings go out on lineage.findings.<tenant> from the store's outbox.
 		pub := findings.NewPublisher(st.findings, func(ctx context.Context, subject, msgID string, data []byte) error {
@@ -127,7 +112,54 @@ func startWorkers(ctx, gctx context.Context, g *errgroup.Group, c Config, st *st
 		cs.add(spawn(g, context.WithoutCancel(ctx), "findings-publisher", pub.Run))
 	}
 
-	if w.exports, err = exporters.NewService(exporters.Config{
+	if !cluster {
+		if w.exports, err = newExports(c, st, w.js, nil); err != nil {
+			return nil, nil, err
+		}
+	}
+	cs.add(spawn(g, context.WithoutCancel(ctx), "exporter", w.exports.Run))
+	return w, sync.OnceFunc(cs.run), nil
+}
+
+// connectWorkers connects to NATS (or starts the embedded server), ensures the streams, and
+// prepares what ingest over HTTP and JetStream share; it returns the function that stops NATS.
+func connectWorkers(ctx context.Context, c Config, st *stores, w *workers) (stop func(), err error) {
+	nc, natsURL, stopNATS, err := connectNATS(c, c.Logger)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			stopNATS()
+		}
+	}()
+	w.natsURL = natsURL
+	if w.js, err = jetstream.New(nc); err != nil {
+		return nil, fmt.Errorf("service: jetstream: %w", err)
+	}
+	if err := prepareIngest(ctx, c, st, w); err != nil {
+		return nil, err
+	}
+	return stopNATS, nil
+}
+
+// prepareIngest ensures the streams on w.js and sets up what ingest over HTTP and JetStream
+// share: the OPA settings and the ingest metrics.
+func prepareIngest(ctx context.Context, c Config, st *stores, w *workers) error {
+	if err := ingest.EnsureStreams(ctx, w.js, ingest.StreamOptions{MaxMsgSize: MaxRecordMsg, Replicas: c.StreamReplicas}); err != nil {
+		return err
+	}
+	w.opa = ingest.OPAConfig{IdentityPath: c.OPAIdentityPath}
+	if err := w.opa.Check(); err != nil {
+		return err
+	}
+	w.inMetrics = ingest.NewMetrics(st.reg)
+	return nil
+}
+
+// newExports makes the exporter service; every run it makes is recorded through JetStream.
+func newExports(c Config, st *stores, js jetstream.JetStream, cluster *exporters.Cluster) (*exporters.Service, error) {
+	return exporters.NewService(exporters.Config{
 		// Export bundles carry the served (cosigned, with a witness policy) checkpoint.
 		Log: st.served, Signer: st.signer, Verifier: st.verifier,
 		Dir: c.ExportDir, ScheduleFile: c.ExportSchedule,
@@ -140,13 +172,10 @@ func startWorkers(ctx, gctx context.Context, g *errgroup.Group, c Config, st *st
 			_, err = js.PublishMsg(ctx, ingest.RecordMsg(rec.Tenant, rec.ID, b))
 			return err
 		},
-		Findings:   cfg,
-		Registerer: st.reg, Logger: log.With("component", "exporter"),
-	}); err != nil {
-		return nil, nil, err
-	}
-	cs.add(spawn(g, context.WithoutCancel(ctx), "exporter", w.exports.Run))
-	return w, sync.OnceFunc(cs.run), nil
+		Findings:   st.findingsConfig,
+		Registerer: st.reg, Logger: c.Logger.With("component", "exporter"),
+		Cluster: cluster,
+	})
 }
 
 // spawn runs fn as a goroutine of g under its own context, a child of parent, and returns the

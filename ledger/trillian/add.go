@@ -177,6 +177,10 @@ func (l *Log) write(batch []*pending) (rediscover bool) {
 		failAll(batch, fmt.Errorf("trillian: add: %w", alarm))
 		return false
 	}
+	if err := l.fence(); err != nil {
+		failAll(batch, fmt.Errorf("trillian: add: %w", err))
+		return false
+	}
 	if first == 0 {
 		// The tree's root is empty, and an empty root hides stored leaves from GetLeavesByRange:
 		// keep the index-0 entry on disk until the signer integrates it (see recoverSize).
@@ -212,18 +216,31 @@ func (l *Log) write(batch []*pending) (rediscover bool) {
 	l.next = first + uint64(len(batch))
 	l.mu.Unlock()
 	conflicts := 0
+	for _, r := range resp.GetResults() {
+		if !ours(r.GetStatus().GetCode(), r.GetStatus().GetMessage()) {
+			conflicts++
+		}
+	}
+	if conflicts > 0 {
+		l.log.Error("trillian: another writer holds indexes this driver chose; those adds failed and the stored size is re-read",
+			"first", first, "count", len(batch), "conflicts", conflicts)
+		// Re-read before the futures resolve, so a caller that sees ErrConflict and asks Size
+		// learns where the other writer's entries end (ingest waits for its index to get there).
+		if next, err := l.storedSize(l.bg, true); err == nil {
+			l.mu.Lock()
+			if next > l.next {
+				l.next = next
+			}
+			l.mu.Unlock()
+		}
+	}
 	for i, r := range resp.GetResults() {
 		idx := first + uint64(i)
 		if ours(r.GetStatus().GetCode(), r.GetStatus().GetMessage()) {
 			batch[i].resolve(idx, nil)
 			continue
 		}
-		conflicts++
 		batch[i].resolve(0, fmt.Errorf("trillian: add %d: %w (%s)", idx, ErrConflict, r.GetStatus().GetMessage()))
-	}
-	if conflicts > 0 {
-		l.log.Error("trillian: another writer holds indexes this driver chose; those adds failed and the stored size will be re-read",
-			"first", first, "count", len(batch), "conflicts", conflicts)
 	}
 	return conflicts > 0
 }
@@ -235,6 +252,11 @@ func (l *Log) write(batch []*pending) (rediscover bool) {
 // leaves that did commit come back as identity conflicts, which ours() counts as stored.
 func (l *Log) addWithRetry(req *trillian.AddSequencedLeavesRequest) (*trillian.AddSequencedLeavesResponse, int, error) {
 	for attempt := 1; ; attempt++ {
+		if attempt > 1 {
+			if err := l.fence(); err != nil {
+				return nil, attempt - 1, err
+			}
+		}
 		ctx, cancel := l.rpcCtx(l.bg)
 		resp, err := l.client.AddSequencedLeaves(ctx, req)
 		cancel()

@@ -83,6 +83,9 @@ func (l *Log) publish(ctx context.Context) error {
 		return l.raise(fmt.Errorf("%w: empty tree with root hash %x", ErrInconsistentRoot, root.RootHash))
 	}
 
+	if err := l.fence(); err != nil {
+		return err
+	}
 	body := log.Checkpoint{Origin: l.opts.Signer.Name(), Size: root.TreeSize, Hash: root.RootHash}.Marshal()
 	signed, err := note.Sign(&note.Note{Text: string(body)}, l.opts.Signer)
 	if err != nil {
@@ -92,7 +95,14 @@ func (l *Log) publish(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("trillian: signed checkpoint %d does not verify: %w", root.TreeSize, err)
 	}
-	if err := l.state.writeCheckpoint(signed); err != nil {
+	if err := l.state.writeCheckpoint(ctx, signed); err != nil {
+		if errors.Is(err, ErrCheckpointMoved) {
+			// Another node stored a checkpoint since ours (a writer that was paused past its
+			// lease can sign once more before its fence notices). Adopt the stored one if it
+			// extends ours; the next pass signs from there. Whether this node may still write
+			// is the fence's call, not the store's.
+			return l.adoptShared(ctx, old, haveOld)
+		}
 		return err
 	}
 	l.mu.Lock()
@@ -110,6 +120,32 @@ func (l *Log) publish(ctx context.Context) error {
 			l.mu.Unlock()
 		}
 	}
+	return nil
+}
+
+// adoptShared makes the shared store's checkpoint this driver's last signed one, after checking
+// that it extends old with a consistency proof from Trillian. One that does not raises the alarm.
+func (l *Log) adoptShared(ctx context.Context, old ledger.Checkpoint, haveOld bool) error {
+	cp, ok, err := l.state.readCheckpoint(ctx)
+	if err != nil || !ok {
+		return fmt.Errorf("trillian: re-read the shared checkpoint: %v (found %v)", err, ok)
+	}
+	if haveOld {
+		if cp.Size < old.Size {
+			return l.raise(fmt.Errorf("%w: the shared checkpoint went back from %d to %d", ErrInconsistentRoot, old.Size, cp.Size))
+		}
+		p, err := l.ConsistencyProof(ctx, old.Size, cp.Size)
+		if err != nil {
+			return fmt.Errorf("trillian: shared checkpoint %d: %w", cp.Size, err)
+		}
+		if err := proof.VerifyConsistency(rfc6962.DefaultHasher, old.Size, cp.Size, p, old.Hash, cp.Hash); err != nil {
+			return l.raise(fmt.Errorf("%w: shared checkpoint %d (%x) against %d (%x): %v", ErrInconsistentRoot, cp.Size, cp.Hash, old.Size, old.Hash, err))
+		}
+	}
+	l.mu.Lock()
+	l.cp, l.haveCP = cp, true
+	l.mu.Unlock()
+	l.log.Warn("trillian: another node stored a newer checkpoint; adopted it", "size", cp.Size)
 	return nil
 }
 

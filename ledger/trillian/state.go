@@ -1,6 +1,7 @@
 package trillian
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -16,10 +17,16 @@ import (
 // stateDir is the driver's small local state: the latest signed checkpoint ("checkpoint", the
 // signed note exactly as published, so it can be served or inspected as is) and, only until the
 // tree's first leaf is integrated, a copy of the entry sent for index 0 ("tree-<id>.leaf0").
+//
+// With a shared CheckpointStore (Options.Checkpoints) the checkpoint lives there instead, and
+// version is the stored version this driver read or wrote last (its compare-and-set base).
 type stateDir struct {
 	dir  string
 	v    note.Verifier
 	lock *os.File // flock held while a writer has the dir open; nil for readers
+
+	shared  CheckpointStore
+	version uint64
 }
 
 const checkpointFile = "checkpoint"
@@ -55,7 +62,22 @@ func (s *stateDir) close() {
 
 // readCheckpoint returns the persisted checkpoint, verified with the log's key: a file changed
 // on disk, or signed by another key, is an error, never a silent reset of what was committed.
-func (s *stateDir) readCheckpoint() (ledger.Checkpoint, bool, error) {
+func (s *stateDir) readCheckpoint(ctx context.Context) (ledger.Checkpoint, bool, error) {
+	if s.shared != nil {
+		raw, version, err := s.shared.Load(ctx)
+		if err != nil {
+			return ledger.Checkpoint{}, false, fmt.Errorf("trillian: read shared checkpoint: %w", err)
+		}
+		if raw == nil {
+			return ledger.Checkpoint{}, false, nil
+		}
+		cp, err := ledger.OpenCheckpoint(raw, s.v)
+		if err != nil {
+			return ledger.Checkpoint{}, false, fmt.Errorf("trillian: shared checkpoint (version %d): %w", version, err)
+		}
+		s.version = version
+		return cp, true, nil
+	}
 	raw, err := os.ReadFile(filepath.Join(s.dir, checkpointFile))
 	if errors.Is(err, fs.ErrNotExist) {
 		return ledger.Checkpoint{}, false, nil
@@ -71,7 +93,16 @@ func (s *stateDir) readCheckpoint() (ledger.Checkpoint, bool, error) {
 }
 
 // writeCheckpoint persists a signed checkpoint before it is published.
-func (s *stateDir) writeCheckpoint(n []byte) error {
+// With a shared store the write is a compare-and-set on the version read or written last.
+func (s *stateDir) writeCheckpoint(ctx context.Context, n []byte) error {
+	if s.shared != nil {
+		v, err := s.shared.Store(ctx, n, s.version)
+		if err != nil {
+			return fmt.Errorf("trillian: store shared checkpoint: %w", err)
+		}
+		s.version = v
+		return nil
+	}
 	return atomicfile.WriteFile(filepath.Join(s.dir, checkpointFile), n, 0o600)
 }
 

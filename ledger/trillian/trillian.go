@@ -94,7 +94,11 @@ var ErrInconsistentRoot = errors.New("trillian: root is inconsistent with the la
 // ErrConflict is returned for an add whose index Trillian had already given to a different
 // entry, which means something else writes to the tree (Lineage allows one writer per log).
 // The add did not happen; the caller may retry it.
-var ErrConflict = errors.New("trillian: index already holds another entry")
+var ErrConflict = fmt.Errorf("trillian: %w", ledger.ErrConflict)
+
+// ErrCheckpointMoved is what a CheckpointStore returns when another node stored a checkpoint
+// since the version this driver read or wrote last.
+var ErrCheckpointMoved = errors.New("trillian: the shared checkpoint moved on")
 
 // errClosed fails adds made after Close started.
 var errClosed = errors.New("trillian: log is closed")
@@ -129,6 +133,28 @@ type Options struct {
 	DialOptions []grpc.DialOption
 	// Logger receives one line per event (batch retries, alarms); slog.Default() if nil.
 	Logger *slog.Logger
+
+	// Checkpoints, when set, keeps the latest signed checkpoint instead of StateDir's
+	// "checkpoint" file: the nodes of a cluster share it (internal/ha), so a new writer checks
+	// its first checkpoint against the last one the previous writer signed, and read-only nodes
+	// serve it. StateDir still holds the index-0 copy.
+	Checkpoints CheckpointStore
+	// Fence, when set, is asked before every AddSequencedLeaves call and every checkpoint
+	// signature; an error (the writer lease is lost, internal/ha) stops this driver for good:
+	// nothing more is sent or signed, and pending and later adds fail with that error, which
+	// should wrap ledger.ErrFenced. A call already on the wire is fenced by Trillian itself: the
+	// next writer's adds at the same indexes make it fail as a conflict.
+	Fence func() error
+}
+
+// CheckpointStore keeps a signed checkpoint where several nodes see it (Options.Checkpoints).
+type CheckpointStore interface {
+	// Load returns the stored signed note (nil when there is none) and its version.
+	Load(ctx context.Context) (signed []byte, version uint64, err error)
+	// Store replaces the note stored at version (0: none) and returns the new version; if the
+	// stored note moved on since, it writes nothing and returns an error wrapping
+	// ErrCheckpointMoved.
+	Store(ctx context.Context, signed []byte, version uint64) (uint64, error)
 }
 
 // DefaultOptions returns options tuned for the ingest path: batches of up to 1000 entries (one
@@ -164,6 +190,37 @@ func (o *Options) defaults() {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+}
+
+// fence asks Options.Fence; a refusal halts the driver.
+func (l *Log) fence() error {
+	if l.opts.Fence == nil {
+		return nil
+	}
+	if err := l.opts.Fence(); err != nil {
+		l.halt(err)
+		return err
+	}
+	return nil
+}
+
+// halt makes a fencing error the sticky alarm (logged once, without raise's talk of a forked
+// log): the driver sends and signs nothing more, and fails what is queued.
+func (l *Log) halt(err error) {
+	l.mu.Lock()
+	first := l.alarm == nil
+	if first {
+		l.alarm = err
+	}
+	queued := l.queue
+	l.queue = nil
+	l.mu.Unlock()
+	for _, p := range queued {
+		p.resolve(0, fmt.Errorf("trillian: add: %w", err))
+	}
+	if first {
+		l.log.Error("trillian: fenced: this node may no longer write the log; nothing more is added or signed", "err", err)
 	}
 }
 
@@ -251,6 +308,9 @@ func newLog(o Options, ro bool) (*Log, error) {
 		return nil, err
 	}
 	st, err := openStateDir(o.StateDir, o.Verifier, !ro)
+	if err == nil {
+		st.shared = o.Checkpoints
+	}
 	if err != nil {
 		conn.Close()
 		return nil, err
@@ -272,7 +332,7 @@ func newLog(o Options, ro bool) (*Log, error) {
 // start runs the checks of Open in order: the persisted checkpoint must verify, Trillian's root
 // must extend it (checked before anything is written), then the stored size is recovered.
 func (l *Log) start(ctx context.Context) error {
-	cp, ok, err := l.state.readCheckpoint()
+	cp, ok, err := l.state.readCheckpoint(ctx)
 	if err != nil {
 		return err
 	}
@@ -338,7 +398,7 @@ func (l *Log) Size(ctx context.Context) (uint64, error) {
 // with ErrInconsistentRoot, so callers notice and can still show what was committed before.
 func (l *Log) Checkpoint(ctx context.Context) (ledger.Checkpoint, error) {
 	if l.ro {
-		cp, ok, err := l.state.readCheckpoint()
+		cp, ok, err := l.state.readCheckpoint(ctx)
 		if err != nil {
 			return ledger.Checkpoint{}, err
 		}

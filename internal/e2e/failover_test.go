@@ -1,0 +1,532 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	lineage "github.com/lineage-audit/lineage"
+	"github.com/lineage-audit/lineage/ingest"
+	"github.com/lineage-audit/lineage/internal/demo"
+	"github.com/lineage-audit/lineage/internal/ha"
+	"github.com/lineage-audit/lineage/internal/testenv"
+	"github.com/lineage-audit/lineage/ledger"
+	"github.com/lineage-audit/lineage/ledger/trillian"
+	"github.com/lineage-audit/lineage/query"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/transparency-dev/merkle/compact"
+	"github.com/transparency-dev/merkle/rfc6962"
+	"golang.org/x/mod/sumdb/note"
+)
+
+// TestHAFailover runs the cluster of docs/OPERATIONS.md as real processes on loopback: three
+// NATS servers (the server as a library, streams on 3 replicas), MariaDB with Trillian's log
+// server and signer, ClickHouse, and three `lineaged serve --ha` nodes sharing one signing key.
+// A publisher streams records the way a gateway does while the test
+//
+//  1. SIGKILLs the writer (the node holding the writer lease) and restarts it,
+//  2. stops the records stream's NATS leader for 3 s and restarts it,
+//  3. SIGSTOPs the writer past its lease, lets a standby take over, then SIGCONTs it: the old
+//     writer must find its lease gone and exit without writing (fencing),
+//
+// and at the end checks that every acked record is in the log exactly once with a valid
+// inclusion proof, the index holds the whole log, every checkpoint seen on any node (across
+// both takeovers) is consistent with every other, and nothing was quarantined. It logs the
+// takeover times and the ingest rate before, during and after the failovers.
+//
+// LINEAGE_HA_RATE sets the publishing rate (records/s, default 300).
+func TestHAFailover(t *testing.T) {
+	rate := envInt("LINEAGE_HA_RATE", 300)
+	cl := testenv.StartNATSCluster(t, testenv.NATSClusterOptions{MaxPayload: 2 * (64<<10 + ingest.HeaderAllowance)})
+	seeds := cl.SeedURLs()
+	tr := testenv.StartTrillian(t)
+	ch := testenv.StartClickHouse(t)
+	dsn := "clickhouse://" + ch.Addr + "/" + ch.NewDatabase(t)
+	out, err := ctl("trillian", "create-tree", "--admin-addr", tr.Addr, "--name", "ha")
+	if err != nil {
+		t.Fatalf("create-tree: %v\n%s", err, out)
+	}
+	var treeID int64
+	if _, err := fmt.Sscanf(out, "created tree %d", &treeID); err != nil {
+		t.Fatalf("create-tree printed %q", out)
+	}
+	// One signing key for the cluster, made once and given to every node.
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "keys", "log.key")
+	if out, err := ctl("keygen", "--origin", "lineage.test/ha", "--out", keyFile); err != nil {
+		t.Fatalf("keygen: %v\n%s", err, out)
+	}
+	v, err := ledger.ReadVerifierFile(keyFile + ".pub")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	const ttl = 5 * time.Second // the default --lease-ttl
+	type node struct {
+		name, dataDir, httpAddr string
+		d                       *daemon
+	}
+	nodes := make([]*node, 3)
+	start := func(n *node) {
+		n.d = startDaemon(t, n.dataDir, freeAddr(t), n.httpAddr, "--ha", "--node-id", n.name,
+			"--ledger", "trillian", "--trillian-addr", tr.Addr, "--trillian-tree-id", fmt.Sprint(treeID),
+			"--index", "clickhouse", "--clickhouse-dsn", dsn, "--key-file", keyFile,
+			"--nats-url", seeds, "--stream-replicas", "3", "--ack-wait", "5s", "--log-level", "info")
+	}
+	for i := range nodes {
+		nodes[i] = &node{name: fmt.Sprintf("node-%d", i+1), dataDir: filepath.Join(dir, fmt.Sprintf("node-%d", i+1)), httpAddr: freeAddr(t)}
+		start(nodes[i])
+	}
+	var nodesMu sync.Mutex
+	defer func() {
+		nodesMu.Lock()
+		defer nodesMu.Unlock()
+		for _, n := range nodes {
+			if n.d != nil {
+				_ = n.d.cmd.Process.Signal(syscall.SIGCONT)
+				n.d.kill()
+			}
+		}
+	}()
+
+	type health struct {
+		IndexPosition  uint64 `json:"index_position"`
+		CheckpointSize uint64 `json:"checkpoint_size"`
+		Cluster        struct {
+			Node        string `json:"node"`
+			Writer      bool   `json:"writer"`
+			LeaseHolder string `json:"lease_holder"`
+		} `json:"cluster"`
+	}
+	healthOf := func(n *node) (health, bool) {
+		var h health
+		b, err := getWithin("http://"+n.httpAddr+"/healthz", time.Second)
+		return h, err == nil && json.Unmarshal(b, &h) == nil
+	}
+	// writer returns the node whose /healthz says it runs the writer's workers.
+	writer := func() *node {
+		nodesMu.Lock()
+		defer nodesMu.Unlock()
+		for _, n := range nodes {
+			if h, ok := healthOf(n); ok && h.Cluster.Writer {
+				return n
+			}
+		}
+		return nil
+	}
+	var first *node
+	waitUntil(t, 30*time.Second, "a writer among the nodes", func() bool { first = writer(); return first != nil })
+	t.Logf("writer: %s", first.name)
+
+	// Sample the index position (ClickHouse, shared) and every checkpoint served, on any live
+	// node, every 50 ms.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var (
+		smu     sync.Mutex
+		samples []posSample
+		cps     = map[uint64]ledger.Checkpoint{}
+		acked   atomic.Int64
+	)
+	sampleDone := make(chan struct{})
+	go func() {
+		defer close(sampleDone)
+		for i := 0; ctx.Err() == nil; i++ {
+			nodesMu.Lock()
+			n := nodes[i%len(nodes)]
+			nodesMu.Unlock()
+			if h, ok := healthOf(n); ok {
+				smu.Lock()
+				samples = append(samples, posSample{time.Now(), h.IndexPosition, uint64(acked.Load())})
+				smu.Unlock()
+			}
+			if raw, err := getWithin("http://"+n.httpAddr+"/v1/checkpoint", time.Second); err == nil {
+				if cp, err := ledger.OpenCheckpoint(raw, v); err == nil {
+					smu.Lock()
+					if old, ok := cps[cp.Size]; ok && string(old.Hash) != string(cp.Hash) {
+						t.Errorf("two checkpoints of size %d with different roots: %x and %x", cp.Size, old.Hash, cp.Hash)
+					}
+					cps[cp.Size] = cp
+					smu.Unlock()
+				}
+			}
+			time.Sleep(50 * time.Millisecond / time.Duration(len(nodes)))
+		}
+	}()
+	position := func() uint64 {
+		smu.Lock()
+		defer smu.Unlock()
+		if len(samples) == 0 {
+			return 0
+		}
+		return samples[len(samples)-1].pos
+	}
+
+	recs := demo.Generate(demo.Options{Seed: 17, Tenants: 3}, rate*120)
+	stopPub := make(chan struct{})
+	type pubResult struct {
+		n   int
+		err error
+	}
+	pubDone := make(chan pubResult, 1)
+	begin := time.Now()
+	go func() {
+		n, err := publishUntil(ctx, seeds, recs, rate, stopPub, &acked)
+		pubDone <- pubResult{n, err}
+	}()
+	mark := func(format string, args ...any) {
+		t.Logf("%6.2fs %s (acked %d, indexed %d)", time.Since(begin).Seconds(), fmt.Sprintf(format, args...), acked.Load(), position())
+	}
+	// takeover waits for a writer other than old and for ingest to move past what was indexed
+	// when old went away; it returns both times from since.
+	takeover := func(old *node, since time.Time) (role, ingest time.Duration, nw *node) {
+		pos := position()
+		waitUntil(t, 30*time.Second, "a new writer", func() bool { nw = writer(); return nw != nil && nw != old })
+		role = time.Since(since)
+		waitUntil(t, 30*time.Second, "ingest to resume", func() bool { return position() > pos })
+		return role, time.Since(since), nw
+	}
+
+	time.Sleep(5 * time.Second)
+	duringFrom := time.Now()
+
+	// 1. SIGKILL the writer.
+	w1 := writer()
+	if w1 == nil {
+		t.Fatal("no writer")
+	}
+	mark("SIGKILL the writer %s", w1.name)
+	killed := time.Now()
+	w1.d.kill()
+	role1, ingest1, w2 := takeover(w1, killed)
+	mark("%s took over: writer role after %s, ingest resumed after %s", w2.name, role1.Round(10*time.Millisecond), ingest1.Round(10*time.Millisecond))
+	if role1 > 10*time.Second {
+		t.Errorf("takeover after SIGKILL took %s, over the 10 s goal", role1)
+	}
+	nodesMu.Lock()
+	start(w1) // back as a standby
+	nodesMu.Unlock()
+	mark("%s restarted", w1.name)
+	time.Sleep(3 * time.Second)
+
+	// 2. Stop the records stream's NATS leader for 3 s.
+	leader := cl.WaitStreamLeader(ingest.RecordsStream, 10*time.Second)
+	mark("stop NATS %s (records stream leader)", cl.Name(leader))
+	cl.Stop(leader)
+	time.Sleep(3 * time.Second)
+	cl.Start(leader)
+	mark("NATS %s restarted", cl.Name(leader))
+	time.Sleep(3 * time.Second)
+
+	// 3. Pause the writer past its lease, then wake it: it must stop, not write.
+	w3 := writer()
+	if w3 == nil {
+		t.Fatal("no writer after the NATS failover")
+	}
+	mark("SIGSTOP the writer %s", w3.name)
+	paused := time.Now()
+	if err := w3.d.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	role3, ingest3, w4 := takeover(w3, paused)
+	mark("%s took over from the paused writer: writer role after %s, ingest resumed after %s", w4.name, role3.Round(10*time.Millisecond), ingest3.Round(10*time.Millisecond))
+	time.Sleep(2 * time.Second)
+	mark("SIGCONT %s", w3.name)
+	if err := w3.d.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-w3.d.done:
+		if err == nil {
+			t.Fatalf("the woken writer exited cleanly; it should fail with a lost lease\n%s", w3.d.logs)
+		}
+	case <-time.After(ttl + 20*time.Second):
+		t.Fatalf("the woken writer %s did not stop after losing its lease\n%s", w3.name, w3.d.logs)
+	}
+	if logs := w3.d.logs.String(); !strings.Contains(logs, "lost the writer lease") {
+		t.Fatalf("the woken writer did not say it lost its lease\n%s", logs)
+	}
+	mark("%s stopped on waking: %s", w3.name, firstLine(grepLines(w3.d.logs.String(), "lost the writer lease")))
+	nodesMu.Lock()
+	start(w3)
+	nodesMu.Unlock()
+	mark("%s restarted", w3.name)
+	duringTo := time.Now()
+	time.Sleep(5 * time.Second)
+	close(stopPub)
+	res := <-pubDone
+	if res.err != nil {
+		t.Fatalf("publish: %v", res.err)
+	}
+	pubEnd := time.Now()
+	total := res.n
+	mark("publisher stopped: %d records acked", total)
+
+	final := writer()
+	if final == nil {
+		t.Fatal("no writer at the end")
+	}
+	final.d.waitIndexedFor(t, uint64(total), 2*time.Minute)
+	caughtUp := time.Now()
+	waitUntil(t, 20*time.Second, "a checkpoint covering every record on every node", func() bool {
+		nodesMu.Lock()
+		defer nodesMu.Unlock()
+		for _, n := range nodes {
+			if h, ok := healthOf(n); !ok || h.CheckpointSize < uint64(total) {
+				return false
+			}
+		}
+		return true
+	})
+	cancel()
+	<-sampleDone
+
+	// Exactly once: read the whole log from Trillian, recompute its Merkle root and compare it
+	// with the signed checkpoint every node serves, and count every record id in it.
+	var standby *node
+	for _, n := range nodes {
+		if n != final {
+			standby = n
+		}
+	}
+	h, _ := healthOf(standby)
+	cp := mustCheckpoint(t, standby.d, v, h.CheckpointSize)
+	inLog := readWholeLog(t, seeds, tr.Addr, treeID, v, cp)
+	distinct := 0
+	for _, r := range recs[:total] {
+		switch n := inLog[r.Tenant+"/"+r.ID]; {
+		case n == 1:
+			distinct++
+		case n > 1:
+			t.Errorf("record %s/%s is in the log %d times", r.Tenant, r.ID, n)
+		}
+	}
+	duplicates, lost := int(cp.Size)-distinct, total-distinct
+	if duplicates != 0 || lost != 0 || h.IndexPosition != cp.Size {
+		t.Fatalf("log %d entries, index %d, distinct records %d of %d: duplicates %d, lost %d", cp.Size, h.IndexPosition, distinct, total, duplicates, lost)
+	}
+	// Inclusion proofs through the API of a standby (every node serves the shared log): every
+	// 20th record and every record published within 2 s of a failover.
+	var sample []lineage.Record
+	for i, r := range recs[:total] {
+		at := begin.Add(time.Duration(float64(i) / float64(rate) * float64(time.Second)))
+		near := false
+		for _, e := range []time.Time{killed, paused} {
+			near = near || (at.After(e.Add(-2*time.Second)) && at.Before(e.Add(2*time.Second)))
+		}
+		if i%20 == 0 || near {
+			sample = append(sample, r)
+		}
+	}
+	verifyAll(t, standby.d, v, sample)
+	t.Logf("whole log read back (%d entries, root matches checkpoint %d); %d inclusion proofs verified", cp.Size, cp.Size, len(sample))
+
+	// Every checkpoint any node served, across both takeovers, is consistent with the others.
+	smu.Lock()
+	list := make([]ledger.Checkpoint, 0, len(cps))
+	for _, cp := range cps {
+		list = append(list, cp)
+	}
+	smu.Unlock()
+	pairs := verifyConsistencyPairs(t, standby.d, list)
+
+	nc, err := nats.Connect(seeds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	cctx, ccancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer ccancel()
+	q, err := js.Stream(cctx, ingest.QuarantineStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := q.CachedInfo().State.Msgs; n != 0 {
+		t.Fatalf("%d records quarantined; none was invalid", n)
+	}
+
+	// An export submitted to a standby runs on the writer; the writer is SIGKILLed while it
+	// runs, and the next writer restarts it: it succeeds once, is logged once, and its bundle,
+	// downloaded from another node, verifies offline.
+	type job struct {
+		ID       string `json:"id"`
+		Status   string `json:"status"`
+		Error    string `json:"error"`
+		Node     string `json:"node"`
+		Attempts int    `json:"attempts"`
+		Bundle   string `json:"bundle"`
+		RecordID string `json:"record_id"`
+	}
+	ew := writer()
+	var via, other *node
+	for _, n := range nodes {
+		switch {
+		case n == ew:
+		case via == nil:
+			via = n
+		default:
+			other = n
+		}
+	}
+	body := `{"kind":"fannie-mae","tenant":"acme-bank","from":"2020-01-01","to":"2030-01-01"}`
+	resp, err := http.Post("http://"+via.httpAddr+"/v1/exports", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var j job
+	err = json.NewDecoder(resp.Body).Decode(&j)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusAccepted && resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusCreated {
+		t.Fatalf("submit export to standby %s: %s %v %+v", via.name, resp.Status, err, j)
+	}
+	jobOn := func(n *node) job {
+		var j2 job
+		if b, err := getWithin("http://"+n.httpAddr+"/v1/exports/"+j.ID, 2*time.Second); err == nil {
+			_ = json.Unmarshal(b, &j2)
+		}
+		return j2
+	}
+	waitUntil(t, 30*time.Second, "the export running on the writer", func() bool {
+		j2 := jobOn(via)
+		return j2.Status == "running" || j2.Status == "succeeded" || j2.Status == "failed"
+	})
+	j = jobOn(via)
+	restarted := j.Status == "running"
+	if restarted {
+		mark("export %s running on %s (attempt %d): SIGKILL it", j.ID, j.Node, j.Attempts)
+		ew.d.kill()
+		nodesMu.Lock()
+		start(ew)
+		nodesMu.Unlock()
+	} else {
+		mark("export %s already %s before the writer could be killed; no restart to check", j.ID, j.Status)
+	}
+	waitUntil(t, 2*time.Minute, "the export to finish", func() bool {
+		j = jobOn(other)
+		return j.Status == "succeeded" || j.Status == "failed"
+	})
+	if j.Status != "succeeded" {
+		t.Fatalf("export %s: %s: %s", j.ID, j.Status, j.Error)
+	}
+	if restarted && (j.Attempts != 2 || j.Node == ew.name) {
+		t.Fatalf("export after its node died: attempts %d on %s, want a second attempt on another node", j.Attempts, j.Node)
+	}
+	mark("export %s succeeded on %s after %d attempt(s)", j.ID, j.Node, j.Attempts)
+	bundle := filepath.Join(t.TempDir(), "bundle.zip")
+	raw, err := getWithin("http://"+other.httpAddr+"/v1/exports/"+j.ID+"/files/"+j.Bundle, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bundle, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := ctl("verify", bundle, "--verifier-file", keyFile+".pub"); err != nil || !strings.Contains(res, "OK:") {
+		t.Fatalf("verify the bundle downloaded from %s: %v\n%s", other.name, err, res)
+	}
+	// The run's decision record is in the log once.
+	final = writer()
+	final.d.waitIndexedFor(t, cp.Size+1, time.Minute)
+	h, _ = healthOf(other)
+	cpEnd := mustCheckpoint(t, other.d, v, h.IndexPosition)
+	if n := readWholeLog(t, seeds, tr.Addr, treeID, v, cpEnd)["acme-bank/"+j.RecordID]; n != 1 {
+		t.Fatalf("the export run's record %s is in the log %d times, want once", j.RecordID, n)
+	}
+
+	smu.Lock()
+	defer smu.Unlock()
+	t.Logf("takeover after SIGKILL: writer role %s, ingest resumed %s; after a pause past the lease: writer role %s, ingest resumed %s (lease TTL %s)",
+		role1.Round(10*time.Millisecond), ingest1.Round(10*time.Millisecond), role3.Round(10*time.Millisecond), ingest3.Round(10*time.Millisecond), ttl)
+	t.Logf("ingest rate: before %.0f records/s, during the failovers %.0f, after %.0f (publishing at %d/s); catch-up after publishing stopped %s",
+		rateBetween(samples, begin, duringFrom), rateBetween(samples, duringFrom, duringTo), rateBetween(samples, duringTo, pubEnd),
+		rate, caughtUp.Sub(pubEnd).Round(10*time.Millisecond))
+	t.Logf("HA failover: published %d, in log %d, duplicates %d, lost %d, quarantined 0; %d checkpoints seen, %d consistency proofs verified", total, distinct, duplicates, lost, len(list), pairs)
+}
+
+// getWithin is getQuiet with a time limit: a paused node accepts connections but never answers.
+func getWithin(u string, d time.Duration) ([]byte, error) {
+	c := http.Client{Timeout: d}
+	resp, err := c.Get(u)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %s: %s", u, resp.Status, b)
+	}
+	return b, nil
+}
+
+// readWholeLog reads every entry of the tree up to cp from Trillian, checks that their Merkle
+// root is cp's, and counts the records by tenant/id.
+func readWholeLog(t *testing.T, seeds, addr string, treeID int64, v note.Verifier, cp ledger.Checkpoint) map[string]int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	nc, err := nats.Connect(seeds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	shared, err := ha.OpenCheckpointStore(ctx, js, 0, ha.TreeKey(treeID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := trillian.DefaultOptions(addr, treeID, t.TempDir(), nil, v)
+	o.Checkpoints = shared
+	lg, err := trillian.OpenReadOnly(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lg.Close(ctx)
+	rf := compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}
+	rng := rf.NewEmptyRange(0)
+	counts := map[string]int{}
+	for start := uint64(0); start < cp.Size; {
+		n := min(cp.Size-start, 1000)
+		es, err := lg.Entries(ctx, start, n, cp.Size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, e := range es {
+			if err := rng.Append(rfc6962.DefaultHasher.HashLeaf(e), nil); err != nil {
+				t.Fatal(err)
+			}
+			ent, err := query.DecodeEntry(start+uint64(i), e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			counts[ent.Record.Tenant+"/"+ent.Record.ID]++
+		}
+		start += uint64(len(es))
+	}
+	root, err := rng.GetRootHash(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(root) != string(cp.Hash) {
+		t.Fatalf("the %d entries read back hash to %x, not checkpoint %x", cp.Size, root, cp.Hash)
+	}
+	return counts
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(s, "\n")
+	return s
+}
