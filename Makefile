@@ -20,6 +20,7 @@ test-deps:
 	@scripts/deps-clickhouse.sh
 	@scripts/deps-chromium.sh
 	@scripts/deps-promtool.sh
+	@scripts/deps-docker-compose.sh
 
 build: deps
 	$(GO) build -o $(BIN)/lineaged ./cmd/lineaged
