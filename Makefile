@@ -63,6 +63,10 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParsePolicy$$' -fuzztime $(FUZZTIME) ./ledger/witness
 	$(GO) test -run '^$$' -fuzz '^FuzzParseConfig$$' -fuzztime $(FUZZTIME) ./query/findings
 	$(GO) test -run '^$$' -fuzz '^FuzzLoadState$$' -fuzztime $(FUZZTIME) ./query/findings
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeEnvelopeV2$$' -fuzztime $(FUZZTIME) ./ledger/seal
+	$(GO) test -run '^$$' -fuzz '^FuzzPointer$$' -fuzztime $(FUZZTIME) ./ledger/seal
+	$(GO) test -run '^$$' -fuzz '^FuzzParseMasterKey$$' -fuzztime $(FUZZTIME) ./ledger/seal
+	$(GO) test -run '^$$' -fuzz '^FuzzDecryptField$$' -fuzztime $(FUZZTIME) ./ledger/seal
 
 ## bench: Go benchmarks of the parts, the same ingest load through lineaged on each ledger
 ## driver side by side, the UI in headless Chromium (a 10,000-action user tree interactive and
