@@ -11,8 +11,9 @@ import (
 	"time"
 )
 
-// The S3-compatible object store the tests of ledger/tesseraaws run is SeaweedFS's `weed
-// server` (master, volume server, filer and S3 gateway in one process). SeaweedFS is not a
+// With LINEAGE_TEST_S3=seaweedfs (`make test-seaweedfs`), the S3-compatible object store of the
+// tests of ledger/tesseraaws is SeaweedFS's `weed server` (master, volume server, filer and S3
+// gateway in one process) instead of gofakes3 (s3.go). SeaweedFS is not a
 // dependency of Lineage (it is not in go.mod): weed is built from this pinned version with its
 // own go.mod. `go install module/weed@version` refuses the module (its go.mod has replace
 // directives), so the module is downloaded and built inside its module-cache directory, where
@@ -22,24 +23,11 @@ const (
 	seaweedVersion = "v0.0.0-20261109003541-7506e5f91cd6"
 )
 
-// s3StartTimeout bounds how long weed may take to answer S3 requests.
-const s3StartTimeout = 90 * time.Second
-
-// S3Server is a running SeaweedFS on loopback with its S3 gateway at Endpoint. Requests must
-// be signed with the one identity's KeyID and Secret (an admin of every bucket).
-type S3Server struct {
-	Endpoint string // "http://127.0.0.1:PORT"
-	KeyID    string
-	Secret   string
-	proc     *proc
-	dir      string
-}
-
-// StartS3 builds weed (once per machine, several minutes on two cores), starts a private
-// SeaweedFS with a data directory in the test's temp dir and one S3 identity, and waits until its S3 gateway
-// answers. Every port is a free loopback port; telemetry is off (the tests reach no other
-// address). The process is stopped when the test ends.
-func StartS3(t testing.TB) *S3Server {
+// startSeaweedFS builds weed (once per machine: about 20 minutes cold on two cores), starts a
+// private SeaweedFS with a data directory in the test's temp dir and one S3 identity, and waits
+// until its S3 gateway listens. Every port is a free loopback port; telemetry is off (the tests
+// reach no other address). The process is stopped when the test ends.
+func startSeaweedFS(t testing.TB) *S3Server {
 	t.Helper()
 	bin := weedBinary(t)
 	dir := t.TempDir()
@@ -47,7 +35,7 @@ func StartS3(t testing.TB) *S3Server {
 	if err := os.MkdirAll(data, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	const keyID, secret = "lineage-test", "lineage-test-secret"
+	keyID, secret := s3KeyID, s3Secret
 	identities := fmt.Sprintf(`{"identities":[{"name":"lineage","credentials":[{"accessKey":%q,"secretKey":%q}],"actions":["Admin","Read","Write","List","Tagging"]}]}`, keyID, secret)
 	s3conf := filepath.Join(dir, "s3.json")
 	if err := os.WriteFile(s3conf, []byte(identities), 0o600); err != nil {
@@ -72,16 +60,13 @@ func StartS3(t testing.TB) *S3Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &S3Server{Endpoint: "http://127.0.0.1:" + s3Port, KeyID: keyID, Secret: secret, proc: p, dir: dir}
+	s := &S3Server{Kind: "seaweedfs", Endpoint: "http://127.0.0.1:" + s3Port, Region: "us-east-1", KeyID: keyID, Secret: secret, proc: p, dir: dir}
 	t.Cleanup(func() { p.stop(10 * time.Second) })
 	if err := waitTCP(net.JoinHostPort("127.0.0.1", s3Port), p, s3StartTimeout); err != nil {
 		t.Fatalf("testenv: %v\n%s", err, p.tail(40))
 	}
 	return s
 }
-
-// Tail returns the last n lines of weed's log, for failure messages.
-func (s *S3Server) Tail(n int) string { return s.proc.tail(n) }
 
 // weedBinary returns weed built from seaweedVersion, building it into the cache on first use.
 func weedBinary(t testing.TB) string {

@@ -21,7 +21,8 @@ import (
 const sharedLogSchema = "-- Tessera AWS driver: tables are created by the driver\n"
 
 // SharedLog is the shared storage of ledger/tesseraaws: a private MariaDB (the sequencing
-// database) and a private SeaweedFS (the S3-compatible bucket store), both on loopback.
+// database) and a private S3-compatible bucket store (StartS3: gofakes3, or SeaweedFS with
+// LINEAGE_TEST_S3=seaweedfs), both on loopback.
 type SharedLog struct {
 	S3       *S3Server
 	Region   string
@@ -33,16 +34,16 @@ type SharedLog struct {
 	n        atomic.Int64
 }
 
-// StartSharedLog starts MariaDB and SeaweedFS for ledger/tesseraaws's tests; both are stopped
-// when the test ends.
+// StartSharedLog starts MariaDB and the S3 server for ledger/tesseraaws's tests; both are
+// stopped when the test ends.
 func StartSharedLog(t testing.TB) *SharedLog {
 	t.Helper()
 	bins := ensureMariaDB(t)
 	tmpl := mariaDBTemplate(t, bins, []byte(sharedLogSchema))
-	s := &SharedLog{Region: "us-east-1"}
+	s := &SharedLog{}
 	s.maria = startMariaDB(t, bins, tmpl)
 	s.S3 = StartS3(t)
-	s.KeyID, s.Secret = s.S3.KeyID, s.S3.Secret
+	s.Region, s.KeyID, s.Secret = s.S3.Region, s.S3.KeyID, s.S3.Secret
 	s.s3client = s3.New(s3.Options{
 		Region:                     s.Region,
 		BaseEndpoint:               aws.String(s.S3.Endpoint),
@@ -51,7 +52,8 @@ func StartSharedLog(t testing.TB) *SharedLog {
 		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenRequired,
 		ResponseChecksumValidation: aws.ResponseChecksumValidationWhenRequired,
 	})
-	// The S3 gateway listens before the filer behind it is ready: wait until it lists buckets.
+	// SeaweedFS's S3 gateway listens before the filer behind it is ready: wait until the server
+	// lists buckets.
 	ctx, cancel := context.WithTimeout(context.Background(), s3StartTimeout)
 	defer cancel()
 	for {
@@ -60,13 +62,13 @@ func StartSharedLog(t testing.TB) *SharedLog {
 			break
 		}
 		if ctx.Err() != nil || s.S3.proc.exited() {
-			t.Fatalf("testenv: SeaweedFS S3 not answering: %v\n%s", err, s.S3.Tail(40))
+			t.Fatalf("testenv: %s S3 not answering: %v\n%s", s.S3.Kind, err, s.S3.Tail(40))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	// One bucket holds every log of the test, each under its own prefix: SeaweedFS gives each
 	// bucket a collection with volumes of its own, and a test that made a bucket per log would
-	// run out of volume slots.
+	// run out of volume slots (gofakes3 has no such limit; one layout serves both).
 	s.bucket = "lineage-logs"
 	if _, err := s.s3client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(s.bucket)}); err != nil {
 		t.Fatalf("testenv: create bucket %s: %v\n%s", s.bucket, err, s.S3.Tail(20))
@@ -100,7 +102,7 @@ func (s *SharedLog) SQL(db, query string) (string, error) {
 	return s.maria.sql("USE " + db + "; " + query)
 }
 
-// ServerCPU is the CPU time (user and system) mariadbd and weed have used so far, read from
+// ServerCPU is the CPU time (user and system) mariadbd and the S3 server have used so far, read from
 // /proc, for benchmarks that report the servers' cost beside the test process's.
 func (s *SharedLog) ServerCPU() (time.Duration, error) {
 	var total time.Duration

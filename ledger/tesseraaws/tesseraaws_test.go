@@ -1,14 +1,21 @@
 package tesseraaws_test
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go"
 	"github.com/lineage-audit/lineage/internal/testenv"
 	"github.com/lineage-audit/lineage/ledger"
 	"github.com/lineage-audit/lineage/ledger/ledgertest"
@@ -16,8 +23,9 @@ import (
 	"golang.org/x/mod/sumdb/note"
 )
 
-// env is one MariaDB and one SeaweedFS shared by a test's logs; each log gets its own database
-// and bucket.
+// env is one MariaDB and one S3 server (testenv.StartS3: gofakes3, or SeaweedFS with
+// LINEAGE_TEST_S3=seaweedfs) shared by a test's logs; each log gets its own database and its own
+// prefix in one bucket.
 type env struct {
 	store  *testenv.SharedLog
 	signer note.Signer
@@ -40,7 +48,7 @@ func newEnv(t testing.TB) *env {
 	return &env{store: testenv.StartSharedLog(t), signer: signer, v: v, logs: map[string][3]string{}}
 }
 
-// options returns the options of the log stored for dir, creating its database and bucket on
+// options returns the options of the log stored for dir, creating its database and prefix on
 // first use.
 func (e *env) options(t testing.TB, dir string) tesseraaws.Options {
 	t.Helper()
@@ -219,6 +227,60 @@ func TestOpenFailsClosed(t *testing.T) {
 		t.Fatal("Open with an access key but no secret succeeded")
 	}
 	t.Logf("halfCreds: %v", err)
+}
+
+// TestStoreConditionalPut checks the S3 server honours what Tessera's AWS driver relies on when
+// several appenders write one bucket (docs/SHARED-LOG.md, "Several appenders are safe"): a PUT
+// with If-None-Match: * of an existing object fails with 412 PreconditionFailed and leaves the
+// object as it was, and a request signed with a wrong secret is refused.
+func TestStoreConditionalPut(t *testing.T) {
+	e := newEnv(t)
+	_, bucket, prefix := e.store.NewLog(t, t.Name())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	client := func(secret string) *s3.Client {
+		return s3.New(s3.Options{
+			Region:                     e.store.Region,
+			BaseEndpoint:               aws.String(e.store.S3.Endpoint),
+			UsePathStyle:               true,
+			Credentials:                credentials.NewStaticCredentialsProvider(e.store.KeyID, secret, ""),
+			RequestChecksumCalculation: aws.RequestChecksumCalculationWhenRequired,
+			ResponseChecksumValidation: aws.ResponseChecksumValidationWhenRequired,
+		})
+	}
+	c := client(e.store.Secret)
+	key := prefix + "/tile/0/000"
+	put := func(c *s3.Client, body string) error {
+		_, err := c.PutObject(ctx, &s3.PutObjectInput{
+			Bucket: aws.String(bucket), Key: aws.String(key), Body: bytes.NewReader([]byte(body)),
+			IfNoneMatch: aws.String("*"),
+		})
+		return err
+	}
+	if err := put(c, "first"); err != nil {
+		t.Fatalf("first conditional PUT: %v\n%s", err, e.store.S3.Tail(20))
+	}
+	for _, body := range []string{"first", "second"} {
+		err := put(c, body)
+		var api smithy.APIError
+		if !errors.As(err, &api) || api.ErrorCode() != "PreconditionFailed" {
+			t.Fatalf("conditional PUT of %q over an existing object: %v, want PreconditionFailed", body, err)
+		}
+	}
+	out, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(out.Body)
+	out.Body.Close()
+	if err != nil || string(got) != "first" {
+		t.Fatalf("object holds %q (%v), want %q", got, err, "first")
+	}
+	err = put(client("wrong-secret"), "third")
+	var api smithy.APIError
+	if !errors.As(err, &api) || (api.ErrorCode() != "SignatureDoesNotMatch" && api.ErrorCode() != "AccessDenied") {
+		t.Fatalf("PUT signed with a wrong secret: %v, want SignatureDoesNotMatch or AccessDenied", err)
+	}
 }
 
 // BenchmarkAppend measures durable appends of the ledger/trillian benchmark's entries (about
