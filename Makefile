@@ -4,7 +4,7 @@ GO ?= go
 BIN := bin
 export CGO_ENABLED := 1
 
-.PHONY: all build run test lint fuzz bench cpu-per-record bench-compare soak clean deps test-deps
+.PHONY: all build run test test-seaweedfs lint fuzz bench cpu-per-record bench-compare soak clean deps test-deps
 
 all: build
 
@@ -33,15 +33,25 @@ run: build
 	$(BIN)/lineaged serve --findings-config internal/demo/findings.json
 
 ## lint: gofmt and go vet must be clean, and go.mod/go.sum tidy (`go mod tidy -diff` empty).
+## internal/testenv/s3server (the tests' S3 server on gofakes3) is a module of its own, which
+## ./... skips: it is checked on its own.
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	@$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run go mod tidy"; exit 1; }
 	$(GO) vet ./...
+	@cd internal/testenv/s3server && GOWORK=off $(GO) mod tidy -diff || { echo "internal/testenv/s3server: go.mod/go.sum are not tidy"; exit 1; }
+	cd internal/testenv/s3server && GOWORK=off $(GO) vet .
 
 ## test: lint, then every test (unit, conformance, end-to-end) with the race detector.
 test: deps test-deps lint
 	$(GO) test -race -count=1 -timeout 20m ./...
+
+## test-seaweedfs: the Tessera AWS driver's tests (ledger/tesseraaws) against SeaweedFS instead of
+## gofakes3 (`make test` uses gofakes3). weed is built from its pinned Go module once per machine,
+## about 20 minutes cold on two cores (docs/SHARED-LOG.md).
+test-seaweedfs: deps test-deps
+	LINEAGE_TEST_S3=seaweedfs $(GO) test -race -count=1 -timeout 60m ./ledger/tesseraaws/
 
 ## fuzz: run each decoder fuzzer for FUZZTIME (each corpus under <package>/testdata/fuzz is kept in git).
 FUZZTIME ?= 60s
