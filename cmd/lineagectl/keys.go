@@ -48,7 +48,8 @@ func runRebuild(args []string) error {
 	dataDir := fs.String("data-dir", "./data", "lineaged data directory")
 	vfile := fs.String("verifier-file", "", "log public key file (default <data-dir>/keys/log.key.pub with the keys of its rotations)")
 	var c service.Config
-	fs.StringVar(&c.Ledger, "ledger", "tessera", "ledger driver of the data dir: tessera or trillian")
+	fs.StringVar(&c.Ledger, "ledger", "tessera", "ledger driver of the data dir: tessera, trillian or tessera-aws")
+	c.RegisterTesseraAWSFlags(fs)
 	fs.StringVar(&c.TrillianAddr, "trillian-addr", "", "Trillian log server (with --ledger trillian)")
 	fs.Int64Var(&c.TrillianTreeID, "trillian-tree-id", 0, "Trillian tree id (with --ledger trillian)")
 	fs.StringVar(&c.TrillianTLSCA, "trillian-tls-ca", "", "CA file for TLS to Trillian")

@@ -41,7 +41,8 @@ func serve(args []string) error {
 	d := service.DefaultConfig()
 	var c service.Config
 	fs.StringVar(&c.DataDir, "data-dir", d.DataDir, "directory for the log, the index, NATS storage and the signing key")
-	fs.StringVar(&c.Ledger, "ledger", d.Ledger, "ledger driver: tessera (embedded) or trillian")
+	fs.StringVar(&c.Ledger, "ledger", d.Ledger, "ledger driver: tessera (embedded), trillian, or tessera-aws (Tessera on MySQL + S3, docs/SHARED-LOG.md)")
+	c.RegisterTesseraAWSFlags(fs)
 	fs.StringVar(&c.TrillianAddr, "trillian-addr", "", "Trillian log server gRPC address (with --ledger trillian)")
 	fs.Int64Var(&c.TrillianTreeID, "trillian-tree-id", 0, "Trillian PREORDERED_LOG tree id (lineagectl trillian create-tree makes one)")
 	fs.StringVar(&c.TrillianTLSCA, "trillian-tls-ca", "", "CA file: connect to Trillian over TLS, trusting this CA")

@@ -2,6 +2,7 @@ package service
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -31,6 +32,18 @@ type Config struct {
 	TrillianTreeID   int64
 	TrillianTLSCA    string
 	TrillianInsecure bool
+	// TesseraAWS* locate the log of --ledger tessera-aws (ledger/tesseraaws: Tessera's AWS
+	// driver on a MySQL-compatible database and an S3-compatible bucket; docs/SHARED-LOG.md).
+	// TesseraAWSDSN is a go-sql-driver/mysql DSN; the S3 credentials may be empty to use the
+	// AWS SDK's default chain.
+	TesseraAWSDSN     string
+	S3Bucket          string
+	S3Prefix          string
+	S3Endpoint        string
+	S3Region          string
+	S3AccessKeyID     string
+	S3SecretAccessKey string
+	S3PathStyle       bool
 	// ClickHouseDSN locates the ClickHouse index (--index clickhouse), e.g.
 	// clickhouse://user:password@host:9000/lineage. IndexRetention bounds how long the index
 	// keeps records (0: forever; the log always stays whole); windows under six months need
@@ -205,6 +218,19 @@ func (c *Config) Defaults() {
 	}
 }
 
+// RegisterTesseraAWSFlags registers the flags of --ledger tessera-aws on fs (lineaged serve and
+// lineagectl rebuild-index share them, with their LINEAGE_* environment variables).
+func (c *Config) RegisterTesseraAWSFlags(fs *flag.FlagSet) {
+	fs.StringVar(&c.TesseraAWSDSN, "tessera-aws-dsn", "", "MySQL/MariaDB DSN of the log's sequencing database for --ledger tessera-aws (user:password@tcp(host:3306)/db); prefer the environment variable, it holds a password")
+	fs.StringVar(&c.S3Bucket, "s3-bucket", "", "S3 bucket holding the log's tiles, bundles and checkpoint (--ledger tessera-aws); it must exist")
+	fs.StringVar(&c.S3Prefix, "s3-prefix", "", "object name prefix of the log in --s3-bucket")
+	fs.StringVar(&c.S3Endpoint, "s3-endpoint", "", "S3-compatible endpoint URL (http://host:port); empty: AWS's endpoint for --s3-region")
+	fs.StringVar(&c.S3Region, "s3-region", "", "S3 region (default us-east-1)")
+	fs.StringVar(&c.S3AccessKeyID, "s3-access-key-id", "", "S3 access key id; empty with --s3-secret-access-key: the AWS SDK's default credential chain")
+	fs.StringVar(&c.S3SecretAccessKey, "s3-secret-access-key", "", "S3 secret access key (prefer the environment variable)")
+	fs.BoolVar(&c.S3PathStyle, "s3-path-style", false, "address the bucket as ENDPOINT/BUCKET (most S3-compatible servers need it)")
+}
+
 // checkHA refuses a cluster node (--ha) whose stores are one machine's: every node must see the
 // same log, index and NATS.
 func checkHA(c Config) error {
@@ -212,6 +238,10 @@ func checkHA(c Config) error {
 		return nil
 	}
 	switch {
+	case c.Ledger == "tessera-aws":
+		// Tessera sequences every append itself, so an append a paused old writer sends after a
+		// takeover is stored, not refused, and could store a record twice (docs/SHARED-LOG.md).
+		return errors.New("service: --ha runs on --ledger trillian only: Tessera's AWS driver cannot refuse a paused old writer's appends (no per-index fencing; docs/SHARED-LOG.md)")
 	case c.Ledger != "trillian":
 		return fmt.Errorf("service: --ha needs a log every node shares: --ledger trillian (the %q log lives on one machine's disk; docs/OPERATIONS.md)", c.Ledger)
 	case c.Index != "clickhouse":
@@ -251,8 +281,11 @@ func positiveOr[T int | int64 | time.Duration](v *T, d T) {
 // authenticator (nil: none configured, so the API must listen on loopback only) and the
 // browser login (nil unless configured).
 func preflight(c Config) (auth.Authenticator, *auth.Login, error) {
-	if c.Ledger != "tessera" && c.Ledger != "trillian" {
-		return nil, nil, fmt.Errorf("service: --ledger %q is not available (tessera, trillian)", c.Ledger)
+	if c.Ledger != "tessera" && c.Ledger != "trillian" && c.Ledger != "tessera-aws" {
+		return nil, nil, fmt.Errorf("service: --ledger %q is not available (tessera, trillian, tessera-aws)", c.Ledger)
+	}
+	if c.Ledger == "tessera-aws" && (c.TesseraAWSDSN == "" || c.S3Bucket == "") {
+		return nil, nil, errors.New("service: --ledger tessera-aws needs --tessera-aws-dsn and --s3-bucket")
 	}
 	if c.Ledger == "trillian" && (c.TrillianAddr == "" || c.TrillianTreeID == 0) {
 		return nil, nil, errors.New("service: --ledger trillian needs --trillian-addr and --trillian-tree-id")

@@ -10,6 +10,7 @@ import (
 
 	"github.com/lineage-audit/lineage/ledger"
 	"github.com/lineage-audit/lineage/ledger/tessera"
+	"github.com/lineage-audit/lineage/ledger/tesseraaws"
 	"github.com/lineage-audit/lineage/ledger/trillian"
 	"github.com/lineage-audit/lineage/ledger/witness"
 	"github.com/lineage-audit/lineage/query/findings"
@@ -214,6 +215,24 @@ func openLedger(ctx context.Context, c Config, s note.Signer, v note.Verifier, m
 			l, err = trillian.Open(ctx, o)
 		}
 		return l, "", err
+	case "tessera-aws":
+		o := tesseraaws.DefaultOptions(c.TesseraAWSDSN, c.S3Bucket, s, v)
+		o.Prefix, o.Endpoint, o.Region, o.PathStyle = c.S3Prefix, c.S3Endpoint, c.S3Region, c.S3PathStyle
+		o.AccessKeyID, o.SecretAccessKey = c.S3AccessKeyID, c.S3SecretAccessKey
+		o.BatchMaxSize = uint(c.BatchSize)
+		// The AWS driver publishes checkpoints at most once a second.
+		o.CheckpointInterval = max(c.CheckpointInterval, tesseraaws.MinCheckpointInterval)
+		var l *tesseraaws.Log
+		var err error
+		if readOnly {
+			l, err = tesseraaws.OpenReadOnly(ctx, o)
+		} else {
+			l, err = tesseraaws.Open(ctx, o)
+		}
+		if err != nil {
+			return nil, "", err
+		}
+		return l, "", nil
 	default:
 		if readOnly {
 			l, err := tessera.OpenReadOnly(LogDir(c.DataDir), v)
