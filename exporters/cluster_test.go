@@ -16,6 +16,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	lineage "github.com/lineage-audit/lineage"
+	"github.com/lineage-audit/lineage/internal/testenv"
 	"github.com/lineage-audit/lineage/query/auth"
 	"github.com/lineage-audit/lineage/verify"
 	"github.com/nats-io/nats-server/v2/server"
@@ -24,24 +25,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
-
-// startJetStream runs a real NATS server with JetStream (the server as a library) in a
-// temporary directory, stopped with the test.
-func startJetStream(t *testing.T) *server.Server {
-	t.Helper()
-	srv, err := server.NewServer(&server.Options{
-		Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("NATS server not ready")
-	}
-	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
-	return srv
-}
 
 // clusterNode is one lineaged node's export service in cluster mode: its own NATS connection,
 // export dir and HTTP API, and a Run started and stopped by the test (the writer lease).
@@ -55,15 +38,7 @@ type clusterNode struct {
 
 func startClusterNode(t *testing.T, r *rig, srv *server.Server, name string, pub *published, mod func(*Config)) *clusterNode {
 	t.Helper()
-	nc, err := nats.Connect(srv.ClientURL(), nats.Name(name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc, js := testenv.ConnectJetStream(t, srv, nats.Name(name))
 	reg := prometheus.NewRegistry()
 	c := Config{
 		Log: r.Log, Signer: r.Signer, Verifier: r.Verifier, Dir: t.TempDir(), Publish: pub.publish, Registerer: reg,
@@ -195,7 +170,7 @@ func checkDownloads(t *testing.T, r *rig, j Job, nodes ...*clusterNode) {
 // not failed by the interruption, A restarts it, it succeeds once, and both nodes serve it.
 func TestClusterJobSurvivesLeaseLoss(t *testing.T) {
 	r := getRig(t)
-	srv := startJetStream(t)
+	srv := testenv.StartJetStream(t)
 	pub := &published{}
 	var aRuns, bRuns atomic.Int32
 	bStarted := make(chan struct{}, 1)
@@ -315,7 +290,7 @@ func TestClusterJobSurvivesLeaseLoss(t *testing.T) {
 // ingester keeps once) and finishes the job.
 func TestClusterCrashAfterRecord(t *testing.T) {
 	r := getRig(t)
-	srv := startJetStream(t)
+	srv := testenv.StartJetStream(t)
 	pub := &published{}
 	var aRuns atomic.Int32
 	crashed := make(chan struct{})
@@ -368,7 +343,7 @@ func TestClusterCrashAfterRecord(t *testing.T) {
 // with a clear error (and its failure recorded), not started again.
 func TestClusterAttemptsBounded(t *testing.T) {
 	r := getRig(t)
-	srv := startJetStream(t)
+	srv := testenv.StartJetStream(t)
 	pub := &published{}
 	var runs atomic.Int32
 	a := startClusterNode(t, r, srv, "node-a", pub, func(c *Config) {
@@ -402,7 +377,7 @@ func TestClusterAttemptsBounded(t *testing.T) {
 // refused export leaves no job behind.
 func TestClusterQueueFull(t *testing.T) {
 	r := getRig(t)
-	srv := startJetStream(t)
+	srv := testenv.StartJetStream(t)
 	pub := &published{}
 	a := startClusterNode(t, r, srv, "node-a", pub, func(c *Config) { c.QueueSize = 1 })
 	b := startClusterNode(t, r, srv, "node-b", pub, func(c *Config) { c.QueueSize = 1 })
@@ -421,15 +396,7 @@ func TestClusterQueueFull(t *testing.T) {
 // TestClusterNeedsJetStream: cluster mode without JetStream or a node name refuses to start.
 func TestClusterNeedsJetStream(t *testing.T) {
 	r := getRig(t)
-	nc, err := nats.Connect(startJetStream(t).ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := testenv.ConnectJetStream(t, testenv.StartJetStream(t))
 	for _, cl := range []*Cluster{{Node: "a"}, {JS: js}} {
 		_, err := NewService(Config{Log: r.Log, Signer: r.Signer, Verifier: r.Verifier, Dir: t.TempDir(),
 			Publish: func(context.Context, lineage.Record) error { return nil }, Cluster: cl})
@@ -464,7 +431,7 @@ func waitClusterJobs(t *testing.T, n *clusterNode, done int) []Job {
 // is one job whichever node fires it.
 func TestClusterSchedule(t *testing.T) {
 	r := getRig(t)
-	srv := startJetStream(t)
+	srv := testenv.StartJetStream(t)
 	pub := &published{}
 	sched := writeSchedule(t, monthlySchedule)
 	clock := &fakeClock{now: time.Date(2026, 7, 1, 1, 58, 30, 0, time.UTC), stopAt: time.Date(2026, 7, 1, 2, 0, 0, 0, time.UTC)}
@@ -532,7 +499,7 @@ func TestClusterSchedule(t *testing.T) {
 // after the ack wait and restarted there.
 func TestClusterNodeDiesMidExport(t *testing.T) {
 	r := getRig(t)
-	srv := startJetStream(t)
+	srv := testenv.StartJetStream(t)
 	pub := &published{}
 	a := startClusterNode(t, r, srv, "node-a", pub, nil)
 	var b *clusterNode
@@ -570,7 +537,7 @@ func TestClusterNodeDiesMidExport(t *testing.T) {
 // operator deleted it, the stream was restored) instead of waiting on it forever.
 func TestClusterConsumerRecreated(t *testing.T) {
 	r := getRig(t)
-	srv := startJetStream(t)
+	srv := testenv.StartJetStream(t)
 	pub := &published{}
 	a := startClusterNode(t, r, srv, "node-a", pub, nil)
 	a.run(t)

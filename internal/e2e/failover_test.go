@@ -53,14 +53,7 @@ func TestHAFailover(t *testing.T) {
 	tr := testenv.StartTrillian(t)
 	ch := testenv.StartClickHouse(t)
 	dsn := "clickhouse://" + ch.Addr + "/" + ch.NewDatabase(t)
-	out, err := ctl("trillian", "create-tree", "--admin-addr", tr.Addr, "--name", "ha")
-	if err != nil {
-		t.Fatalf("create-tree: %v\n%s", err, out)
-	}
-	var treeID int64
-	if _, err := fmt.Sscanf(out, "created tree %d", &treeID); err != nil {
-		t.Fatalf("create-tree printed %q", out)
-	}
+	treeID := createTree(t, tr.Addr, "ha")
 	// One signing key for the cluster, made once and given to every node.
 	dir := t.TempDir()
 	keyFile := filepath.Join(dir, "keys", "log.key")
@@ -94,8 +87,13 @@ func TestHAFailover(t *testing.T) {
 		defer nodesMu.Unlock()
 		for _, n := range nodes {
 			if n.d != nil {
+				// Not kill(): a node the test killed already has its exit collected.
 				_ = n.d.cmd.Process.Signal(syscall.SIGCONT)
-				n.d.kill()
+				_ = n.d.cmd.Process.Kill()
+				select {
+				case <-n.d.done:
+				case <-time.After(10 * time.Second):
+				}
 			}
 		}
 	}()
@@ -111,15 +109,29 @@ func TestHAFailover(t *testing.T) {
 	}
 	healthOf := func(n *node) (health, bool) {
 		var h health
-		b, err := getWithin("http://"+n.httpAddr+"/healthz", time.Second)
+		// A paused node never answers; a loaded one (make test runs packages side by side) can
+		// take a while.
+		b, err := getWithin("http://"+n.httpAddr+"/healthz", 3*time.Second)
 		return h, err == nil && json.Unmarshal(b, &h) == nil
 	}
 	// writer returns the node whose /healthz says it runs the writer's workers.
+	// Asked of every node at once; the first writer to answer is the answer, so a paused node's
+	// silence does not delay it.
 	writer := func() *node {
 		nodesMu.Lock()
 		defer nodesMu.Unlock()
+		found := make(chan *node, len(nodes))
 		for _, n := range nodes {
-			if h, ok := healthOf(n); ok && h.Cluster.Writer {
+			go func() {
+				if h, ok := healthOf(n); ok && h.Cluster.Writer {
+					found <- n
+					return
+				}
+				found <- nil
+			}()
+		}
+		for range nodes {
+			if n := <-found; n != nil {
 				return n
 			}
 		}
@@ -174,17 +186,8 @@ func TestHAFailover(t *testing.T) {
 	}
 
 	recs := demo.Generate(demo.Options{Seed: 17, Tenants: 3}, rate*120)
-	stopPub := make(chan struct{})
-	type pubResult struct {
-		n   int
-		err error
-	}
-	pubDone := make(chan pubResult, 1)
 	begin := time.Now()
-	go func() {
-		n, err := publishUntil(ctx, seeds, recs, rate, stopPub, &acked)
-		pubDone <- pubResult{n, err}
-	}()
+	pub := startPublisher(ctx, seeds, recs, rate, &acked)
 	mark := func(format string, args ...any) {
 		t.Logf("%6.2fs %s (acked %d, indexed %d)", time.Since(begin).Seconds(), fmt.Sprintf(format, args...), acked.Load(), position())
 	}
@@ -264,13 +267,8 @@ func TestHAFailover(t *testing.T) {
 	mark("%s restarted", w3.name)
 	duringTo := time.Now()
 	time.Sleep(5 * time.Second)
-	close(stopPub)
-	res := <-pubDone
-	if res.err != nil {
-		t.Fatalf("publish: %v", res.err)
-	}
+	total := pub.finish(t)
 	pubEnd := time.Now()
-	total := res.n
 	mark("publisher stopped: %d records acked", total)
 
 	final := writer()
@@ -279,16 +277,25 @@ func TestHAFailover(t *testing.T) {
 	}
 	final.d.waitIndexedFor(t, uint64(total), 2*time.Minute)
 	caughtUp := time.Now()
-	waitUntil(t, 20*time.Second, "a checkpoint covering every record on every node", func() bool {
+	for deadline := time.Now().Add(time.Minute); ; {
 		nodesMu.Lock()
-		defer nodesMu.Unlock()
+		var behind []string
 		for _, n := range nodes {
-			if h, ok := healthOf(n); !ok || h.CheckpointSize < uint64(total) {
-				return false
+			if h, ok := healthOf(n); !ok {
+				behind = append(behind, n.name+": /healthz unanswered")
+			} else if h.CheckpointSize < uint64(total) {
+				behind = append(behind, fmt.Sprintf("%s: checkpoint %d", n.name, h.CheckpointSize))
 			}
 		}
-		return true
-	})
+		nodesMu.Unlock()
+		if len(behind) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no checkpoint covering all %d records on every node after a minute: %s", total, strings.Join(behind, "; "))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	cancel()
 	<-sampleDone
 
@@ -349,13 +356,7 @@ func TestHAFailover(t *testing.T) {
 	js, _ := jetstream.New(nc)
 	cctx, ccancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer ccancel()
-	q, err := js.Stream(cctx, ingest.QuarantineStream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n := q.CachedInfo().State.Msgs; n != 0 {
-		t.Fatalf("%d records quarantined; none was invalid", n)
-	}
+	checkNoQuarantine(t, cctx, js)
 
 	// An export submitted to a standby runs on the writer; the writer is SIGKILLed while it
 	// runs, and the next writer restarts it: it succeeds once, is logged once, and its bundle,
@@ -406,10 +407,7 @@ func TestHAFailover(t *testing.T) {
 	restarted := j.Status == "running"
 	if restarted {
 		mark("export %s running on %s (attempt %d): SIGKILL it", j.ID, j.Node, j.Attempts)
-		ew.d.kill()
-		nodesMu.Lock()
-		start(ew)
-		nodesMu.Unlock()
+		ew.d.kill() // restarted once the export is done, so that another node must finish it
 	} else {
 		mark("export %s already %s before the writer could be killed; no restart to check", j.ID, j.Status)
 	}
@@ -424,6 +422,11 @@ func TestHAFailover(t *testing.T) {
 		t.Fatalf("export after its node died: attempts %d on %s, want a second attempt on another node", j.Attempts, j.Node)
 	}
 	mark("export %s succeeded on %s after %d attempt(s)", j.ID, j.Node, j.Attempts)
+	if restarted {
+		nodesMu.Lock()
+		start(ew)
+		nodesMu.Unlock()
+	}
 	bundle := filepath.Join(t.TempDir(), "bundle.zip")
 	raw, err := getWithin("http://"+other.httpAddr+"/v1/exports/"+j.ID+"/files/"+j.Bundle, time.Minute)
 	if err != nil {

@@ -95,17 +95,8 @@ func TestNATSClusterFailover(t *testing.T) {
 
 	// Publish until told to stop; every record before the returned count was acked.
 	recs := demo.Generate(demo.Options{Seed: 16, Tenants: 3}, rate*60)
-	stopPub := make(chan struct{})
-	type pubResult struct {
-		n   int
-		err error
-	}
-	pubDone := make(chan pubResult, 1)
 	begin := time.Now()
-	go func() {
-		n, err := publishUntil(ctx, seeds, recs, rate, stopPub, &acked)
-		pubDone <- pubResult{n, err}
-	}()
+	pub := startPublisher(ctx, seeds, recs, rate, &acked)
 
 	type event struct {
 		what string
@@ -175,13 +166,8 @@ func TestNATSClusterFailover(t *testing.T) {
 	t.Logf("roles of the stopped nodes: %v", stopped)
 	duringTo := time.Now()
 	time.Sleep(4 * time.Second)
-	close(stopPub)
-	res := <-pubDone
-	if res.err != nil {
-		t.Fatalf("publish: %v", res.err)
-	}
+	total := pub.finish(t)
 	pubEnd := time.Now()
-	total := res.n
 	t.Logf("%6.2fs publisher stopped: %d records acked", time.Since(begin).Seconds(), total)
 	if total < 5*rate {
 		t.Fatalf("only %d records published in %s", total, pubEnd.Sub(begin))
@@ -219,13 +205,7 @@ func TestNATSClusterFailover(t *testing.T) {
 	}
 	cctx, ccancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer ccancel()
-	q, err := js.Stream(cctx, ingest.QuarantineStream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n := q.CachedInfo().State.Msgs; n != 0 {
-		t.Fatalf("%d records quarantined; none was invalid", n)
-	}
+	checkNoQuarantine(t, cctx, js)
 	// Every record was acked by the ingester: the work queue drains.
 	waitUntil(t, 15*time.Second, "the records work queue empty (every message acked by the ingester)", func() bool {
 		s, err := js.Stream(cctx, ingest.RecordsStream)
@@ -310,6 +290,52 @@ func publishUntil(ctx context.Context, seeds string, recs []lineage.Record, rate
 		}
 	}
 	return len(recs), nil
+}
+
+// publisher is publishUntil running in the background.
+type publisher struct {
+	stop chan struct{}
+	done chan publisherResult
+}
+
+type publisherResult struct {
+	n   int
+	err error
+}
+
+// startPublisher runs publishUntil(ctx, seeds, recs, rate, …, acked) until finish.
+func startPublisher(ctx context.Context, seeds string, recs []lineage.Record, rate int, acked *atomic.Int64) *publisher {
+	p := &publisher{stop: make(chan struct{}), done: make(chan publisherResult, 1)}
+	go func() {
+		n, err := publishUntil(ctx, seeds, recs, rate, p.stop, acked)
+		p.done <- publisherResult{n, err}
+	}()
+	return p
+}
+
+// finish stops the publisher and returns how many records it published: every one of them was
+// acked.
+func (p *publisher) finish(t *testing.T) int {
+	t.Helper()
+	close(p.stop)
+	res := <-p.done
+	if res.err != nil {
+		t.Fatalf("publish: %v", res.err)
+	}
+	return res.n
+}
+
+// checkNoQuarantine fails the test unless the quarantine stream is empty: no test record was
+// invalid.
+func checkNoQuarantine(t *testing.T, ctx context.Context, js jetstream.JetStream) {
+	t.Helper()
+	q, err := js.Stream(ctx, ingest.QuarantineStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := q.CachedInfo().State.Msgs; n != 0 {
+		t.Fatalf("%d records quarantined; none was invalid", n)
+	}
 }
 
 type posSample struct {

@@ -31,14 +31,7 @@ func TestKeyRotation(t *testing.T) {
 // whose checkpoint the old key signed).
 func TestKeyRotationTrillian(t *testing.T) {
 	tr := testenv.StartTrillian(t)
-	out, err := ctl("trillian", "create-tree", "--admin-addr", tr.Addr, "--name", "rotate")
-	if err != nil {
-		t.Fatalf("create-tree: %v\n%s", err, out)
-	}
-	var treeID int64
-	if _, err := fmt.Sscanf(out, "created tree %d", &treeID); err != nil {
-		t.Fatalf("create-tree printed %q", out)
-	}
+	treeID := createTree(t, tr.Addr, "rotate")
 	rotationScenario(t, "trillian", []string{"--ledger", "trillian", "--trillian-addr", tr.Addr, "--trillian-tree-id", fmt.Sprint(treeID)})
 }
 

@@ -15,7 +15,16 @@ import (
 // answer verifies with the public key alone, exactly as on Tessera.
 func TestEndToEndTrillian(t *testing.T) {
 	tr := testenv.StartTrillian(t)
-	out, err := ctl("trillian", "create-tree", "--admin-addr", tr.Addr, "--name", "e2e")
+	treeID := createTree(t, tr.Addr, "e2e")
+	ledgerRoundTrip(t, "Trillian", 21, 1000, 1500,
+		"--ledger", "trillian", "--trillian-addr", tr.Addr, "--trillian-tree-id", fmt.Sprint(treeID))
+}
+
+// createTree creates a Trillian tree named name with `lineagectl trillian create-tree` on the
+// admin address addr and returns its id.
+func createTree(t *testing.T, addr, name string) int64 {
+	t.Helper()
+	out, err := ctl("trillian", "create-tree", "--admin-addr", addr, "--name", name)
 	if err != nil {
 		t.Fatalf("create-tree: %v\n%s", err, out)
 	}
@@ -23,44 +32,52 @@ func TestEndToEndTrillian(t *testing.T) {
 	if _, err := fmt.Sscanf(out, "created tree %d", &treeID); err != nil {
 		t.Fatalf("create-tree printed %q", out)
 	}
+	return treeID
+}
+
+// ledgerRoundTrip runs lineaged with the ledger flags and checks the path from NATS to a
+// verified answer: the demo records of seed are published, first the first `first` and then all
+// n (the republished overlap must add nothing), every record verifies with the public key alone,
+// the two checkpoints are consistent, and after a restart on an index rebuilt from the log alone
+// (rebuild-index) the answers are the same. name names the log in failure messages.
+func ledgerRoundTrip(t *testing.T, name string, seed, first, n int, flags ...string) {
+	t.Helper()
 	dataDir := t.TempDir()
 	natsAddr, httpAddr := freeAddr(t), freeAddr(t)
-	flags := []string{"--ledger", "trillian", "--trillian-addr", tr.Addr, "--trillian-tree-id", fmt.Sprint(treeID)}
 	d := startDaemon(t, dataDir, natsAddr, httpAddr, flags...)
 	v, err := ledger.ReadVerifierFile(filepath.Join(dataDir, "keys", "log.key.pub"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	const n = 1500
-	recs := demo.Generate(demo.Options{Seed: 21, Tenants: 3}, n)
-	if out, err := ctl("publish", "--nats-url", "nats://"+natsAddr, "--demo", "1000", "--seed", "21"); err != nil {
+	recs := demo.Generate(demo.Options{Seed: int64(seed), Tenants: 3}, n)
+	if out, err := ctl("publish", "--nats-url", "nats://"+natsAddr, "--demo", fmt.Sprint(first), "--seed", fmt.Sprint(seed)); err != nil {
 		t.Fatalf("publish: %v\n%s", err, out)
 	}
-	d.waitIndexed(t, 1000)
-	cp1 := mustCheckpoint(t, d, v, 1000)
-	// Republishing overlaps the first 1000: only 500 new entries may appear.
-	if out, err := ctl("publish", "--nats-url", "nats://"+natsAddr, "--demo", fmt.Sprint(n), "--seed", "21"); err != nil {
+	d.waitIndexed(t, uint64(first))
+	cp1 := mustCheckpoint(t, d, v, uint64(first))
+	// Republishing overlaps the first records: only n-first new entries may appear.
+	if out, err := ctl("publish", "--nats-url", "nats://"+natsAddr, "--demo", fmt.Sprint(n), "--seed", fmt.Sprint(seed)); err != nil {
 		t.Fatalf("publish: %v\n%s", err, out)
 	}
-	d.waitIndexed(t, n)
-	cp2 := mustCheckpoint(t, d, v, n)
+	d.waitIndexed(t, uint64(n))
+	cp2 := mustCheckpoint(t, d, v, uint64(n))
 	idx := verifyAll(t, d, v, recs)
-	if len(idx) != n {
-		t.Fatalf("%d distinct records in the log, want %d", len(idx), n)
+	if len(idx) != n || cp2.Size != uint64(n) {
+		t.Fatalf("%d distinct records, checkpoint %d; want %d", len(idx), cp2.Size, n)
 	}
 	verifyConsistencyPairs(t, d, []ledger.Checkpoint{cp1, cp2})
 	before := checkLineage(t, d, recs)
 
-	// A restart and an index rebuilt from Trillian alone give the same answers.
+	// A restart and an index rebuilt from the log alone give the same answers.
 	d.stop()
 	if out, err := ctl(append([]string{"rebuild-index", "--data-dir", dataDir}, flags...)...); err != nil {
 		t.Fatalf("rebuild-index: %v\n%s", err, out)
 	}
 	d = startDaemon(t, dataDir, natsAddr, httpAddr, flags...)
 	defer d.stop()
-	d.waitIndexed(t, n)
+	d.waitIndexed(t, uint64(n))
 	if after := checkLineage(t, d, recs); string(after) != string(before) {
-		t.Fatal("lineage answers differ after rebuilding the index from Trillian")
+		t.Fatalf("lineage answers differ after rebuilding the index from %s", name)
 	}
 	if again := verifyAll(t, d, v, recs); !mapsEqual(idx, again) {
 		t.Fatal("the rebuilt index maps records to other log indexes")

@@ -9,43 +9,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lineage-audit/lineage/internal/testenv"
 	"github.com/lineage-audit/lineage/ledger"
 	"github.com/lineage-audit/lineage/ledger/trillian"
-	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
-
-// startServer runs a real JetStream server (the server as a library) for one test.
-func startServer(t *testing.T) *server.Server {
-	t.Helper()
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server not ready")
-	}
-	t.Cleanup(s.Shutdown)
-	return s
-}
-
-func connect(t *testing.T, s *server.Server) (*nats.Conn, jetstream.JetStream) {
-	t.Helper()
-	nc, err := nats.Connect(s.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return nc, js
-}
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
@@ -62,10 +32,10 @@ func openLease(t *testing.T, js jetstream.JetStream, node string, ttl time.Durat
 // is killed) loses the lease by its own deadline, and a standby takes it once the key expired:
 // within the TTL plus a poll.
 func TestLeaseTakeoverAfterDeath(t *testing.T) {
-	s := startServer(t)
+	s := testenv.StartJetStream(t)
 	const ttl = 2 * time.Second
-	ncA, jsA := connect(t, s)
-	_, jsB := connect(t, s)
+	ncA, jsA := testenv.ConnectJetStream(t, s)
+	_, jsB := testenv.ConnectJetStream(t, s)
 	mA, mB := NewMetrics(prometheus.NewRegistry()), NewMetrics(prometheus.NewRegistry())
 	a, b := openLease(t, jsA, "a", ttl, mA), openLease(t, jsB, "b", ttl, mB)
 
@@ -123,10 +93,10 @@ func TestLeaseTakeoverAfterDeath(t *testing.T) {
 
 // A graceful stop releases the lease: the standby takes it at once, not after the TTL.
 func TestLeaseRelease(t *testing.T) {
-	s := startServer(t)
+	s := testenv.StartJetStream(t)
 	const ttl = 4 * time.Second
-	_, jsA := connect(t, s)
-	_, jsB := connect(t, s)
+	_, jsA := testenv.ConnectJetStream(t, s)
+	_, jsB := testenv.ConnectJetStream(t, s)
 	a, b := openLease(t, jsA, "a", ttl, nil), openLease(t, jsB, "b", ttl, nil)
 	ctx := context.Background()
 	ta, err := a.Acquire(ctx)
@@ -159,9 +129,9 @@ func TestLeaseRelease(t *testing.T) {
 // Renewals keep the lease for many TTLs, and a renewal that finds another revision ends the
 // term at once (the key was taken over, e.g. by an operator deleting it).
 func TestLeaseRenewAndSteal(t *testing.T) {
-	s := startServer(t)
+	s := testenv.StartJetStream(t)
 	const ttl = 2 * time.Second
-	_, js := connect(t, s)
+	_, js := testenv.ConnectJetStream(t, s)
 	a := openLease(t, js, "a", ttl, nil)
 	ctx := context.Background()
 	ta, err := a.Acquire(ctx)
@@ -191,8 +161,8 @@ func TestLeaseRenewAndSteal(t *testing.T) {
 
 // Nodes must agree on the TTL: a node started with another one is refused.
 func TestLeaseTTLMismatch(t *testing.T) {
-	s := startServer(t)
-	_, js := connect(t, s)
+	s := testenv.StartJetStream(t)
+	_, js := testenv.ConnectJetStream(t, s)
 	openLease(t, js, "a", 3*time.Second, nil)
 	_, err := OpenLease(context.Background(), LeaseConfig{JS: js, Node: "b", TTL: 4 * time.Second, Logger: quiet})
 	if err == nil || !strings.Contains(err.Error(), "every node must use the same TTL") {
@@ -206,8 +176,8 @@ func TestLeaseTTLMismatch(t *testing.T) {
 // The shared checkpoint moves only by compare-and-set: a writer holding a stale version writes
 // nothing (ledger/trillian then adopts the stored one if it extends its own).
 func TestCheckpointStoreFences(t *testing.T) {
-	s := startServer(t)
-	_, js := connect(t, s)
+	s := testenv.StartJetStream(t)
+	_, js := testenv.ConnectJetStream(t, s)
 	ctx := context.Background()
 	a, err := OpenCheckpointStore(ctx, js, 1, TreeKey(7))
 	if err != nil {

@@ -79,11 +79,17 @@ func startGoFakeS3(t testing.TB) *S3Server {
 		t.Fatal(err)
 	}
 	s.proc = p
-	t.Cleanup(func() { p.stop(10 * time.Second) })
-	if err := waitTCP(net.JoinHostPort("127.0.0.1", port), p, s3StartTimeout); err != nil {
-		t.Fatalf("testenv: %v\n%s", err, p.tail(40))
-	}
+	s.await(t, port)
 	return s
+}
+
+// await stops s's process when the test ends and waits until it listens on port.
+func (s *S3Server) await(t testing.TB, port string) {
+	t.Helper()
+	t.Cleanup(func() { s.proc.stop(10 * time.Second) })
+	if err := waitTCP(net.JoinHostPort("127.0.0.1", port), s.proc, s3StartTimeout); err != nil {
+		t.Fatalf("testenv: %v\n%s", err, s.proc.tail(40))
+	}
 }
 
 // s3serverBinary returns internal/testenv/s3server built from the repository's copy, building it
@@ -109,33 +115,12 @@ func s3serverBinary(t testing.TB) string {
 		h.Write(b)
 	}
 	key := hex.EncodeToString(h.Sum(nil))[:16]
-	var path string
-	withCacheLock(t, func(cache string) {
-		dir := filepath.Join(cache, "s3server-"+key)
-		path = filepath.Join(dir, "s3server")
-		if _, err := os.Stat(path); err == nil {
-			return
-		}
-		start := time.Now()
-		t.Logf("testenv: building %s (gofakes3; once per machine, about a minute)", s3serverDir)
-		tmp, err := os.MkdirTemp(cache, "build-")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer os.RemoveAll(tmp)
-		build := goCmd("build", "-o", filepath.Join(tmp, "s3server"), ".")
+	return cachedBinary(t, "s3server-"+key, "s3server", s3serverDir+" (gofakes3; once per machine, about a minute)", func(out string) {
+		build := goCmd("build", "-o", out, ".")
 		build.Dir = src // its own go.mod: the main module of this build
 		build.Env = append(os.Environ(), "GOFLAGS=-mod=readonly -buildvcs=false", "GOWORK=off")
 		if out, err := build.CombinedOutput(); err != nil {
 			t.Fatalf("testenv: build %s: %v\n%s", s3serverDir, err, out)
 		}
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(filepath.Join(tmp, "s3server"), path); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("testenv: built %s in %v", s3serverDir, time.Since(start).Round(time.Second))
 	})
-	return path
 }

@@ -3,12 +3,10 @@ package testenv
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"testing"
-	"time"
 )
 
 // With LINEAGE_TEST_S3=seaweedfs (`make test-seaweedfs`), the S3-compatible object store of the
@@ -61,30 +59,15 @@ func startSeaweedFS(t testing.TB) *S3Server {
 		t.Fatal(err)
 	}
 	s := &S3Server{Kind: "seaweedfs", Endpoint: "http://127.0.0.1:" + s3Port, Region: "us-east-1", KeyID: keyID, Secret: secret, proc: p, dir: dir}
-	t.Cleanup(func() { p.stop(10 * time.Second) })
-	if err := waitTCP(net.JoinHostPort("127.0.0.1", s3Port), p, s3StartTimeout); err != nil {
-		t.Fatalf("testenv: %v\n%s", err, p.tail(40))
-	}
+	s.await(t, s3Port)
 	return s
 }
 
 // weedBinary returns weed built from seaweedVersion, building it into the cache on first use.
 func weedBinary(t testing.TB) string {
 	t.Helper()
-	var path string
-	withCacheLock(t, func(cache string) {
-		dir := filepath.Join(cache, "seaweedfs-"+seaweedVersion)
-		path = filepath.Join(dir, "weed")
-		if _, err := os.Stat(path); err == nil {
-			return
-		}
-		start := time.Now()
-		t.Logf("testenv: building %s %s weed (once per machine; takes several minutes)", seaweedModule, seaweedVersion)
-		tmp, err := os.MkdirTemp(cache, "build-")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer os.RemoveAll(tmp)
+	return cachedBinary(t, "seaweedfs-"+seaweedVersion, "weed", seaweedModule+" "+seaweedVersion+" weed (once per machine; takes several minutes)", func(bin string) {
+		tmp := filepath.Dir(bin)
 		dl := goCmd("mod", "download", "-json", seaweedModule+"@"+seaweedVersion)
 		dl.Dir = tmp // outside any module
 		dl.Env = append(os.Environ(), "GOWORK=off")
@@ -96,19 +79,11 @@ func weedBinary(t testing.TB) string {
 		if err := json.Unmarshal(out, &m); err != nil || m.Dir == "" {
 			t.Fatalf("testenv: download %s %s: no module directory in %s (%v)", seaweedModule, seaweedVersion, out, err)
 		}
-		build := goCmd("build", "-o", filepath.Join(tmp, "weed"), "./weed")
+		build := goCmd("build", "-o", bin, "./weed")
 		build.Dir = m.Dir // the module is the main module: its replace directives apply
 		build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=-trimpath -mod=readonly", "GOWORK=off")
 		if out, err := build.CombinedOutput(); err != nil {
 			t.Fatalf("testenv: build %s %s weed: %v\n%s", seaweedModule, seaweedVersion, err, out)
 		}
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(filepath.Join(tmp, "weed"), path); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("testenv: built weed in %v", time.Since(start).Round(time.Second))
 	})
-	return path
 }

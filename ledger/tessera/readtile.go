@@ -11,7 +11,7 @@ import (
 	"path/filepath"
 	"sync"
 
-	"github.com/lineage-audit/lineage/ledger"
+	"github.com/lineage-audit/lineage/ledger/internal/tesseralog"
 	"github.com/transparency-dev/tessera/api/layout"
 )
 
@@ -27,7 +27,7 @@ func (l *Log) ReadTile(ctx context.Context, level, index uint64, p uint8) ([]byt
 }
 
 // fullTileBytes is the size of a full hash tile: 256 hashes of 32 bytes.
-const fullTileBytes = layout.TileWidth * hashSize
+const fullTileBytes = layout.TileWidth * tesseralog.HashSize
 
 // ReadTileInto is ReadTile reading into buf's storage (reused from call to call; the result is
 // valid until buf is reused) when buf can hold a full tile. A full tile (p == 0) of a log on disk
@@ -70,8 +70,7 @@ func (l *Log) BundleEntries(ctx context.Context, bundle uint64, offs []uint64, t
 	if len(offs) == 0 {
 		return nil, nil
 	}
-	start := bundle * entryBundleWidth
-	if l.dir != "" && start+entryBundleWidth <= treeSize {
+	if start := bundle * tesseralog.EntryBundleWidth; l.dir != "" && start+tesseralog.EntryBundleWidth <= treeSize {
 		out, err := l.readEntries(bundle, offs)
 		if err == nil {
 			return out, nil
@@ -80,21 +79,7 @@ func (l *Log) BundleEntries(ctx context.Context, bundle uint64, offs []uint64, t
 			return nil, err
 		}
 	}
-	if start >= treeSize {
-		return nil, fmt.Errorf("tessera: entry bundle %d@%d: %w", bundle, treeSize, ledger.ErrNotFound)
-	}
-	all, err := l.Entries(ctx, start, min(entryBundleWidth, treeSize-start), treeSize)
-	if err != nil {
-		return nil, err
-	}
-	out := make([][]byte, len(offs))
-	for i, o := range offs {
-		if o >= uint64(len(all)) {
-			return nil, fmt.Errorf("tessera: entry %d of bundle %d@%d: %w", o, bundle, treeSize, ledger.ErrNotFound)
-		}
-		out[i] = append([]byte(nil), all[o]...)
-	}
-	return out, nil
+	return l.read.BundleEntries(ctx, bundle, offs, treeSize)
 }
 
 // bundleBufs are the read buffers of readEntries, one full bundle's worth each.

@@ -17,10 +17,10 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"sync"
 	"time"
 
 	"github.com/lineage-audit/lineage/ledger"
+	"github.com/lineage-audit/lineage/ledger/internal/tesseralog"
 	"github.com/transparency-dev/formats/log"
 	"github.com/transparency-dev/tessera"
 	"github.com/transparency-dev/tessera/client"
@@ -65,21 +65,12 @@ func DefaultOptions(dir string, s note.Signer, v note.Verifier) Options {
 type Log struct {
 	// dir is the log directory: missing partial tiles of older tree sizes are looked for in
 	// it (tiles.go).
-	dir      string
-	verifier note.Verifier
-	reader   tessera.LogReader
-	appender *tessera.Appender
-	shutdown func(context.Context) error
-	cancel   context.CancelFunc
-
-	// pb builds inclusion proofs for the tree size pbSize and caches the tiles it reads, so
-	// the proofs of one answer (often hundreds, all against one checkpoint) read each tile once.
-	// ProofBuilder is not safe for concurrent use: pbMu serializes it. It is replaced when a
-	// proof for another size is asked for (each new checkpoint), which bounds its cache to one
-	// tree's tiles.
-	pbMu   sync.Mutex
-	pb     *client.ProofBuilder
-	pbSize uint64
+	dir    string
+	reader tessera.LogReader
+	// read serves the checkpoint, entries and proofs from reader (tiles.go); write adds with
+	// Tessera's appender (none on a read-only log).
+	read  *tesseralog.Reader
+	write tesseralog.Writer
 }
 
 var _ ledger.Log = (*Log)(nil)
@@ -109,7 +100,7 @@ func Open(ctx context.Context, o Options) (*Log, error) {
 		cancel()
 		return nil, fmt.Errorf("tessera: appender %s: %w", o.Dir, err)
 	}
-	return &Log{dir: o.Dir, verifier: o.Verifier, reader: r, appender: a, shutdown: shutdown, cancel: cancel}, nil
+	return newLog(&Log{dir: o.Dir, reader: r, write: tesseralog.Writer{Name: "tessera", Appender: a, Shutdown: shutdown, Cancel: cancel}}, o.Verifier), nil
 }
 
 // OpenReadOnly opens an existing log directory for reading only (rebuild-index, offline tools).
@@ -118,22 +109,12 @@ func OpenReadOnly(dir string, v note.Verifier) (*Log, error) {
 	if _, err := os.Stat(dir); err != nil {
 		return nil, fmt.Errorf("tessera: open %s: %w", dir, err)
 	}
-	return &Log{dir: dir, verifier: v, reader: fileReader{client.FileFetcher{Root: dir}}}, nil
+	return newLog(&Log{dir: dir, reader: fileReader{client.FileFetcher{Root: dir}}}, v), nil
 }
 
 // Add implements ledger.Log.
 func (l *Log) Add(ctx context.Context, entry []byte) ledger.IndexFuture {
-	if l.appender == nil {
-		return func() (uint64, error) { return 0, ledger.ErrReadOnly }
-	}
-	f := l.appender.Add(ctx, tessera.NewEntry(entry))
-	return func() (uint64, error) {
-		idx, err := f()
-		if err != nil {
-			return 0, fmt.Errorf("tessera: add: %w", err)
-		}
-		return idx.Index, nil
-	}
+	return l.write.Add(ctx, entry)
 }
 
 // Size implements ledger.Log.
@@ -151,94 +132,31 @@ func (l *Log) Size(ctx context.Context) (uint64, error) {
 // Checkpoint implements ledger.Log. The checkpoint file is verified on every read: a file
 // altered on disk is reported, never served as if it were ours.
 func (l *Log) Checkpoint(ctx context.Context) (ledger.Checkpoint, error) {
-	raw, err := l.reader.ReadCheckpoint(ctx)
-	if errors.Is(err, fs.ErrNotExist) {
-		return ledger.Checkpoint{}, ledger.ErrNotFound
-	}
-	if err != nil {
-		return ledger.Checkpoint{}, fmt.Errorf("tessera: read checkpoint: %w", err)
-	}
-	return ledger.OpenCheckpoint(raw, l.verifier)
+	return l.read.Checkpoint(ctx)
 }
 
 // Entries implements ledger.Log.
 func (l *Log) Entries(ctx context.Context, start, count, treeSize uint64) ([][]byte, error) {
-	if start+count > treeSize || start+count < start {
-		return nil, fmt.Errorf("tessera: entries [%d,+%d) beyond size %d: %w", start, count, treeSize, ledger.ErrNotFound)
-	}
-	out := make([][]byte, 0, count)
-	for i := start; i < start+count; {
-		bundleIdx := i / entryBundleWidth
-		b, err := client.GetEntryBundle(ctx, l.readEntryBundle, bundleIdx, treeSize)
-		if err != nil {
-			return nil, fmt.Errorf("tessera: entry bundle %d@%d: %w", bundleIdx, treeSize, err)
-		}
-		off := i % entryBundleWidth
-		for ; off < uint64(len(b.Entries)) && i < start+count; off, i = off+1, i+1 {
-			out = append(out, b.Entries[off])
-		}
-		if off < entryBundleWidth && i < start+count {
-			return nil, fmt.Errorf("tessera: entry bundle %d@%d is short (%d entries)", bundleIdx, treeSize, len(b.Entries))
-		}
-	}
-	return out, nil
+	return l.read.Entries(ctx, start, count, treeSize)
 }
 
 // InclusionProof implements ledger.Log. Any treeSize up to the integrated size is served, also
-// one whose partial tiles are not on disk (readTile, tiles.go).
+// one whose partial tiles are not on disk (tiles.go).
 func (l *Log) InclusionProof(ctx context.Context, index, treeSize uint64) ([][]byte, error) {
-	if index >= treeSize {
-		return nil, fmt.Errorf("tessera: inclusion %d@%d: %w", index, treeSize, ledger.ErrNotFound)
-	}
-	l.pbMu.Lock()
-	defer l.pbMu.Unlock()
-	if l.pb == nil || l.pbSize != treeSize {
-		pb, err := client.NewProofBuilder(ctx, treeSize, l.readTile)
-		if err != nil {
-			return nil, fmt.Errorf("tessera: inclusion %d@%d: %w", index, treeSize, err)
-		}
-		l.pb, l.pbSize = pb, treeSize
-	}
-	p, err := l.pb.InclusionProof(ctx, index)
-	if err != nil {
-		return nil, fmt.Errorf("tessera: inclusion %d@%d: %w", index, treeSize, err)
-	}
-	return p, nil
+	return l.read.InclusionProof(ctx, index, treeSize)
 }
 
-// ConsistencyProof implements ledger.Log, for any from ≤ to ≤ the integrated size (readTile,
-// tiles.go). A proof from size 0, or between equal sizes, is empty.
+// ConsistencyProof implements ledger.Log, for any from ≤ to ≤ the integrated size (tiles.go).
+// A proof from size 0, or between equal sizes, is empty.
 func (l *Log) ConsistencyProof(ctx context.Context, from, to uint64) ([][]byte, error) {
-	if from > to {
-		return nil, fmt.Errorf("tessera: consistency %d→%d: from is larger than to", from, to)
-	}
-	pb, err := client.NewProofBuilder(ctx, to, l.readTile)
-	if err != nil {
-		return nil, fmt.Errorf("tessera: consistency %d→%d: %w", from, to, err)
-	}
-	p, err := pb.ConsistencyProof(ctx, from, to)
-	if err != nil {
-		return nil, fmt.Errorf("tessera: consistency %d→%d: %w", from, to, err)
-	}
-	return p, nil
+	return l.read.ConsistencyProof(ctx, from, to)
 }
 
 // Close implements ledger.Log: it waits for added entries to be integrated and a checkpoint
 // committing to them to be published, then stops the background work.
 func (l *Log) Close(ctx context.Context) error {
-	if l.appender == nil {
-		return nil
-	}
-	err := l.shutdown(ctx)
-	l.cancel()
-	if err != nil {
-		return fmt.Errorf("tessera: shutdown: %w", err)
-	}
-	return nil
+	return l.write.Close(ctx)
 }
-
-// entryBundleWidth is the number of entries in a full C2SP tlog-tiles entry bundle.
-const entryBundleWidth = 256
 
 // fileReader adapts client.FileFetcher to tessera.LogReader for read-only use.
 type fileReader struct{ client.FileFetcher }

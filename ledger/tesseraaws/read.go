@@ -15,16 +15,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
+	"github.com/lineage-audit/lineage/ledger/internal/tesseralog"
 	"github.com/transparency-dev/tessera/api/layout"
-)
-
-const (
-	// checkpointPath is the C2SP tlog-tiles checkpoint object.
-	checkpointPath = layout.CheckpointPath
-	// entryBundleWidth is the number of entries in a full entry bundle.
-	entryBundleWidth = 256
-	// hashSize is the size of one hash in a tile (SHA-256, RFC 6962).
-	hashSize = 32
+	"golang.org/x/mod/sumdb/note"
 )
 
 // bucket reads the log's objects.
@@ -103,69 +96,31 @@ func (b *bucket) partialWidths(ctx context.Context, full string, p uint8) ([]uin
 	return out, nil
 }
 
+// newLog sets l's read side: the shared reads of ledger/internal/tesseralog on l.bucket. They
+// cut a missing partial of a tree size older than the latest from a wider version: it may never
+// have been written (the log grew past it inside one batch) or may have been garbage-collected.
+// Tessera's AWS reader is not used: it does not map a missing object to fs.ErrNotExist.
+func newLog(l *Log, v note.Verifier) *Log {
+	l.read = &tesseralog.Reader{
+		Name:     "tesseraaws",
+		Verifier: v,
+		ReadCheckpoint: func(ctx context.Context) ([]byte, error) {
+			return l.bucket.get(ctx, layout.CheckpointPath)
+		},
+		ReadTile: func(ctx context.Context, level, index uint64, w uint8) ([]byte, error) {
+			return l.bucket.get(ctx, layout.TilePath(level, index, w))
+		},
+		ReadEntryBundle: func(ctx context.Context, index uint64, w uint8) ([]byte, error) {
+			return l.bucket.get(ctx, layout.EntriesPath(index, w))
+		},
+		Partials: l.bucket.partialWidths,
+	}
+	return l
+}
+
 // ReadTile returns the hash tile (level, index) as it is in a tree whose partial width for that
 // tile is p (0: a full tile): the raw concatenated hashes of its bottom row. A missing partial
 // is cut from a wider version: the query API's proof builder (query/proofs.go) uses it.
 func (l *Log) ReadTile(ctx context.Context, level, index uint64, p uint8) ([]byte, error) {
-	return l.readTile(ctx, level, index, p)
-}
-
-// readTile is the client.TileFetcherFunc of the proof builders. As in ledger/tessera/tiles.go,
-// the partial of a tree size older than the latest may never have been written (the log grew
-// past it inside one batch) or may have been garbage-collected; the first p hashes of any wider
-// version are the same, because a tile's bottom row only ever grows.
-func (l *Log) readTile(ctx context.Context, level, index uint64, p uint8) ([]byte, error) {
-	raw, err := l.readWider(ctx, p, layout.TilePath(level, index, 0), func(ctx context.Context, w uint8) ([]byte, error) {
-		return l.bucket.get(ctx, layout.TilePath(level, index, w))
-	})
-	if err != nil {
-		return nil, err
-	}
-	if p == 0 {
-		return raw, nil
-	}
-	if len(raw) < int(p)*hashSize {
-		return nil, fmt.Errorf("tile %s holds %d bytes, fewer than %d hashes", layout.TilePath(level, index, p), len(raw), p)
-	}
-	return raw[:int(p)*hashSize], nil
-}
-
-// readEntryBundle is the client.EntryBundleFetcherFunc of Entries; a wider bundle is returned
-// as it is (Entries reads no further than it needs).
-func (l *Log) readEntryBundle(ctx context.Context, index uint64, p uint8) ([]byte, error) {
-	return l.readWider(ctx, p, layout.EntriesPath(index, 0), func(ctx context.Context, w uint8) ([]byte, error) {
-		return l.bucket.get(ctx, layout.EntriesPath(index, w))
-	})
-}
-
-// readWider reads the resource whose full version is at full at width p: the partial, else the
-// full version, else the narrowest wider partial. Garbage collection may delete partials while
-// they are listed (the resource became full), so it looks again a few times.
-func (l *Log) readWider(ctx context.Context, p uint8, full string, read func(context.Context, uint8) ([]byte, error)) ([]byte, error) {
-	raw, err := read(ctx, p)
-	if err == nil || !errors.Is(err, fs.ErrNotExist) {
-		return raw, err
-	}
-	if p == 0 {
-		return nil, fmt.Errorf("%s: %w", full, err)
-	}
-	for range 3 {
-		if raw, err = read(ctx, 0); err == nil || !errors.Is(err, fs.ErrNotExist) {
-			return raw, err
-		}
-		widths, lerr := l.bucket.partialWidths(ctx, full, p)
-		if lerr != nil {
-			return nil, fmt.Errorf("%w; list wider partials: %w", err, lerr)
-		}
-		for _, w := range widths {
-			raw, werr := read(ctx, w)
-			if werr == nil {
-				return raw, nil
-			}
-			if !errors.Is(werr, fs.ErrNotExist) {
-				return nil, werr
-			}
-		}
-	}
-	return nil, fmt.Errorf("%s at width %d: %w", full, p, err)
+	return l.read.Tile(ctx, level, index, p)
 }

@@ -15,16 +15,14 @@
 // Reads go to the bucket through this package's own S3 reads (read.go): Tessera's AWS reader
 // does not map a missing tile or bundle to fs.ErrNotExist, so its fallback from a missing
 // partial to the full resource never fires, and a tree size older than the latest needs the
-// wider-partial fallback ledger/tessera/tiles.go describes.
+// wider-partial fallback ledger/internal/tesseralog/read.go describes.
 package tesseraaws
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -32,8 +30,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/lineage-audit/lineage/ledger"
+	"github.com/lineage-audit/lineage/ledger/internal/tesseralog"
 	"github.com/transparency-dev/tessera"
-	"github.com/transparency-dev/tessera/client"
 	tessaws "github.com/transparency-dev/tessera/storage/aws"
 	"golang.org/x/mod/sumdb/note"
 )
@@ -101,17 +99,12 @@ func DefaultOptions(dsn, bucket string, s note.Signer, v note.Verifier) Options 
 
 // Log is a ledger.Log on Tessera's AWS driver.
 type Log struct {
-	bucket   *bucket
-	verifier note.Verifier
-	size     func(context.Context) (uint64, error) // the sequenced size, from the database
-	appender *tessera.Appender
-	shutdown func(context.Context) error
-	cancel   context.CancelFunc
-
-	// pb builds inclusion proofs for the tree size pbSize (as in ledger/tessera).
-	pbMu   sync.Mutex
-	pb     *client.ProofBuilder
-	pbSize uint64
+	bucket *bucket
+	size   func(context.Context) (uint64, error) // the sequenced size, from the database
+	// read serves the checkpoint, entries and proofs from the bucket (read.go); write adds with
+	// Tessera's appender (none on a read-only log).
+	read  *tesseralog.Reader
+	write tesseralog.Writer
 }
 
 var _ ledger.Log = (*Log)(nil)
@@ -163,7 +156,7 @@ func Open(ctx context.Context, o Options) (*Log, error) {
 		cancel()
 		return nil, fmt.Errorf("tesseraaws: appender on bucket %s: %w", o.Bucket, err)
 	}
-	return &Log{bucket: b, verifier: o.Verifier, appender: a, shutdown: shutdown, cancel: cancel, size: r.NextIndex}, nil
+	return newLog(&Log{bucket: b, write: tesseralog.Writer{Name: "tesseraaws", Appender: a, Shutdown: shutdown, Cancel: cancel}, size: r.NextIndex}, o.Verifier), nil
 }
 
 // OpenReadOnly opens the log in the bucket for reading only: no database is needed, and the
@@ -180,7 +173,7 @@ func OpenReadOnly(ctx context.Context, o Options) (*Log, error) {
 	if err := b.check(ctx); err != nil {
 		return nil, err
 	}
-	l := &Log{bucket: b, verifier: o.Verifier}
+	l := newLog(&Log{bucket: b}, o.Verifier)
 	l.size = func(ctx context.Context) (uint64, error) {
 		cp, err := l.Checkpoint(ctx)
 		if errors.Is(err, ledger.ErrNotFound) {
@@ -223,17 +216,7 @@ func s3Config(ctx context.Context, o Options) (aws.Config, func(*s3.Options), er
 
 // Add implements ledger.Log.
 func (l *Log) Add(ctx context.Context, entry []byte) ledger.IndexFuture {
-	if l.appender == nil {
-		return func() (uint64, error) { return 0, ledger.ErrReadOnly }
-	}
-	f := l.appender.Add(ctx, tessera.NewEntry(entry))
-	return func() (uint64, error) {
-		idx, err := f()
-		if err != nil {
-			return 0, fmt.Errorf("tesseraaws: add: %w", err)
-		}
-		return idx.Index, nil
-	}
+	return l.write.Add(ctx, entry)
 }
 
 // Size implements ledger.Log: the number of entries durably sequenced in the database
@@ -248,110 +231,32 @@ func (l *Log) Size(ctx context.Context) (uint64, error) {
 
 // Checkpoint implements ledger.Log. The checkpoint object is verified on every read.
 func (l *Log) Checkpoint(ctx context.Context) (ledger.Checkpoint, error) {
-	raw, err := l.bucket.get(ctx, checkpointPath)
-	if errors.Is(err, fs.ErrNotExist) {
-		return ledger.Checkpoint{}, ledger.ErrNotFound
-	}
-	if err != nil {
-		return ledger.Checkpoint{}, fmt.Errorf("tesseraaws: read checkpoint: %w", err)
-	}
-	return ledger.OpenCheckpoint(raw, l.verifier)
+	return l.read.Checkpoint(ctx)
 }
 
 // Entries implements ledger.Log.
 func (l *Log) Entries(ctx context.Context, start, count, treeSize uint64) ([][]byte, error) {
-	if start+count > treeSize || start+count < start {
-		return nil, fmt.Errorf("tesseraaws: entries [%d,+%d) beyond size %d: %w", start, count, treeSize, ledger.ErrNotFound)
-	}
-	out := make([][]byte, 0, count)
-	for i := start; i < start+count; {
-		bundleIdx := i / entryBundleWidth
-		b, err := client.GetEntryBundle(ctx, l.readEntryBundle, bundleIdx, treeSize)
-		if err != nil {
-			return nil, fmt.Errorf("tesseraaws: entry bundle %d@%d: %w", bundleIdx, treeSize, err)
-		}
-		off := i % entryBundleWidth
-		for ; off < uint64(len(b.Entries)) && i < start+count; off, i = off+1, i+1 {
-			out = append(out, b.Entries[off])
-		}
-		if off < entryBundleWidth && i < start+count {
-			return nil, fmt.Errorf("tesseraaws: entry bundle %d@%d is short (%d entries)", bundleIdx, treeSize, len(b.Entries))
-		}
-	}
-	return out, nil
+	return l.read.Entries(ctx, start, count, treeSize)
 }
 
 // BundleEntries returns copies of the entries at offsets offs (ascending, below 256) of entry
 // bundle `bundle`, all below treeSize: the query API's batch read (query/lineage_api.go).
 func (l *Log) BundleEntries(ctx context.Context, bundle uint64, offs []uint64, treeSize uint64) ([][]byte, error) {
-	if len(offs) == 0 {
-		return nil, nil
-	}
-	start := bundle * entryBundleWidth
-	if start >= treeSize {
-		return nil, fmt.Errorf("tesseraaws: entry bundle %d@%d: %w", bundle, treeSize, ledger.ErrNotFound)
-	}
-	all, err := l.Entries(ctx, start, min(entryBundleWidth, treeSize-start), treeSize)
-	if err != nil {
-		return nil, err
-	}
-	out := make([][]byte, len(offs))
-	for i, o := range offs {
-		if o >= uint64(len(all)) {
-			return nil, fmt.Errorf("tesseraaws: entry %d of bundle %d@%d: %w", o, bundle, treeSize, ledger.ErrNotFound)
-		}
-		out[i] = append([]byte(nil), all[o]...)
-	}
-	return out, nil
+	return l.read.BundleEntries(ctx, bundle, offs, treeSize)
 }
 
 // InclusionProof implements ledger.Log, for any treeSize up to the integrated size.
 func (l *Log) InclusionProof(ctx context.Context, index, treeSize uint64) ([][]byte, error) {
-	if index >= treeSize {
-		return nil, fmt.Errorf("tesseraaws: inclusion %d@%d: %w", index, treeSize, ledger.ErrNotFound)
-	}
-	l.pbMu.Lock()
-	defer l.pbMu.Unlock()
-	if l.pb == nil || l.pbSize != treeSize {
-		pb, err := client.NewProofBuilder(ctx, treeSize, l.readTile)
-		if err != nil {
-			return nil, fmt.Errorf("tesseraaws: inclusion %d@%d: %w", index, treeSize, err)
-		}
-		l.pb, l.pbSize = pb, treeSize
-	}
-	p, err := l.pb.InclusionProof(ctx, index)
-	if err != nil {
-		return nil, fmt.Errorf("tesseraaws: inclusion %d@%d: %w", index, treeSize, err)
-	}
-	return p, nil
+	return l.read.InclusionProof(ctx, index, treeSize)
 }
 
 // ConsistencyProof implements ledger.Log, for any from ≤ to ≤ the integrated size.
 func (l *Log) ConsistencyProof(ctx context.Context, from, to uint64) ([][]byte, error) {
-	if from > to {
-		return nil, fmt.Errorf("tesseraaws: consistency %d→%d: from is larger than to", from, to)
-	}
-	pb, err := client.NewProofBuilder(ctx, to, l.readTile)
-	if err != nil {
-		return nil, fmt.Errorf("tesseraaws: consistency %d→%d: %w", from, to, err)
-	}
-	p, err := pb.ConsistencyProof(ctx, from, to)
-	if err != nil {
-		return nil, fmt.Errorf("tesseraaws: consistency %d→%d: %w", from, to, err)
-	}
-	return p, nil
+	return l.read.ConsistencyProof(ctx, from, to)
 }
 
 // Close implements ledger.Log: it waits for added entries to be integrated and a checkpoint
 // committing to them to be published, then stops the background work.
 func (l *Log) Close(ctx context.Context) error {
-	if l.appender == nil {
-		return nil
-	}
-	err := l.shutdown(ctx)
-	l.cancel()
-	if err != nil {
-		return fmt.Errorf("tesseraaws: shutdown: %w", err)
-	}
-	return nil
+	return l.write.Close(ctx)
 }

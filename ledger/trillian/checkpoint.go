@@ -200,22 +200,29 @@ func decodeRoot(slr *trillian.SignedLogRoot) (types.LogRootV1, error) {
 // raise records the alarm (the first one sticks), fails every queued add, and logs it loudly.
 // The old checkpoint stays published; nothing is signed or added until restart.
 func (l *Log) raise(err error) error {
-	l.mu.Lock()
-	first := l.alarm == nil
-	if first {
-		l.alarm = err
-	}
-	queued := l.queue
-	l.queue = nil
-	cpSize := l.cp.Size
-	l.mu.Unlock()
-	for _, p := range queued {
-		p.resolve(0, fmt.Errorf("trillian: add: %w", err))
-	}
-	if first {
+	if first, cpSize := l.setAlarm(err); first {
 		l.log.Error("trillian: ALARM: refusing to sign a root that does not extend the last signed checkpoint; "+
 			"the log may have been rolled back, swapped or forked. Adds and checkpoints are stopped until an operator investigates and restarts.",
 			"checkpoint_size", cpSize, "err", err)
 	}
 	return err
+}
+
+// setAlarm makes err the sticky alarm unless one is already set, and fails every queued add
+// with it: the stop that raise and halt share. It reports whether err is the alarm now (the
+// caller logs it once) and the size of the last signed checkpoint.
+func (l *Log) setAlarm(err error) (first bool, cpSize uint64) {
+	l.mu.Lock()
+	first = l.alarm == nil
+	if first {
+		l.alarm = err
+	}
+	queued := l.queue
+	l.queue = nil
+	cpSize = l.cp.Size
+	l.mu.Unlock()
+	for _, p := range queued {
+		p.resolve(0, fmt.Errorf("trillian: add: %w", err))
+	}
+	return first, cpSize
 }

@@ -8,30 +8,14 @@ import (
 	"time"
 
 	"github.com/lineage-audit/lineage/internal/ha"
+	"github.com/lineage-audit/lineage/internal/testenv"
 	"github.com/lineage-audit/lineage/ledger"
-	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // sharedStore is the cluster's checkpoint store (internal/ha) on a real JetStream server.
 func sharedStore(t *testing.T, treeID int64) *ha.CheckpointStore {
 	t.Helper()
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server not ready")
-	}
-	t.Cleanup(s.Shutdown)
-	nc, err := nats.Connect(s.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, _ := jetstream.New(nc)
+	_, js := testenv.ConnectJetStream(t, testenv.StartJetStream(t))
 	cs, err := ha.OpenCheckpointStore(context.Background(), js, 1, ha.TreeKey(treeID))
 	if err != nil {
 		t.Fatal(err)

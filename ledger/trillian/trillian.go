@@ -208,18 +208,7 @@ func (l *Log) fence() error {
 // halt makes a fencing error the sticky alarm (logged once, without raise's talk of a forked
 // log): the driver sends and signs nothing more, and fails what is queued.
 func (l *Log) halt(err error) {
-	l.mu.Lock()
-	first := l.alarm == nil
-	if first {
-		l.alarm = err
-	}
-	queued := l.queue
-	l.queue = nil
-	l.mu.Unlock()
-	for _, p := range queued {
-		p.resolve(0, fmt.Errorf("trillian: add: %w", err))
-	}
-	if first {
+	if first, _ := l.setAlarm(err); first {
 		l.log.Error("trillian: fenced: this node may no longer write the log; nothing more is added or signed", "err", err)
 	}
 }
