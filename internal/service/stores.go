@@ -12,6 +12,7 @@ import (
 	"github.com/lineage-audit/lineage/ledger/tessera"
 	"github.com/lineage-audit/lineage/ledger/trillian"
 	"github.com/lineage-audit/lineage/ledger/witness"
+	"github.com/lineage-audit/lineage/query"
 	"github.com/lineage-audit/lineage/query/findings"
 	"github.com/lineage-audit/lineage/query/index"
 	"github.com/lineage-audit/lineage/query/index/clickhouse"
@@ -51,6 +52,9 @@ type stores struct {
 	// closeLog flushes and closes the ledger, once: every appended entry is integrated and
 	// checkpointed. The workers' stop calls it as soon as nothing appends any more.
 	closeLog func()
+
+	// erasure is the erasure-enabled log's key store and configuration (nil: erasure off).
+	erasure *erasureState
 
 	// rotations are the key's rotation statements, oldest first, as served by GET /v1/keys.
 	rotations [][]byte
@@ -122,6 +126,19 @@ func openStores(ctx context.Context, c Config, shared trillian.CheckpointStore) 
 		return nil, nil, err
 	}
 
+	if shared == nil {
+		size, err := st.log.Size(ctx)
+		if err != nil {
+			return nil, nil, fmt.Errorf("service: log size: %w", err)
+		}
+		if st.erasure, err = openErasure(ctx, c, size); err != nil {
+			return nil, nil, err
+		}
+		if st.erasure != nil {
+			cs.add(func() { st.erasure.keys.Close() })
+		}
+	}
+
 	if st.index, err = openIndex(ctx, c, IndexPath(c.DataDir)); err != nil {
 		return nil, nil, err
 	}
@@ -132,6 +149,14 @@ func openStores(ctx context.Context, c Config, shared trillian.CheckpointStore) 
 		}
 	}
 	return st, sync.OnceFunc(cs.run), nil
+}
+
+// decoder is the entry decoder of this log: with the key store when erasure is on.
+func (st *stores) decoder() query.Decoder {
+	if st.erasure == nil {
+		return query.Decoder{}
+	}
+	return query.Decoder{Keys: st.erasure.keys}
 }
 
 // witnessPoll is how often the witnessing loop reads the log's checkpoint (at most the
