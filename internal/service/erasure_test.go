@@ -19,6 +19,7 @@ import (
 
 	"github.com/lineage-audit/lineage/ledger"
 	"github.com/lineage-audit/lineage/ledger/seal"
+	"github.com/lineage-audit/lineage/ledger/seal/sqlitekeys"
 	"github.com/lineage-audit/lineage/query"
 	"github.com/lineage-audit/lineage/verify"
 	"golang.org/x/mod/sumdb/note"
@@ -362,4 +363,111 @@ func checkpointOf(t *testing.T, base string, v note.Verifier) ledger.Checkpoint 
 		t.Fatalf("checkpoint: %v", err)
 	}
 	return cp
+}
+
+// TestErasureCompletedAfterCrash leaves the data dir as a crash between an erasure's key
+// deletion and its index purge leaves it — the key store holds the tombstone (its commit is
+// synchronous), the index and the findings still hold the clear values — by destroying the key
+// with the key store alone while lineaged is stopped; the next start completes the purge before
+// it indexes anything.
+func TestErasureCompletedAfterCrash(t *testing.T) {
+	dir := t.TempDir()
+	var logs lockedBuffer
+	c := erasureConfig(t, dir, &logs)
+	addr, stop := startWithLogs(t, c)
+	base := "http://" + addr
+	old := time.Now().Add(-400 * 24 * time.Hour) // outside the minimum retention
+	publishRecords(t, base, erRecord("a-1", erasedUser, erasedTarget, old), erRecord("a-2", erasedUser, erasedTarget, old),
+		erRecord("b-1", keptUser, "case-kept-1", time.Now()))
+	waitRecord(t, base, "a-1")
+	waitRecord(t, base, "a-2")
+	waitRecord(t, base, "b-1")
+	stop()
+	if hits := grepDir(t, dir, erasedUser); len(hits) == 0 {
+		t.Fatal("before the erasure the index holds no clear value: the test would prove nothing")
+	}
+
+	// The crash: the key is destroyed, nothing else happened.
+	mk, err := seal.LoadMasterKeyFile(ErasureMasterKeyPath(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks, err := sqlitekeys.OpenSQLite(context.Background(), ErasureKeyStorePath(dir), mk, sqlitekeys.SQLiteOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kids, err := ks.Erase(context.Background(), erTenant, erasedUser, "erasure on request of the data subject")
+	ks.Close()
+	if err != nil || len(kids) != 1 {
+		t.Fatalf("erase in the key store: %v %v", kids, err)
+	}
+
+	var logs2 lockedBuffer
+	addr, stop = startWithLogs(t, erasureConfig(t, dir, &logs2))
+	base = "http://" + addr
+	rp := waitRecord(t, base, "a-2")
+	if !seal.IsSealedToken(rp.Record.User.ID) || len(rp.Openings) != 0 {
+		t.Fatalf("after the restart the erased subject shows as %q", rp.Record.User.ID)
+	}
+	if _, err := verify.VerifyRecordProof(rp, verifierOf(t, base)); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs2.String(), "completed an index purge") {
+		t.Error("the start did not report the completed purge")
+	}
+	stop()
+	if hits := grepDir(t, dir, erasedUser, erasedTarget); len(hits) > 0 {
+		t.Errorf("after the restart, clear values of the erased subject are still in the data dir:\n%s", strings.Join(hits, "\n"))
+	}
+}
+
+// TestErasureKeyStoreLoss: a lost key store is an error, never an erasure. Without the file
+// lineaged refuses to start; with an empty store in its place (a restore that lost keys) every
+// answer about a sealed record fails with the key-store error instead of showing "erased", and
+// rebuild-index refuses too.
+func TestErasureKeyStoreLoss(t *testing.T) {
+	dir := t.TempDir()
+	var logs lockedBuffer
+	c := erasureConfig(t, dir, &logs)
+	addr, stop := startWithLogs(t, c)
+	base := "http://" + addr
+	publishRecords(t, base, erRecord("a-1", erasedUser, erasedTarget, time.Now()))
+	waitRecord(t, base, "a-1")
+	vkey := verifierOf(t, base)
+	stop()
+
+	ksPath := ErasureKeyStorePath(dir)
+	if err := os.Remove(ksPath); err != nil {
+		t.Fatal(err)
+	}
+	c2 := erasureConfig(t, dir, io.Discard)
+	if err := run(t, c2); err == nil || !strings.Contains(err.Error(), "erasure key store") || !strings.Contains(err.Error(), "missing") {
+		t.Fatalf("start without the key store = %v, want a refusal naming the missing key store", err)
+	}
+
+	// An empty store with the same master key: the start succeeds (the index is current), but
+	// nothing sealed is shown as erased.
+	mk, err := seal.LoadMasterKeyFile(ErasureMasterKeyPath(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks, err := sqlitekeys.OpenSQLite(context.Background(), ksPath, mk, sqlitekeys.SQLiteOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks.Close()
+	var logs2 lockedBuffer
+	addr, stop = startWithLogs(t, erasureConfig(t, dir, &logs2))
+	base = "http://" + addr
+	code, b := httpDo(t, "GET", base+"/v1/records/a-1?tenant="+erTenant, "")
+	if code == http.StatusOK || bytes.Contains(b, []byte("sealed:")) {
+		t.Fatalf("record whose key is missing = %d %s, want an error, nothing shown as erased", code, b)
+	}
+	if !strings.Contains(logs2.String(), "key missing from the key store") {
+		t.Error("the daemon's log does not say the key store is incomplete")
+	}
+	stop()
+	if _, err := RebuildIndex(context.Background(), erasureConfig(t, dir, io.Discard), vkey, nil); err == nil || !strings.Contains(err.Error(), "key missing") {
+		t.Fatalf("rebuild-index with keys missing = %v, want the key-store error", err)
+	}
 }

@@ -114,10 +114,13 @@ func openStores(ctx context.Context, c Config, shared trillian.CheckpointStore) 
 	if st.log, st.logDir, err = openLedger(ctx, c, st.signer, st.verifier, ledgerMode{readOnly: shared != nil, shared: shared}); err != nil {
 		return nil, nil, err
 	}
+	// The cleanups capture what they close, not st: an error return sets st (a named result)
+	// to nil before they run.
+	lg := st.log
 	st.closeLog = sync.OnceFunc(func() {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 		defer cancel()
-		if err := st.log.Close(sctx); err != nil {
+		if err := lg.Close(sctx); err != nil {
 			c.Logger.Error("ledger close", "err", err)
 		}
 	})
@@ -134,15 +137,16 @@ func openStores(ctx context.Context, c Config, shared trillian.CheckpointStore) 
 		if st.erasure, err = openErasure(ctx, c, size); err != nil {
 			return nil, nil, err
 		}
-		if st.erasure != nil {
-			cs.add(func() { st.erasure.keys.Close() })
+		if er := st.erasure; er != nil {
+			cs.add(func() { er.keys.Close() })
 		}
 	}
 
 	if st.index, err = openIndex(ctx, c, IndexPath(c.DataDir)); err != nil {
 		return nil, nil, err
 	}
-	cs.add(func() { st.index.Close() })
+	ix := st.index
+	cs.add(func() { ix.Close() })
 	if !c.NoFindings {
 		if st.findings, err = openFindings(ctx, st.index); err != nil {
 			return nil, nil, err
