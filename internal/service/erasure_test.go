@@ -335,12 +335,24 @@ func TestErasureEndToEnd(t *testing.T) {
 		t.Error("the kept subject is in no file: the search cannot find what it looks for")
 	}
 
+	// rebuild-index opens the log with the key store: the kept subject is clear again, the
+	// erased one is not, and the new index holds no clear value of it either.
+	if _, err := RebuildIndex(context.Background(), erasureConfig(t, dir, io.Discard), v, nil); err != nil {
+		t.Fatalf("rebuild-index: %v", err)
+	}
+	if hits := grepDir(t, dir, erasedUser, erasedTarget); len(hits) > 0 {
+		t.Errorf("after rebuild-index, clear values of the erased subject are in the data dir:\n%s", strings.Join(hits, "\n"))
+	}
+
 	// A restart keeps the subject erased and the mode on.
 	var logs2 lockedBuffer
 	addr, stop = startWithLogs(t, erasureConfig(t, dir, &logs2))
 	again := waitRecord(t, "http://"+addr, "a-3")
 	if !seal.IsSealedToken(again.Record.User.ID) {
 		t.Fatalf("after restart the erased subject shows as %q", again.Record.User.ID)
+	}
+	if kept := waitRecord(t, "http://"+addr, "b-3"); kept.Record.User.ID != keptUser || len(kept.Openings) != 2 {
+		t.Fatalf("after rebuild and restart the kept subject shows as %q with %d openings", kept.Record.User.ID, len(kept.Openings))
 	}
 	stop()
 }
