@@ -20,9 +20,9 @@ import (
 
 	lineage "github.com/lineage-audit/lineage"
 	"github.com/lineage-audit/lineage/ledger"
+	"github.com/lineage-audit/lineage/ledger/ledgertest"
 	"github.com/lineage-audit/lineage/ledger/seal"
 	"github.com/lineage-audit/lineage/ledger/seal/sqlitekeys"
-	"github.com/lineage-audit/lineage/ledger/ledgertest"
 	"github.com/lineage-audit/lineage/ledger/tessera"
 	"github.com/lineage-audit/lineage/verify"
 	"golang.org/x/mod/sumdb/note"
