@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	lineage "github.com/lineage-audit/lineage"
 	"github.com/lineage-audit/lineage/ledger"
+	"github.com/lineage-audit/lineage/ledger/seal"
 	"github.com/lineage-audit/lineage/query/index"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -52,6 +54,9 @@ type Config struct {
 	// query.DecodeEntry would decode them from the log (the indexer's Offer), so the indexer
 	// need not read and decode them back.
 	Appended func([]index.Entry)
+	// Sealer, when set, seals every record's personal fields before it is appended: the log
+	// is erasure-enabled and its entries are v2 (docs/ERASURE.md). Nil writes v1 entries.
+	Sealer *Sealer
 }
 
 // Ingester is the durable JetStream consumer that feeds the log. One runs per log.
@@ -60,6 +65,8 @@ type Ingester struct {
 	pending map[index.Key]pendingRec // appended, not yet indexed
 	order   []pendingKey             // pending keys in log order, for pruning
 	fenced  error                    // set once an add failed with ledger.ErrFenced
+	// sealDone releases the batch's hold on Config.Sealer once its entries are handed over.
+	sealDone func()
 }
 
 type pendingRec struct {
@@ -198,9 +205,10 @@ type item struct {
 	key     index.Key // (tenant, id): ids are unique per tenant
 	future  ledger.IndexFuture
 	reject  *Rejection
-	signed  bool // carried a valid source signature
-	durable bool // appended: its future resolved
-	dupOf   int  // index in the batch of an earlier item with the same key, or -1
+	signed  bool               // carried a valid source signature
+	sealed  []seal.FieldStatus // the sealed fields of its v2 entry (Config.Sealer)
+	durable bool               // appended: its future resolved
+	dupOf   int                // index in the batch of an earlier item with the same key, or -1
 	settled bool
 }
 
@@ -215,6 +223,13 @@ func (in *Ingester) handle(ctx context.Context, msgs []jetstream.Msg) {
 		m.Lag.Set(float64(md.NumPending))
 	}
 
+	if sl := in.cfg.Sealer; sl != nil {
+		// Held until the appended entries are handed to the indexer (see Sealer.mu).
+		sl.mu.RLock()
+		unlock := sync.OnceFunc(sl.mu.RUnlock)
+		defer unlock()
+		in.sealDone = unlock
+	}
 	items := make([]item, len(msgs))
 	now := in.cfg.Now().UTC()
 	for i, msg := range msgs {
@@ -255,8 +270,29 @@ func (in *Ingester) handle(ctx context.Context, msgs []jetstream.Msg) {
 			}
 			continue
 		}
+		entry := lineage.NewEnvelope(it.canon, now, it.signed)
+		if in.cfg.Sealer != nil {
+			redacted, fields, err := in.cfg.Sealer.seal(ctx, it.tenant, it.rec.ID, it.canon)
+			switch {
+			case err != nil && (errors.Is(err, seal.ErrKeyStore) || ctx.Err() != nil):
+				in.cfg.Logger.Error("ingest: seal: key store", "tenant", it.tenant, "id", it.rec.ID, "err", err)
+				in.retry(it)
+				continue
+			case err != nil:
+				it.reject = &Rejection{Code: ReasonSealFailed, Detail: err.Error()}
+				continue
+			}
+			if entry, err = seal.NewEnvelopeV2(redacted, fields, now, it.signed); err != nil {
+				it.reject = &Rejection{Code: ReasonSealFailed, Detail: err.Error()}
+				continue
+			}
+			it.sealed = make([]seal.FieldStatus, len(fields))
+			for j, f := range fields {
+				it.sealed[j] = seal.FieldStatus{Path: f.Path, KeyID: f.KeyID, Commitment: f.Commitment, State: seal.Clear}
+			}
+		}
 		inBatch[it.key] = i
-		it.future = in.cfg.Log.Add(ctx, lineage.NewEnvelope(it.canon, now, it.signed))
+		it.future = in.cfg.Log.Add(ctx, entry)
 	}
 
 	conflicted := false
@@ -291,7 +327,7 @@ func (in *Ingester) handle(ctx context.Context, msgs []jetstream.Msg) {
 			// would read the entry from the log.
 			if t, err := it.rec.ParsedTime(); err == nil {
 				appended = append(appended, index.Entry{Index: idx, Record: it.rec, Canonical: it.canon,
-					RecordHash: it.hash, Time: t, ReceivedAt: now, SourceVerified: it.signed})
+					RecordHash: it.hash, Time: t, ReceivedAt: now, SourceVerified: it.signed, Sealed: it.sealed})
 			}
 		}
 	}
@@ -300,6 +336,10 @@ func (in *Ingester) handle(ctx context.Context, msgs []jetstream.Msg) {
 	// the log.
 	if len(appended) > 0 {
 		in.cfg.Appended(appended)
+	}
+	if in.sealDone != nil {
+		in.sealDone()
+		in.sealDone = nil
 	}
 	for i := range items {
 		if it := &items[i]; it.durable {

@@ -276,6 +276,22 @@ func appendActionNode(b []byte, n *ActionNode) []byte {
 			}
 			b = append(b, ']')
 		}
+		if len(p.Openings) > 0 {
+			b = append(b, `,"openings":[`...)
+			for i, o := range p.Openings {
+				if i > 0 {
+					b = append(b, ',')
+				}
+				b = append(b, `{"p":`...)
+				b = appendString(b, o.Path)
+				b = append(b, `,"v":`...)
+				b = appendString(b, o.Value)
+				b = append(b, `,"n":`...)
+				b = appendBytes(b, o.Nonce)
+				b = append(b, '}')
+			}
+			b = append(b, ']')
+		}
 		b = append(b, '}')
 	}
 	return append(b, '}')

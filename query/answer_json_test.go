@@ -9,6 +9,7 @@ import (
 	lineage "github.com/lineage-audit/lineage"
 	"github.com/lineage-audit/lineage/internal/demo"
 	"github.com/lineage-audit/lineage/query"
+	"github.com/lineage-audit/lineage/verify"
 )
 
 // TestAnswerJSONMatchesEncodingJSON holds the streamed encoder of the big answers to the bytes
@@ -27,6 +28,9 @@ func TestAnswerJSONMatchesEncodingJSON(t *testing.T) {
 		}
 		if proof {
 			n.Proof = &query.Proof{Leaf: []byte(s), InclusionProof: [][]byte{[]byte(s), {1, 2, 3}, nil}}
+			if i%4 == 1 { // a sealed leaf's openings (docs/ERASURE.md)
+				n.Proof.Openings = []verify.Opening{{Path: "/user/id", Value: s, Nonce: []byte(s + "nonce")}, {Path: s, Value: "", Nonce: nil}}
+			}
 			if i%3 == 0 {
 				n.Proof = &query.Proof{}
 			}

@@ -32,6 +32,10 @@ import (
 type API struct {
 	Log   ledger.Log
 	Store index.Store
+	// Erasure, when set (an erasure-enabled log), serves POST /v1/erasures; Decoder opens the
+	// sealed (v2) entries of answers with the key store.
+	Erasure Eraser
+	Decoder Decoder
 	// Findings, when set, serves GET /v1/findings (findings_api.go); FindingsPosition, when
 	// set, is reported by /healthz as findings_position (log entries the findings reflect).
 	Findings         findings.Store
@@ -136,6 +140,7 @@ func (a *API) Engine() *gin.Engine {
 	v1.GET("/lineage/policies/:policy_id", auth.Require(auth.RoleAuditor), a.policyDecisions)
 	v1.GET("/findings", auth.Require(auth.RoleAuditor), a.findingsList)
 	v1.GET("/findings/kinds", findingKinds)
+	v1.POST("/erasures", auth.Require(auth.RoleCompliance), a.erase)
 	for _, m := range a.Mounts {
 		m(v1)
 	}
@@ -343,8 +348,14 @@ func (a *API) proveRecord(ctx context.Context, ref index.Ref, cp ledger.Checkpoi
 		return nil, err
 	}
 	rp := &RecordProof{Tenant: ref.Tenant, Index: ref.Index, Leaf: leaves[0], Checkpoint: string(cp.Note), InclusionProof: p}
-	if env, err := lineage.DecodeEnvelope(leaves[0]); err == nil {
-		rp.Record = env.Record
+	// A v2 entry is opened with the key store: the record shows the values whose keys exist,
+	// with their openings, and tokens where erased. A missing key is an error, never "erased".
+	rec, openings, _, err := a.Decoder.OpenEntry(ctx, leaves[0])
+	switch {
+	case IsKeyStoreError(err):
+		return nil, err
+	case err == nil:
+		rp.Record, rp.Openings = rec, verify.Openings(openings)
 	}
 	return rp, nil
 }
@@ -381,7 +392,7 @@ func (a *API) inclusion(c *gin.Context) {
 		return
 	}
 	if who := auth.From(c); !who.AllTenantsVisible() {
-		env, err := lineage.DecodeEnvelope(leaves[0])
+		env, err := verify.DecodeEntry(leaves[0])
 		if err != nil || !who.CanSee(env.Record.Tenant) {
 			fail(c, http.StatusNotFound, "no entry %d visible to %s", i, who.Subject)
 			return

@@ -37,6 +37,7 @@ type FindingsWorker struct {
 	truncatedN atomic.Uint64    // the engine's Truncated, for the metric
 	engine     *findings.Engine // used by Step only
 
+	stepMu sync.Mutex // held by Step; Pause takes it
 	mu     sync.Mutex
 	queue  []index.Batch
 	queued int
@@ -139,6 +140,8 @@ func (w *FindingsWorker) Run(ctx context.Context) error {
 // Step processes at most one batch below the index position and reports whether the position
 // advanced.
 func (w *FindingsWorker) Step(ctx context.Context) (bool, error) {
+	w.stepMu.Lock()
+	defer w.stepMu.Unlock()
 	pos := w.position.Load()
 	target := w.Indexer.Position()
 	if target <= pos {
@@ -189,7 +192,10 @@ func (w *FindingsWorker) next(ctx context.Context, pos, target uint64) (from, to
 	}
 	entries = make([]index.Entry, 0, len(raw))
 	for i, e := range raw {
-		ent, err := DecodeEntry(pos+uint64(i), e)
+		ent, err := w.Indexer.Decoder.Decode(ctx, pos+uint64(i), e)
+		if IsKeyStoreError(err) {
+			return 0, 0, nil, fmt.Errorf("findings: %w", err)
+		}
 		if err != nil {
 			continue // the indexer counts and reports entries that are not Lineage envelopes
 		}
@@ -252,6 +258,18 @@ func (w *FindingsWorker) apply(ctx context.Context, from, to uint64, entries []i
 		}
 	}
 	return fmt.Errorf("findings: apply [%d,%d): %w", from, to, err)
+}
+
+// Pause waits for the step in progress and keeps the worker from stepping until resume is
+// called; it forgets the queued batches (they may hold clear values an erasure destroyed:
+// they are read again from the log) and the engine (reloaded from the store, which the purge
+// rewrote).
+func (w *FindingsWorker) Pause() (resume func()) {
+	w.stepMu.Lock()
+	w.mu.Lock()
+	w.queue, w.queued, w.engine = nil, 0, nil
+	w.mu.Unlock()
+	return sync.OnceFunc(w.stepMu.Unlock)
 }
 
 func (w *FindingsWorker) setPosition(p uint64) {

@@ -34,7 +34,12 @@ type Indexer struct {
 	// queues the batch, FindingsWorker.Offer) and must not keep b.Entries' records beyond what
 	// it needs (they are not modified after this call).
 	Applied func(b index.Batch)
+	// Decoder decodes the entries read from the log; its key store opens sealed (v2) entries
+	// (docs/ERASURE.md). The zero value reads v1 logs only.
+	Decoder Decoder
 
+	// stepMu is held by Step; Pause takes it so an erasure's purge runs between steps.
+	stepMu   sync.Mutex
 	position *progress
 	metrics  indexerMetrics
 
@@ -129,6 +134,8 @@ func (ix *Indexer) Run(ctx context.Context) error {
 // Step applies at most one batch of entries below the latest checkpoint. It reports whether
 // the position advanced.
 func (ix *Indexer) Step(ctx context.Context) (bool, error) {
+	ix.stepMu.Lock()
+	defer ix.stepMu.Unlock()
 	cp, err := ix.Log.Checkpoint(ctx)
 	if errors.Is(err, ledger.ErrNotFound) {
 		return false, nil
@@ -251,7 +258,12 @@ func (ix *Indexer) readEntries(ctx context.Context, from, n, size uint64) ([]ind
 	}
 	out := make([]index.Entry, 0, len(raw))
 	for i, e := range raw {
-		ent, err := DecodeEntry(from+uint64(i), e)
+		ent, err := ix.Decoder.Decode(ctx, from+uint64(i), e)
+		if IsKeyStoreError(err) {
+			// Not the entry's fault: the key store is unreachable or incomplete. Stop here
+			// (Run retries) rather than skip the entry or show its fields as erased.
+			return nil, fmt.Errorf("indexer: %w", err)
+		}
 		if err != nil {
 			// The entry is in the log and stays there; the index cannot represent it. Count it
 			// and say so loudly: only a bug or tampering with the log directory gets here.
@@ -262,6 +274,18 @@ func (ix *Indexer) readEntries(ctx context.Context, from, n, size uint64) ([]ind
 		out = append(out, ent)
 	}
 	return out, nil
+}
+
+// Pause waits for the step in progress, keeps the indexer from stepping until resume is
+// called, and forgets every offered entry: entries offered before an erasure carry clear
+// values of keys it destroyed, so from now on they are read from the log and opened with the
+// key store. An erasure's purge runs while the indexer is paused.
+func (ix *Indexer) Pause() (resume func()) {
+	ix.stepMu.Lock()
+	ix.offerMu.Lock()
+	ix.offered, ix.offeredBytes = nil, 0
+	ix.offerMu.Unlock()
+	return sync.OnceFunc(ix.stepMu.Unlock)
 }
 
 func (ix *Indexer) setPosition(p uint64) {

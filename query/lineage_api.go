@@ -21,6 +21,7 @@ import (
 	"github.com/gin-gonic/gin"
 	lineage "github.com/lineage-audit/lineage"
 	"github.com/lineage-audit/lineage/ledger"
+	"github.com/lineage-audit/lineage/ledger/seal"
 	"github.com/lineage-audit/lineage/query/auth"
 	"github.com/lineage-audit/lineage/query/index"
 	"github.com/lineage-audit/lineage/verify"
@@ -241,6 +242,16 @@ func (a *API) withProofs(c *gin.Context, cp ledger.Checkpoint, nodes []*ActionNo
 	}
 	for i, n := range nodes {
 		n.Proof = &Proof{Leaf: leaves[i], InclusionProof: proofs[i]}
+		if seal.IsV2(leaves[i]) {
+			// The action shows the clear values whose keys exist; their openings let the
+			// client check each against its commitment in the leaf.
+			_, openings, _, err := a.Decoder.OpenEntry(ctx, leaves[i])
+			if err != nil {
+				a.internal(c, "open sealed entry", err)
+				return false
+			}
+			n.Proof.Openings = verify.Openings(openings)
+		}
 	}
 	return true
 }

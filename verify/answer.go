@@ -20,6 +20,9 @@ import (
 type Proof struct {
 	Leaf           []byte   `json:"leaf"`
 	InclusionProof [][]byte `json:"inclusion_proof"`
+	// Openings are the clear values of the leaf's sealed fields shown in the action (a v2
+	// leaf, docs/ERASURE.md); a sealed field without one is erased. Absent for a v1 leaf.
+	Openings []Opening `json:"openings,omitempty"`
 }
 
 // Flag points an auditor at something wrong in the answer's records.
@@ -278,14 +281,13 @@ func verifyNode(n *ActionNode, tenant string, cp ledger.Checkpoint) error {
 	if n.Proof == nil {
 		return fmt.Errorf("action %s has no proof (ask with proofs=true)", n.ID)
 	}
-	env, err := lineage.DecodeEnvelope(n.Proof.Leaf)
+	r, _, _, err := LeafRecord(n.Proof.Leaf, n.Proof.Openings)
 	if err != nil {
-		return fmt.Errorf("action %s: leaf %d is not a valid ledger entry: %w", n.ID, n.LogIndex, err)
+		return fmt.Errorf("action %s: leaf %d is not a valid ledger entry with the openings given: %w", n.ID, n.LogIndex, err)
 	}
 	if err := ledger.VerifyInclusion(n.Proof.Leaf, n.LogIndex, n.Proof.InclusionProof, cp); err != nil {
 		return fmt.Errorf("action %s: %w", n.ID, err)
 	}
-	r := env.Record
 	want := ActionNode{ID: r.ID, LogIndex: n.LogIndex, Time: r.Time, Action: r.Action, Decision: r.Decision,
 		ParentID: r.ParentID, Role: r.Role, HumanOversight: r.HumanOversight, Agent: r.Agent.ID, User: r.User, Tenant: r.Tenant, Proof: n.Proof}
 	got, _ := json.Marshal(n)

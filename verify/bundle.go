@@ -552,7 +552,7 @@ func (vr *verifier) record(path string, lineNo int, line []byte) {
 	}
 	vr.lastIdx = int64(ev.Index)
 	entry := []byte(ev.Entry)
-	env, err := lineage.DecodeEnvelope(entry)
+	env, err := DecodeEntry(entry)
 	if err != nil {
 		bad(ProblemRecordInvalid, ref, "the entry is not a canonical Lineage ledger entry: %v", err)
 		return

@@ -20,6 +20,10 @@ type RecordProof struct {
 	Leaf           []byte          `json:"leaf"`
 	Checkpoint     string          `json:"checkpoint"`
 	InclusionProof [][]byte        `json:"inclusion_proof"`
+	// Openings are the clear values of the leaf's sealed fields shown in Record (a v2 leaf,
+	// docs/ERASURE.md); each is checked against its commitment in the leaf. A sealed field
+	// without one is erased: Record holds its token. Absent for a v1 leaf.
+	Openings []Opening `json:"openings,omitempty"`
 }
 
 // VerifyRecordProof checks an answer of GET /v1/records/{id} offline, trusting nothing but the
@@ -34,16 +38,16 @@ func VerifyRecordProof(rp *RecordProof, v note.Verifier) (ledger.Checkpoint, err
 	if err != nil {
 		return cp, fmt.Errorf("verify: checkpoint signature: %w", err)
 	}
-	env, err := lineage.DecodeEnvelope(rp.Leaf)
+	_, canonical, _, err := LeafRecord(rp.Leaf, rp.Openings)
 	if err != nil {
-		return cp, fmt.Errorf("verify: leaf %d is not a valid ledger entry: %w", rp.Index, err)
+		return cp, fmt.Errorf("verify: leaf %d is not a valid ledger entry with the openings given: %w", rp.Index, err)
 	}
 	if rp.Record != nil {
 		presented, err := rp.Record.Canonical()
 		if err != nil {
 			return cp, fmt.Errorf("verify: presented record: %w", err)
 		}
-		if !bytes.Equal(presented, env.Canonical) {
+		if !bytes.Equal(presented, canonical) {
 			return cp, fmt.Errorf("verify: the record presented differs from the one in leaf %d", rp.Index)
 		}
 	}

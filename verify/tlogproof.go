@@ -189,7 +189,7 @@ func VerifyTLogProof(p *TLogProof, entry []byte, v note.Verifier) (*VerifiedTLog
 	if err != nil {
 		return nil, fmt.Errorf("verify: checkpoint signature: %w", err)
 	}
-	env, err := lineage.DecodeEnvelope(entry)
+	env, err := DecodeEntry(entry)
 	if err != nil {
 		return nil, fmt.Errorf("verify: the entry at index %d is not a valid ledger entry: %w", p.Index, err)
 	}

@@ -59,6 +59,8 @@ func runRebuild(args []string) error {
 	// The index flags are lineaged serve's, with the same environment variables, so a rebuild
 	// uses exactly the index (and retention) the daemon does.
 	fs.StringVar(&c.Index, "index", "sqlite", "index to rebuild: sqlite (the data dir's file) or clickhouse (emptied and refilled in place)")
+	fs.StringVar(&c.ErasureKeyStore, "erasure-key-store", "", "the erasure key store, for a log with erasure on (default <data-dir>/keys/erasure.sqlite)")
+	fs.StringVar(&c.ErasureMasterKeyFile, "erasure-master-key-file", "", "its master key file (default <data-dir>/keys/erasure.master; LINEAGE_ERASURE_MASTER_KEY holds the key itself instead)")
 	fs.StringVar(&c.ClickHouseDSN, "clickhouse-dsn", "", "ClickHouse native DSN for --index clickhouse (clickhouse://user:password@host:9000/lineage); prefer the environment variable, it holds a password")
 	fs.DurationVar(&c.IndexRetention, "index-retention", 0, "the index retention lineaged serve uses (0: forever); under 4392h (six months) needs --force-short-retention")
 	fs.BoolVar(&c.ForceShortRetention, "force-short-retention", false, "allow an index retention under six months")

@@ -29,6 +29,7 @@ var commands = map[string]command{
 	"quarantine":    {"quarantine ls: list rejected records with their reasons (admin)", runQuarantine},
 	"apikey":        {"apikey create: make an API key and its key-file entry", runAPIKey},
 	"sourcekey":     {"sourcekey create: make an enforcement point's Ed25519 signing key and its registry entry", runSourceKey},
+	"erase":         {"erase a subject (crypto-shredding): destroy its keys, purge the index, log the erasure (compliance role)", runErase},
 	"rebuild-index": {"rebuild the index from the log alone (lineaged must be stopped)", runRebuild},
 }
 

@@ -103,6 +103,17 @@ type Config struct {
 	// OPAIdentityPath is where the identity object sits in OPA decision input.
 	OPAIdentityPath string
 
+	// Erasure is "auto" (default: keep the log's recorded mode; a new log stays off for now), "on" or "off"
+	// (docs/ERASURE.md). The mode is recorded in the data dir at first start and a log never
+	// switches. ErasureKeyStore is the key store file (default <data-dir>/keys/erasure.sqlite);
+	// ErasureMasterKeyFile its master key (default <data-dir>/keys/erasure.master, created for
+	// a new log; LINEAGE_ERASURE_MASTER_KEY overrides it); ErasureConfig an optional JSON file
+	// of per-tenant sealed paths and minimum retention.
+	Erasure              string
+	ErasureKeyStore      string
+	ErasureMasterKeyFile string
+	ErasureConfig        string
+
 	// NoFindings turns the findings projection off (query/findings; on by default);
 	// FindingsConfig is its per-tenant configuration file (docs/FINDINGS.md; defaults if empty).
 	NoFindings     bool
@@ -155,6 +166,7 @@ func DefaultConfig() Config {
 		OIDCLogin:       auth.LoginConfig{SessionMaxAge: auth.DefaultSessionMaxAge},
 		OPAIdentityPath: ingest.DefaultOPAIdentityPath,
 		WitnessMode:     string(witness.ModeHold),
+		Erasure:         ErasureAuto,
 
 		CheckpointInterval: 250 * time.Millisecond,
 		BatchSize:          1000,
@@ -200,6 +212,9 @@ func (c *Config) Defaults() {
 	orDefault(&c.OIDC.TenantsClaim, d.OIDC.TenantsClaim)
 	orDefault(&c.OPAIdentityPath, d.OPAIdentityPath)
 	orDefault(&c.ExportDir, filepath.Join(c.DataDir, "exports"))
+	orDefault(&c.Erasure, ErasureAuto)
+	orDefault(&c.ErasureKeyStore, ErasureKeyStorePath(c.DataDir))
+	orDefault(&c.ErasureMasterKeyFile, ErasureMasterKeyPath(c.DataDir))
 	orDefault(&c.WitnessMode, d.WitnessMode)
 	orDefault(&c.CheckpointInterval, d.CheckpointInterval)
 	orDefault(&c.BatchSize, d.BatchSize)

@@ -10,6 +10,8 @@ import (
 	"os"
 
 	"github.com/lineage-audit/lineage/ledger"
+	"github.com/lineage-audit/lineage/ledger/seal"
+	"github.com/lineage-audit/lineage/ledger/seal/sqlitekeys"
 	"github.com/lineage-audit/lineage/query"
 	"github.com/lineage-audit/lineage/query/index"
 	"github.com/lineage-audit/lineage/query/index/clickhouse"
@@ -85,14 +87,42 @@ func RebuildIndex(ctx context.Context, c Config, v note.Verifier, progress func(
 	} else if err != nil {
 		return 0, fmt.Errorf("rebuild: %w", err)
 	}
-	if c.Index == "clickhouse" {
-		return rebuildClickHouse(ctx, c, lg, cp.Size, progress)
+	keys, err := openErasureKeys(ctx, c)
+	if err != nil {
+		return 0, err
 	}
-	return rebuildSQLite(ctx, c, lg, cp.Size, progress)
+	if keys != nil {
+		defer keys.Close()
+	}
+	dec := query.Decoder{}
+	if keys != nil {
+		dec.Keys = keys
+	}
+	if c.Index == "clickhouse" {
+		return rebuildClickHouse(ctx, c, lg, cp.Size, dec, progress)
+	}
+	return rebuildSQLite(ctx, c, lg, cp.Size, keys, dec, progress)
+}
+
+// openErasureKeys opens the erasure key store of a log whose erasure mode is on (nil when off),
+// for readers of an existing log (rebuild-index): it never creates the master key or the store.
+func openErasureKeys(ctx context.Context, c Config) (*sqlitekeys.SQLiteStore, error) {
+	mode, err := readErasureMode(ErasureModeFile(c.DataDir))
+	if err != nil || mode != ErasureOn {
+		return nil, err
+	}
+	mk, err := loadMasterKey(c, false)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(c.ErasureKeyStore); err != nil {
+		return nil, fmt.Errorf("rebuild: this log has erasure on, but its key store is unavailable (restore it from a backup): %w", err)
+	}
+	return sqlitekeys.OpenSQLite(ctx, c.ErasureKeyStore, mk, sqlitekeys.SQLiteOptions{})
 }
 
 // rebuildSQLite builds a new SQLite index file beside the old one and renames it over the old.
-func rebuildSQLite(ctx context.Context, c Config, lg ledger.Log, size uint64, progress func(done, total uint64)) (uint64, error) {
+func rebuildSQLite(ctx context.Context, c Config, lg ledger.Log, size uint64, keys *sqlitekeys.SQLiteStore, dec query.Decoder, progress func(done, total uint64)) (uint64, error) {
 	final := IndexPath(c.DataDir)
 	tmp := final + ".rebuild"
 	for _, suffix := range []string{"", "-wal", "-shm"} {
@@ -104,10 +134,26 @@ func rebuildSQLite(ctx context.Context, c Config, lg ledger.Log, size uint64, pr
 	if err != nil {
 		return 0, err
 	}
-	pos, err := catchUp(ctx, lg, store, size, rebuildBatchSQLite, progress)
+	pos, err := catchUp(ctx, lg, store, size, rebuildBatchSQLite, dec, progress)
 	if err != nil {
 		store.Close()
 		return pos, err
+	}
+	if keys != nil {
+		// Rows were decoded after every erasure so far: none holds an erased key's values.
+		tombs, err := keys.Tombstones(ctx)
+		if err != nil {
+			store.Close()
+			return pos, fmt.Errorf("rebuild: %w", err)
+		}
+		kids := make([]seal.KeyID, len(tombs))
+		for i, t := range tombs {
+			kids[i] = t.KeyID
+		}
+		if err := store.Purge(ctx, "", nil, nil, kids); err != nil {
+			store.Close()
+			return pos, fmt.Errorf("rebuild: %w", err)
+		}
 	}
 	if err := store.Close(); err != nil {
 		return pos, fmt.Errorf("rebuild: close: %w", err)
@@ -124,7 +170,7 @@ func rebuildSQLite(ctx context.Context, c Config, lg ledger.Log, size uint64, pr
 }
 
 // rebuildClickHouse empties the ClickHouse index and applies the log to it again.
-func rebuildClickHouse(ctx context.Context, c Config, lg ledger.Log, size uint64, progress func(done, total uint64)) (uint64, error) {
+func rebuildClickHouse(ctx context.Context, c Config, lg ledger.Log, size uint64, dec query.Decoder, progress func(done, total uint64)) (uint64, error) {
 	o := clickHouseOptions(c)
 	if err := clickhouse.Reset(ctx, o); err != nil {
 		return 0, fmt.Errorf("rebuild: %w", err)
@@ -133,7 +179,7 @@ func rebuildClickHouse(ctx context.Context, c Config, lg ledger.Log, size uint64
 	if err != nil {
 		return 0, fmt.Errorf("rebuild: %w", err)
 	}
-	pos, err := catchUp(ctx, lg, store, size, rebuildBatchClickHouse, progress)
+	pos, err := catchUp(ctx, lg, store, size, rebuildBatchClickHouse, dec, progress)
 	if err != nil {
 		store.Close()
 		return pos, err
@@ -145,11 +191,12 @@ func rebuildClickHouse(ctx context.Context, c Config, lg ledger.Log, size uint64
 }
 
 // catchUp applies the log to store, batch entries at a time, until it reaches size.
-func catchUp(ctx context.Context, lg ledger.Log, store index.Store, size, batch uint64, progress func(done, total uint64)) (uint64, error) {
+func catchUp(ctx context.Context, lg ledger.Log, store index.Store, size, batch uint64, dec query.Decoder, progress func(done, total uint64)) (uint64, error) {
 	ix, err := query.NewIndexer(ctx, lg, store, nil, slog.Default())
 	if err != nil {
 		return 0, fmt.Errorf("rebuild: %w", err)
 	}
+	ix.Decoder = dec
 	ix.BatchSize = batch
 	for ix.Position() < size {
 		if _, err := ix.Step(ctx); err != nil {

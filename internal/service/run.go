@@ -81,6 +81,10 @@ func serveWith(ctx context.Context, g *errgroup.Group, c Config, st *stores, w *
 	if w.findings != nil {
 		api.FindingsPosition = w.findings.Position
 	}
+	api.Decoder = st.decoder()
+	if w.eraser != nil {
+		api.Erasure = w.eraser
+	}
 	if tune != nil {
 		tune(api)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/lineage-audit/lineage/ledger/tesseraaws"
 	"github.com/lineage-audit/lineage/ledger/trillian"
 	"github.com/lineage-audit/lineage/ledger/witness"
+	"github.com/lineage-audit/lineage/query"
 	"github.com/lineage-audit/lineage/query/findings"
 	"github.com/lineage-audit/lineage/query/index"
 	"github.com/lineage-audit/lineage/query/index/clickhouse"
@@ -52,6 +53,9 @@ type stores struct {
 	// closeLog flushes and closes the ledger, once: every appended entry is integrated and
 	// checkpointed. The workers' stop calls it as soon as nothing appends any more.
 	closeLog func()
+
+	// erasure is the erasure-enabled log's key store and configuration (nil: erasure off).
+	erasure *erasureState
 
 	// rotations are the key's rotation statements, oldest first, as served by GET /v1/keys.
 	rotations [][]byte
@@ -111,10 +115,13 @@ func openStores(ctx context.Context, c Config, shared trillian.CheckpointStore) 
 	if st.log, st.logDir, err = openLedger(ctx, c, st.signer, st.verifier, ledgerMode{readOnly: shared != nil, shared: shared}); err != nil {
 		return nil, nil, err
 	}
+	// The cleanups capture what they close, not st: an error return sets st (a named result)
+	// to nil before they run.
+	lg := st.log
 	st.closeLog = sync.OnceFunc(func() {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 		defer cancel()
-		if err := st.log.Close(sctx); err != nil {
+		if err := lg.Close(sctx); err != nil {
 			c.Logger.Error("ledger close", "err", err)
 		}
 	})
@@ -123,16 +130,38 @@ func openStores(ctx context.Context, c Config, shared trillian.CheckpointStore) 
 		return nil, nil, err
 	}
 
+	if shared == nil {
+		size, err := st.log.Size(ctx)
+		if err != nil {
+			return nil, nil, fmt.Errorf("service: log size: %w", err)
+		}
+		if st.erasure, err = openErasure(ctx, c, size); err != nil {
+			return nil, nil, err
+		}
+		if er := st.erasure; er != nil {
+			cs.add(func() { er.keys.Close() })
+		}
+	}
+
 	if st.index, err = openIndex(ctx, c, IndexPath(c.DataDir)); err != nil {
 		return nil, nil, err
 	}
-	cs.add(func() { st.index.Close() })
+	ix := st.index
+	cs.add(func() { ix.Close() })
 	if !c.NoFindings {
 		if st.findings, err = openFindings(ctx, st.index); err != nil {
 			return nil, nil, err
 		}
 	}
 	return st, sync.OnceFunc(cs.run), nil
+}
+
+// decoder is the entry decoder of this log: with the key store when erasure is on.
+func (st *stores) decoder() query.Decoder {
+	if st.erasure == nil {
+		return query.Decoder{}
+	}
+	return query.Decoder{Keys: st.erasure.keys}
 }
 
 // witnessPoll is how often the witnessing loop reads the log's checkpoint (at most the

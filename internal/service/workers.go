@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	lineage "github.com/lineage-audit/lineage"
 	"github.com/lineage-audit/lineage/exporters"
 	"github.com/lineage-audit/lineage/ingest"
 	"github.com/lineage-audit/lineage/query"
 	"github.com/lineage-audit/lineage/query/findings"
+	"github.com/lineage-audit/lineage/query/index/sqlite"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
@@ -25,6 +27,7 @@ type workers struct {
 	inMetrics *ingest.Metrics
 	exports   *exporters.Service
 	findings  *query.FindingsWorker // nil with Config.NoFindings
+	eraser    *eraser               // nil unless erasure is on
 }
 
 // startWorkers starts, each as a goroutine of g: the indexer (log → index), then NATS (embedded
@@ -58,14 +61,31 @@ func startWorkers(ctx, gctx context.Context, g *errgroup.Group, c Config, st *st
 	if w.indexer, err = query.NewIndexer(ctx, st.log, st.index, st.reg, log.With("component", "indexer")); err != nil {
 		return nil, nil, err
 	}
+	w.indexer.Decoder = st.decoder()
+	// With erasure on, indexing waits until the purges a stop cut short are complete
+	// (completePurges, below, once NATS is up: the purge scrubs its streams too).
+	resumeIndexing := func() {}
+	if st.erasure != nil {
+		resumeIndexing = w.indexer.Pause()
+	}
 	cs.add(spawn(g, context.WithoutCancel(ctx), "indexer", w.indexer.Run))
+	// Cleanups run in reverse: on an error below, the indexer is resumed before it is stopped
+	// (a paused indexer could not return).
+	cs.add(resumeIndexing)
 	if st.findings != nil {
 		if w.findings, err = query.NewFindingsWorker(ctx, st.log, st.findings, w.indexer, st.findingsConfig, st.reg, log.With("component", "findings")); err != nil {
 			return nil, nil, err
 		}
 		w.indexer.Applied = w.findings.Offer
+		rf := func() {}
+		if st.erasure != nil {
+			ri := resumeIndexing
+			rf = w.findings.Pause()
+			resumeIndexing = func() { rf(); ri() }
+		}
 		// Stopped before the indexer (cleanups run in reverse); it resumes from its own position.
 		cs.add(spawn(g, context.WithoutCancel(ctx), "findings", w.findings.Run))
+		cs.add(rf)
 	}
 
 	if !cluster {
@@ -75,6 +95,13 @@ func startWorkers(ctx, gctx context.Context, g *errgroup.Group, c Config, st *st
 		}
 		cs.add(stopNATS)
 	}
+	if st.erasure != nil {
+		err := completePurges(ctx, st.erasure, st.log, st.index.(*sqlite.Store), scrubStreams(w.js, log.With("component", "erasure")), log.With("component", "erasure"))
+		if err != nil {
+			return nil, nil, err
+		}
+	}
+	resumeIndexing()
 	// Everything added from here on (the witnessing, the ingester, the exporter) stops before
 	// the log closes.
 	cs.add(st.closeLog)
@@ -88,11 +115,15 @@ func startWorkers(ctx, gctx context.Context, g *errgroup.Group, c Config, st *st
 			return nil, nil, err
 		}
 	}
-	in, err := ingest.New(ingest.Config{
+	inCfg := ingest.Config{
 		JS: w.js, Log: st.log, Seen: st.index, Indexed: w.indexer.Position, WaitIndexed: w.indexer.WaitFor,
 		BatchSize: c.BatchSize, AckWait: c.AckWait, SourceKeys: srcKeys, Metrics: w.inMetrics, Logger: log.With("component", "ingest"),
 		Appended: w.indexer.Offer,
-	})
+	}
+	if st.erasure != nil {
+		inCfg.Sealer = st.erasure.sealer
+	}
+	in, err := ingest.New(inCfg)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -118,6 +149,18 @@ func startWorkers(ctx, gctx context.Context, g *errgroup.Group, c Config, st *st
 		}
 	}
 	cs.add(spawn(g, context.WithoutCancel(ctx), "exporter", w.exports.Run))
+	if st.erasure != nil {
+		js := w.js
+		w.eraser = &eraser{e: st.erasure, log: st.log, index: st.index.(*sqlite.Store), indexer: w.indexer, findings: w.findings,
+			publish: func(ctx context.Context, rec lineage.Record) error {
+				b, err := rec.Canonical()
+				if err != nil {
+					return err
+				}
+				_, err = js.PublishMsg(ctx, ingest.RecordMsg(rec.Tenant, rec.ID, b))
+				return err
+			}, scrub: scrubStreams(js, log.With("component", "erasure")), logger: log.With("component", "erasure"), now: time.Now}
+	}
 	return w, sync.OnceFunc(cs.run), nil
 }
 

@@ -338,6 +338,13 @@ func verifyRecordJSON(env Env, raw []byte, v note.Verifier, pol *verify.WitnessP
 	}
 	fmt.Fprintf(env.out(), "OK: record %s is entry %d of log %q, included in the checkpoint of size %d (root %x) signed by %s\n",
 		safe(id), rp.Index, safe(cp.Origin), cp.Size, cp.Hash, safe(v.Name()))
+	// A sealed entry (docs/ERASURE.md): each clear value shown was checked against its
+	// commitment in the leaf; a field without one is erased.
+	if _, _, fields, err := verify.LeafRecord(rp.Leaf, rp.Openings); err == nil {
+		for _, f := range fields {
+			fmt.Fprintf(env.out(), "  sealed field %s\n", safe(f.String()))
+		}
+	}
 	return nil
 }
 

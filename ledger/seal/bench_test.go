@@ -101,15 +101,14 @@ func (m *memKeys) Erase(context.Context, string, string, string) ([]KeyID, error
 }
 
 func benchStores(b *testing.B) map[string]KeyStore {
-	s, _, _ := testStore(b)
-	return map[string]KeyStore{"sqlite": s, "memkeys": newMemKeys()}
+	return map[string]KeyStore{"memkeys": newMemKeys()}
 }
 
 func BenchmarkSeal(b *testing.B) {
 	ctx := context.Background()
 	stream := benchStream(b)
 	paths := benchPaths(b)
-	for _, name := range []string{"sqlite", "memkeys"} {
+	for _, name := range []string{"memkeys"} {
 		b.Run(name, func(b *testing.B) {
 			store := benchStores(b)[name]
 			for _, r := range stream { // keys exist: the steady state of a running tenant
@@ -141,7 +140,7 @@ func BenchmarkOpen(b *testing.B) {
 	ctx := context.Background()
 	stream := benchStream(b)
 	paths := benchPaths(b)
-	for _, name := range []string{"sqlite", "memkeys"} {
+	for _, name := range []string{"memkeys"} {
 		b.Run(name, func(b *testing.B) {
 			store := benchStores(b)[name]
 			type sealed struct {

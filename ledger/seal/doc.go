@@ -9,10 +9,11 @@
 //     (envelope.go); v1 entries (envelope.go in the module root) are unchanged.
 //   - The cryptography: commitments, openings (VerifyOpening), key-committing
 //     XChaCha20-Poly1305 (crypto.go).
-//   - KeyStore, the master key and the KMS boundary (keystore.go); SQLiteStore, the embedded
-//     key store with tombstones and secure deletion (sqlite.go).
+//   - KeyStore, the master key and the KMS boundary (keystore.go); the embedded key store with
+//     tombstones and secure deletion is package ledger/seal/sqlitekeys (apart, so that the
+//     offline verifiers, which use this package, link no SQLite).
 //   - JSON pointers located in canonical JSON without re-serializing it (pointer.go).
 //
-// The package is not wired into ingest, the index or the API yet; docs/ERASURE.md lists what
-// the wiring needs.
+// The wiring (ingest, the index, the API, the verifiers) is described in docs/ERASURE.md,
+// "Wiring the embedded path".
 package seal

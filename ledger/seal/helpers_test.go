@@ -1,7 +1,6 @@
 package seal
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"testing"
@@ -11,20 +10,15 @@ import (
 	"github.com/lineage-audit/lineage/internal/demo"
 )
 
-// testStore opens a key store in a fresh file under t.TempDir, closed at the end of the test.
-func testStore(t testing.TB) (*SQLiteStore, string, *MasterKey) {
+// testStore returns an in-memory key store (the SQLite store and its tests are in package
+// sqlitekeys), a path that is not used, and a master key.
+func testStore(t testing.TB) (*memKeys, string, *MasterKey) {
 	t.Helper()
 	mk, _, err := GenerateMasterKey()
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(t.TempDir(), "keys.db")
-	s, err := OpenSQLite(context.Background(), path, mk, SQLiteOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	return s, path, mk
+	return newMemKeys(), "", mk
 }
 
 // demoRecords returns demo records: the first one, and one with a human reviewer (so both

@@ -14,8 +14,8 @@ import (
 	"golang.org/x/crypto/chacha20poly1305"
 )
 
-// KeyStore holds the subject keys, outside the log. The SQLite implementation is SQLiteStore;
-// a KMS-backed store can implement the same interface, or reuse SQLiteStore with a Wrapper that
+// KeyStore holds the subject keys, outside the log. The SQLite implementation is sqlitekeys.SQLiteStore;
+// a KMS-backed store can implement the same interface, or reuse sqlitekeys.SQLiteStore with a Wrapper that
 // calls the KMS.
 type KeyStore interface {
 	// KeyFor returns the key of (tenant, subject), creating it on first use. The subject id is

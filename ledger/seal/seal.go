@@ -167,7 +167,7 @@ func Seal(ctx context.Context, store KeyStore, tenant, recordID string, canonica
 		if !ok {
 			kid, key, err := store.KeyFor(ctx, tenant, subject)
 			if err != nil {
-				return nil, nil, fmt.Errorf("seal: record %q: %s: %w", recordID, ps.ptr.raw, err)
+				return nil, nil, fmt.Errorf("seal: record %q: %s: %w: %w", recordID, ps.ptr.raw, ErrKeyStore, err)
 			}
 			k.kid, k.key = kid, key
 			keys[subject] = k

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	lineage "github.com/lineage-audit/lineage"
+	"github.com/lineage-audit/lineage/ledger/seal"
 	"github.com/lineage-audit/lineage/verify"
 )
 
@@ -43,6 +44,11 @@ type Entry struct {
 	ReceivedAt time.Time
 	// SourceVerified tells whether the record carried a valid source signature.
 	SourceVerified bool
+	// Sealed lists the sealed fields of a v2 entry (ledger/seal, docs/ERASURE.md): each one's
+	// path, key id, commitment and whether Record holds its clear value (clear while the key
+	// exists) or its sealed token (erased). Empty for a v1 entry. The key ids let the index
+	// find the rows an erasure must purge.
+	Sealed []seal.FieldStatus
 }
 
 // Batch is a contiguous run of the log: entries with indexes in [From, To). Entries may be fewer

@@ -21,6 +21,8 @@ import (
 	lineage "github.com/lineage-audit/lineage"
 	"github.com/lineage-audit/lineage/ledger"
 	"github.com/lineage-audit/lineage/ledger/ledgertest"
+	"github.com/lineage-audit/lineage/ledger/seal"
+	"github.com/lineage-audit/lineage/ledger/seal/sqlitekeys"
 	"github.com/lineage-audit/lineage/ledger/tessera"
 	"github.com/lineage-audit/lineage/verify"
 	"golang.org/x/mod/sumdb/note"
@@ -712,6 +714,67 @@ func recordVectors(t testing.TB, vs *vectors, tl *testLog) {
 		}
 		add("single leaf, "+c.name, "", &verify.RecordProof{Leaf: leaf, Checkpoint: signNote(t, body, k), InclusionProof: [][]byte{}}, c.expect, reason)
 	}
+	sealedVectors(t, add, k, canon)
+}
+
+// sealedVectors are record proofs of a v2 leaf (an erasure-enabled log, docs/ERASURE.md): the
+// user id and the action target sealed under the user's key, each the single leaf of a log of
+// size 1. With openings the record shows the clear values, each checked against its commitment
+// in the leaf; without, the tokens (erased). A forged opening, a clear record without openings,
+// an opening for a field that is not sealed, and a leaf whose token was changed fail.
+func sealedVectors(t testing.TB, add func(name, vkey string, rp any, expect, reason string), k key, canon []byte) {
+	ctx := context.Background()
+	mk, _, err := seal.GenerateMasterKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks, err := sqlitekeys.OpenSQLite(ctx, filepath.Join(t.TempDir(), "keys.sqlite"), mk, sqlitekeys.SQLiteOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ks.Close()
+	paths, err := seal.NewPaths(seal.Path{Pointer: "/action/target", Subject: "/user/id"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := lineage.DecodeRecord(canon)
+	if err != nil {
+		t.Fatal(err)
+	}
+	red, fields, err := seal.Seal(ctx, ks, rec.Tenant, rec.ID, canon, paths)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := seal.NewEnvelopeV2(red, fields, time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, openings, _, err := seal.Open(ctx, ks, rec.Tenant, rec.ID, red, fields)
+	if err != nil || len(openings) != 2 {
+		t.Fatalf("open: %v (%d openings)", err, len(openings))
+	}
+	redacted, err := lineage.DecodeRecord(red)
+	if err != nil {
+		t.Fatal(err)
+	}
+	single := func(leaf []byte, r *lineage.Record, os []verify.Opening) *verify.RecordProof {
+		body := fmt.Sprintf("%s\n1\n%s\n", origin, base64.StdEncoding.EncodeToString(ledger.LeafHash(leaf)))
+		return &verify.RecordProof{Record: r, Tenant: rec.Tenant, Leaf: leaf, Checkpoint: signNote(t, body, k), InclusionProof: [][]byte{}, Openings: os}
+	}
+	all := verify.Openings(openings)
+	add("sealed leaf, clear with openings", "", single(leaf, rec, all), "ok", "")
+	add("sealed leaf, erased (no openings)", "", single(leaf, redacted, nil), "ok", "")
+	add("sealed leaf, no record", "", single(leaf, nil, nil), "ok", "")
+	forged := append([]verify.Opening(nil), all...)
+	forged[1].Value = "mallory@example.org"
+	forgedRec := *rec
+	forgedRec.User.ID = "mallory@example.org"
+	add("sealed leaf, forged opening", "", single(leaf, &forgedRec, forged), "fail", "bad-opening")
+	add("sealed leaf, clear record without openings", "", single(leaf, rec, nil), "fail", "leaf-mismatch")
+	extra := append(append([]verify.Opening(nil), all...), verify.Opening{Path: "/agent/id", Value: rec.Agent.ID, Nonce: all[0].Nonce})
+	add("sealed leaf, opening of a field not sealed", "", single(leaf, rec, extra), "fail", "bad-opening")
+	swapped := []byte(strings.Replace(string(leaf), fields[0].Commitment.Token(), "sealed:"+strings.Repeat("A", 43), 1))
+	add("sealed leaf, token changed", "", single(swapped, redacted, nil), "fail", "bad-leaf")
 }
 
 func answerVectors(t testing.TB, vs *vectors, tl *testLog) {

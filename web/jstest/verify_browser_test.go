@@ -15,7 +15,6 @@ import (
 
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
-	lineage "github.com/lineage-audit/lineage"
 	"github.com/lineage-audit/lineage/verify"
 )
 
@@ -203,7 +202,7 @@ func TestBrowserVerifier(t *testing.T) {
 		if r.Got == "ok" {
 			var rp verify.RecordProof
 			json.Unmarshal(v.Answer, &rp)
-			env, err := lineage.DecodeEnvelope(rp.Leaf)
+			env, err := verify.DecodeEntry(rp.Leaf) // v1, or v2 (sealed vectors)
 			if err != nil {
 				t.Fatal(err)
 			}

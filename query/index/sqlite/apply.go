@@ -22,6 +22,9 @@ const insertRecord = `INSERT INTO records (
 	ai_system_id, oversight_reviewer, record_hash, canonical, received_ns, source_verified
 ) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
+// insertSealedKey links a subject key id to a row (several fields may share a key).
+const insertSealedKey = `INSERT INTO sealed_keys (key_id, log_index) VALUES (?, ?) ON CONFLICT DO NOTHING`
+
 // Apply stores the batch's records and moves the position to b.To in one transaction, so a crash
 // leaves either all of the batch or none of it. It returns index.ErrPosition (wrapped) unless
 // b.From is the current position, and an error, changing nothing, if the batch is malformed or
@@ -66,10 +69,25 @@ func (s *Store) apply(ctx context.Context, b index.Batch) error {
 	}
 	defer stmt.Close()
 	args := make([]any, 0, insertArgCount)
+	var keyStmt *sql.Stmt
 	for i := range b.Entries {
 		e := &b.Entries[i]
 		if _, err := stmt.ExecContext(rowCtx, appendInsertArgs(args[:0], e)...); err != nil {
 			return insertError(ctx, tx, e, err)
+		}
+		if len(e.Sealed) == 0 {
+			continue
+		}
+		if keyStmt == nil {
+			if keyStmt, err = tx.PrepareContext(rowCtx, insertSealedKey); err != nil {
+				return fmt.Errorf("prepare: %w", err)
+			}
+			defer keyStmt.Close()
+		}
+		for _, f := range e.Sealed {
+			if _, err := keyStmt.ExecContext(rowCtx, f.KeyID[:], int64(e.Index)); err != nil {
+				return fmt.Errorf("insert sealed key of index %d: %w", e.Index, err)
+			}
 		}
 	}
 
@@ -125,8 +143,10 @@ func appendInsertArgs(args []any, e *index.Entry) []any {
 	}
 	// The envelope's inputs (migration 3), NULL together when the received time cannot be
 	// stored as Unix nanoseconds (or is unset): the API then reads that entry from the log.
+	// A sealed (v2) entry cannot be rebuilt from its row (the row holds the clear record, the
+	// entry the sealed one): NULL, so the API reads it from the log.
 	var received, verified any
-	if !e.ReceivedAt.Before(index.MinTime) && !e.ReceivedAt.After(index.MaxTime) {
+	if len(e.Sealed) == 0 && !e.ReceivedAt.Before(index.MinTime) && !e.ReceivedAt.After(index.MaxTime) {
 		received, verified = e.ReceivedAt.UnixNano(), 0
 		if e.SourceVerified {
 			verified = 1

@@ -69,6 +69,19 @@ INSERT INTO position (singleton, next_index) VALUES (0, 0);
 	// written before this version keep NULL in both and are served from the log as before.
 	`ALTER TABLE records ADD COLUMN received_ns INTEGER;
 ALTER TABLE records ADD COLUMN source_verified INTEGER;`,
+	// Version 4: erasure (docs/ERASURE.md). sealed_keys maps each subject key id to the rows
+	// holding a field sealed under it, so an erasure finds the rows to purge; erasures_purged
+	// records the key ids whose purge finished, so a restart completes any purge a crash cut
+	// short (the key store's tombstones minus this table).
+	`CREATE TABLE sealed_keys (
+	key_id    BLOB    NOT NULL,
+	log_index INTEGER NOT NULL,
+	PRIMARY KEY (key_id, log_index)
+) WITHOUT ROWID;
+CREATE TABLE erasures_purged (
+	key_id    BLOB    PRIMARY KEY,
+	purged_ns INTEGER NOT NULL
+) WITHOUT ROWID;`,
 }
 
 // migrate brings the schema to len(migrations). It refuses a database whose version is newer than

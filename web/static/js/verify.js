@@ -387,12 +387,56 @@ function isObject(v) {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
 }
 
+const ENVELOPE_V2_KEYS = 'received_at,record,sealed,source_verified,v';
+const SEALED_FIELD_KEYS = 'c,k,m,p';
+const B64URL = /^[A-Za-z0-9_-]*$/;
+const SEALED_PREFIX = 'sealed:';
+// The domain-separation tag of a sealed field's commitment (ledger/seal/crypto.go).
+const TAG_COMMITMENT = new TextEncoder().encode('lineage/seal/v1 field commitment\0');
+
+function b64urlEncode(bytes) {
+  let s = '';
+  for (const b of bytes) s += String.fromCharCode(b);
+  return btoa(s).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+}
+
+// b64urlStrict decodes unpadded base64url as Go's RawURLEncoding.Strict() does (one spelling per
+// value), of exactly n bytes. Throws VerifyError('bad-leaf').
+function b64urlStrict(s, n, what) {
+  if (typeof s !== 'string' || !B64URL.test(s) || s.length % 4 === 1) fail('bad-leaf', `${what} is not base64url`);
+  const out = b64decode(s.replace(/-/g, '+').replace(/_/g, '/') + '='.repeat((4 - (s.length % 4)) % 4));
+  if (b64urlEncode(out) !== s || (n >= 0 && out.length !== n)) fail('bad-leaf', `${what} is not ${n} bytes of strict base64url`);
+  return out;
+}
+
+// pointerTokens splits an RFC 6901 JSON pointer.
+function pointerTokens(p) {
+  if (typeof p !== 'string' || !p.startsWith('/')) fail('bad-leaf', 'sealed path is not a JSON pointer');
+  return p.slice(1).split('/').map((t) => t.replace(/~1/g, '/').replace(/~0/g, '~'));
+}
+
+// pointerParent returns the object holding the value p names, and its key (undefined if absent).
+function pointerParent(doc, p) {
+  const toks = pointerTokens(p);
+  let cur = doc;
+  for (let i = 0; i < toks.length - 1; i++) {
+    if (cur === null || typeof cur !== 'object' || !Object.hasOwn(cur, toks[i])) return [undefined, undefined];
+    cur = cur[toks[i]];
+  }
+  if (cur === null || typeof cur !== 'object' || !Object.hasOwn(cur, toks[toks.length - 1])) return [undefined, undefined];
+  return [cur, toks[toks.length - 1]];
+}
+
 /**
  * parseLeaf reads a ledger entry: the canonical envelope
- * {"received_at":…,"record":<record>,"source_verified":…,"v":1} of envelope.go. It checks what
- * DecodeEnvelope checks about the envelope (exact members, version, UTC time, canonical bytes);
- * the record's schema it leaves to the log, which only appends validated records.
- * Returns {record, receivedAt, sourceVerified}. Throws VerifyError('bad-leaf').
+ * {"received_at":…,"record":<record>,"source_verified":…,"v":1} of envelope.go, or the v2
+ * envelope of an erasure-enabled log (ledger/seal/envelope.go, docs/ERASURE.md), whose record
+ * holds "sealed:<commitment>" tokens in place of personal values and whose "sealed" list names
+ * each sealed field (p), its subject key (k), commitment (m) and ciphertext (c). It checks what
+ * DecodeEnvelope and DecodeEnvelopeV2 check about the envelope (exact members, version, UTC time,
+ * canonical bytes; for v2 the sealed list sorted by path, strict sizes, each path holding its
+ * token); the record's schema it leaves to the log, which only appends validated records.
+ * Returns {record, receivedAt, sourceVerified, sealed}. Throws VerifyError('bad-leaf').
  */
 export function parseLeaf(leaf) {
   let text;
@@ -403,11 +447,13 @@ export function parseLeaf(leaf) {
   } catch {
     fail('bad-leaf', 'leaf is not JSON');
   }
-  if (!isObject(env) || Object.keys(env).sort().join(',') !== ENVELOPE_KEYS) fail('bad-leaf', 'not an envelope');
+  const keys = isObject(env) ? Object.keys(env).sort().join(',') : '';
+  if (keys !== ENVELOPE_KEYS && keys !== ENVELOPE_V2_KEYS) fail('bad-leaf', 'not an envelope');
   const { received_at: receivedAt, record, source_verified: sourceVerified, v } = env;
-  if (v !== 1 || typeof receivedAt !== 'string' || !RFC3339_UTC.test(receivedAt) ||
+  const version = keys === ENVELOPE_KEYS ? 1 : 2;
+  if (v !== version || typeof receivedAt !== 'string' || !RFC3339_UTC.test(receivedAt) ||
       typeof sourceVerified !== 'boolean' || !isObject(record)) {
-    fail('bad-leaf', 'not a version 1 envelope');
+    fail('bad-leaf', `not a version ${version} envelope`);
   }
   let canonical;
   try {
@@ -416,7 +462,65 @@ export function parseLeaf(leaf) {
     fail('bad-leaf', 'leaf has no canonical form');
   }
   if (canonical !== text) fail('bad-leaf', 'leaf is not canonical');
-  return { record, receivedAt, sourceVerified };
+  const sealed = [];
+  if (version === 2) {
+    if (!Array.isArray(env.sealed)) fail('bad-leaf', 'sealed is not a list');
+    let last = null;
+    for (const f of env.sealed) {
+      if (!isObject(f) || Object.keys(f).sort().join(',') !== SEALED_FIELD_KEYS) fail('bad-leaf', 'not a sealed field');
+      if (typeof f.p !== 'string' || (last !== null && !(f.p > last))) fail('bad-leaf', 'sealed fields not sorted by path');
+      last = f.p;
+      const m = b64urlStrict(f.m, 32, 'commitment');
+      b64urlStrict(f.k, 16, 'key id');
+      b64urlStrict(f.c, -1, 'ciphertext');
+      const [obj, key] = pointerParent(record, f.p);
+      if (obj === undefined || obj[key] !== SEALED_PREFIX + f.m) fail('bad-leaf', `${f.p} does not hold its sealed token`);
+      sealed.push({ path: f.p, keyId: f.k, commitment: f.m, m });
+    }
+  }
+  return { record, receivedAt, sourceVerified, sealed };
+}
+
+function lengthPrefixed(s) {
+  const b = new TextEncoder().encode(s);
+  const out = new Uint8Array(4 + b.length);
+  new DataView(out.buffer).setUint32(0, b.length);
+  out.set(b, 4);
+  return out;
+}
+
+/**
+ * openLeaf puts the clear values an answer shows back into a v2 leaf's record, after checking
+ * each opening ({p, v, n}: path, value, base64 nonce) against the field's commitment in the leaf
+ * (SHA-256 of the tag, the tenant and the path length-prefixed, the nonce and the value: no key
+ * is needed, and no other value matches). A sealed field without an opening keeps its token: it
+ * is erased. Returns {record, fields: [{path, commitment, clear}]}. Throws VerifyError
+ * ('bad-opening') for an opening that does not match or names no sealed field; a v1 leaf
+ * with openings is refused too.
+ */
+export async function openLeaf(env, openings) {
+  if (openings == null) openings = [];
+  if (!Array.isArray(openings)) fail('malformed', 'openings is not a list');
+  if (env.sealed.length === 0) {
+    if (openings.length > 0) fail('bad-opening', 'openings for a leaf without sealed fields');
+    return { record: env.record, fields: [] };
+  }
+  const record = structuredClone(env.record);
+  const byPath = new Map(env.sealed.map((f) => [f.path, f]));
+  const clear = new Set();
+  for (const o of openings) {
+    if (!isObject(o) || typeof o.p !== 'string' || typeof o.v !== 'string') fail('malformed', 'an opening is not {p, v, n}');
+    const f = byPath.get(o.p);
+    if (f === undefined || clear.has(o.p)) fail('bad-opening', `opening for ${o.p}, which is not a sealed field (or given twice)`);
+    const nonce = b64decode(o.n ?? '');
+    if (nonce.length !== 32) fail('bad-opening', `opening for ${o.p}: nonce is not 32 bytes`);
+    const m = await sha256(TAG_COMMITMENT, lengthPrefixed(record.tenant), lengthPrefixed(o.p), nonce, new TextEncoder().encode(o.v));
+    if (!equalBytes(m, f.m)) fail('bad-opening', `the value shown for ${o.p} does not match its commitment in the leaf`);
+    const [obj, key] = pointerParent(record, o.p);
+    obj[key] = o.v;
+    clear.add(o.p);
+  }
+  return { record, fields: env.sealed.map((f) => ({ path: f.path, commitment: f.commitment, clear: clear.has(f.path) })) };
 }
 
 /** sameRecord says whether a record object (as displayed) is exactly the leaf's record. */
@@ -452,11 +556,12 @@ export async function verifyRecordProof(answer, key) {
   const leaf = b64decode(answer.leaf ?? '');
   const index = jsonIndex(answer.index ?? 0, 'index');
   const env = parseLeaf(leaf);
-  if (answer.record != null && !sameRecord(answer.record, env.record)) {
+  const opened = await openLeaf(env, answer.openings);
+  if (answer.record != null && !sameRecord(answer.record, opened.record)) {
     fail('leaf-mismatch', `the record presented differs from the one in leaf ${index}`);
   }
   await verifyInclusion(index, checkpoint.size, await leafHash(leaf), decodeProof(answer.inclusion_proof), checkpoint.rootHash);
-  return { checkpoint, record: env.record, index, receivedAt: env.receivedAt, sourceVerified: env.sourceVerified };
+  return { checkpoint, record: opened.record, index, receivedAt: env.receivedAt, sourceVerified: env.sourceVerified, sealed: opened.fields };
 }
 
 // actionNodes lists the actions of any lineage answer (verify/answer.go): an agent's actions, a
@@ -516,8 +621,9 @@ async function verifyNode(node, tenant, checkpoint) {
   const leaf = b64decode(node.proof.leaf ?? '');
   const index = jsonIndex(node.log_index ?? 0, 'log_index');
   const env = parseLeaf(leaf);
+  const opened = await openLeaf(env, node.proof.openings);
   await verifyInclusion(index, checkpoint.size, await leafHash(leaf), decodeProof(node.proof.inclusion_proof), checkpoint.rootHash);
-  const r = env.record;
+  const r = opened.record;
   const want = {
     id: r.id, log_index: node.log_index, time: r.time, action: r.action, decision: r.decision,
     parent_id: r.parent_id, role: r.role, human_oversight: r.human_oversight,
@@ -531,7 +637,7 @@ async function verifyNode(node, tenant, checkpoint) {
   }
   if (!sameRecord(got, want)) fail('leaf-mismatch', `action ${node.id} differs from the record in leaf ${index}`);
   if (r.tenant !== tenant) fail('wrong-tenant', `action ${node.id} belongs to tenant ${r.tenant}, not ${tenant}`);
-  return { ok: true, record: r, index };
+  return { ok: true, record: r, index, sealed: opened.fields };
 }
 
 /**

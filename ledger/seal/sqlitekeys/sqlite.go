@@ -1,4 +1,8 @@
-package seal
+// Package sqlitekeys is the embedded erasure key store (docs/ERASURE.md): one SQLite file
+// holding the tenants' peppers, the subject keys and the erasure tombstones, every secret
+// wrapped under a seal.Wrapper (the master key). It is apart from package seal so that the
+// offline verifiers, which need seal's entry format and commitments, link no SQLite.
+package sqlitekeys
 
 import (
 	"context"
@@ -10,6 +14,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/lineage-audit/lineage/ledger/seal"
 	"os"
 	"strings"
 	"sync"
@@ -30,14 +35,14 @@ import (
 // checkpoint; synchronous=FULL makes each key creation and erasure durable when it returns.
 type SQLiteStore struct {
 	db   *sql.DB
-	wrap Wrapper
+	wrap seal.Wrapper
 	now  func() time.Time
 
 	mu      sync.Mutex
 	peppers map[string][]byte // tenant → pepper, unwrapped (peppers are never erased)
 }
 
-var _ KeyStore = (*SQLiteStore)(nil)
+var _ seal.KeyStore = (*SQLiteStore)(nil)
 
 // SQLiteOptions configures OpenSQLite. The zero value is valid.
 type SQLiteOptions struct {
@@ -95,7 +100,7 @@ const (
 // *MasterKey) wrapping its secrets. A new store records a check value wrapped under w; an
 // existing one must unwrap it, or OpenSQLite fails with an error wrapping ErrWrongMasterKey. It
 // refuses a file others can read or anyone but its owner can write, like the master key file.
-func OpenSQLite(ctx context.Context, path string, w Wrapper, o SQLiteOptions) (*SQLiteStore, error) {
+func OpenSQLite(ctx context.Context, path string, w seal.Wrapper, o SQLiteOptions) (*SQLiteStore, error) {
 	if path == "" || strings.ContainsAny(path, "?") || path == ":memory:" {
 		return nil, fmt.Errorf("seal: key store %q: path must be a file path without '?'", path)
 	}
@@ -185,7 +190,7 @@ func (s *SQLiteStore) init(ctx context.Context) error {
 	var check []byte
 	switch err := tx.QueryRowContext(ctx, "SELECT value FROM meta WHERE name = 'check'").Scan(&check); {
 	case errors.Is(err, sql.ErrNoRows):
-		var r [KeySize]byte
+		var r [seal.KeySize]byte
 		if _, err := rand.Read(r[:]); err != nil {
 			return fmt.Errorf("check value: %w", err)
 		}
@@ -200,7 +205,7 @@ func (s *SQLiteStore) init(ctx context.Context) error {
 		return fmt.Errorf("check value: %w", err)
 	default:
 		if _, err := s.wrap.Unwrap(ctx, check, []byte(adCheck)); err != nil {
-			return fmt.Errorf("%w (the key store was created with another master key: %v)", ErrWrongMasterKey, err)
+			return fmt.Errorf("%w (the key store was created with another master key: %v)", seal.ErrWrongMasterKey, err)
 		}
 	}
 	if err := tx.Commit(); err != nil {
@@ -222,8 +227,8 @@ func (s *SQLiteStore) Close() error {
 
 func pepperAD(tenant string) []byte { return append([]byte(adPepper), tenant...) }
 
-func keyAD(tenant string, mac []byte, kid KeyID) []byte {
-	ad := make([]byte, 0, len(adKey)+4+len(tenant)+len(mac)+KeyIDSize)
+func keyAD(tenant string, mac []byte, kid seal.KeyID) []byte {
+	ad := make([]byte, 0, len(adKey)+4+len(tenant)+len(mac)+seal.KeyIDSize)
 	ad = append(ad, adKey...)
 	ad = binary.BigEndian.AppendUint32(ad, uint32(len(tenant)))
 	ad = append(ad, tenant...)
@@ -246,7 +251,7 @@ func (s *SQLiteStore) pepper(ctx context.Context, tenant string, create bool) ([
 		if !create {
 			return nil, nil
 		}
-		var fresh [KeySize]byte
+		var fresh [seal.KeySize]byte
 		if _, err := rand.Read(fresh[:]); err != nil {
 			return nil, fmt.Errorf("pepper: %w", err)
 		}
@@ -268,7 +273,7 @@ func (s *SQLiteStore) pepper(ctx context.Context, tenant string, create bool) ([
 	if err != nil {
 		return nil, fmt.Errorf("pepper of tenant %q: %w", tenant, err)
 	}
-	if len(p) != KeySize {
+	if len(p) != seal.KeySize {
 		return nil, fmt.Errorf("pepper of tenant %q: %d bytes", tenant, len(p))
 	}
 	s.mu.Lock()
@@ -285,13 +290,13 @@ func subjectMAC(pepper []byte, subject string) []byte {
 }
 
 // KeyFor returns the key of (tenant, subject), creating it on first use.
-func (s *SQLiteStore) KeyFor(ctx context.Context, tenant, subject string) (KeyID, *Key, error) {
+func (s *SQLiteStore) KeyFor(ctx context.Context, tenant, subject string) (seal.KeyID, *seal.Key, error) {
 	if tenant == "" || subject == "" {
-		return KeyID{}, nil, errors.New("seal: key for: empty tenant or subject")
+		return seal.KeyID{}, nil, errors.New("seal: key for: empty tenant or subject")
 	}
 	p, err := s.pepper(ctx, tenant, true)
 	if err != nil {
-		return KeyID{}, nil, fmt.Errorf("seal: key for: %w", err)
+		return seal.KeyID{}, nil, fmt.Errorf("seal: key for: %w", err)
 	}
 	mac := subjectMAC(p, subject)
 	now := s.now().Unix()
@@ -300,67 +305,67 @@ func (s *SQLiteStore) KeyFor(ctx context.Context, tenant, subject string) (KeyID
 		kid, key, lastSeen, err = s.create(ctx, tenant, mac, now)
 	}
 	if err != nil {
-		return KeyID{}, nil, fmt.Errorf("seal: key for tenant %q: %w", tenant, err)
+		return seal.KeyID{}, nil, fmt.Errorf("seal: key for tenant %q: %w", tenant, err)
 	}
 	if now-lastSeen >= int64(lastSeenGranularity/time.Second) {
 		if _, err := s.db.ExecContext(ctx, "UPDATE subject_keys SET last_seen = ? WHERE key_id = ? AND last_seen < ?",
 			now, kid[:], now); err != nil {
-			return KeyID{}, nil, fmt.Errorf("seal: key for tenant %q: last seen: %w", tenant, err)
+			return seal.KeyID{}, nil, fmt.Errorf("seal: key for tenant %q: last seen: %w", tenant, err)
 		}
 	}
 	return kid, key, nil
 }
 
 // lookup reads and unwraps a subject's key; sql.ErrNoRows when there is none.
-func (s *SQLiteStore) lookup(ctx context.Context, tenant string, mac []byte) (KeyID, *Key, int64, error) {
+func (s *SQLiteStore) lookup(ctx context.Context, tenant string, mac []byte) (seal.KeyID, *seal.Key, int64, error) {
 	var kidb, wrapped []byte
 	var lastSeen int64
 	err := s.db.QueryRowContext(ctx, "SELECT key_id, wrapped, last_seen FROM subject_keys WHERE tenant = ? AND subject_mac = ?",
 		tenant, mac).Scan(&kidb, &wrapped, &lastSeen)
 	if err != nil {
-		return KeyID{}, nil, 0, err
+		return seal.KeyID{}, nil, 0, err
 	}
-	var kid KeyID
-	if len(kidb) != KeyIDSize {
-		return KeyID{}, nil, 0, fmt.Errorf("key id of %d bytes in the store", len(kidb))
+	var kid seal.KeyID
+	if len(kidb) != seal.KeyIDSize {
+		return seal.KeyID{}, nil, 0, fmt.Errorf("key id of %d bytes in the store", len(kidb))
 	}
 	copy(kid[:], kidb)
 	key, err := s.unwrapKey(ctx, tenant, mac, kid, wrapped)
 	return kid, key, lastSeen, err
 }
 
-func (s *SQLiteStore) unwrapKey(ctx context.Context, tenant string, mac []byte, kid KeyID, wrapped []byte) (*Key, error) {
+func (s *SQLiteStore) unwrapKey(ctx context.Context, tenant string, mac []byte, kid seal.KeyID, wrapped []byte) (*seal.Key, error) {
 	raw, err := s.wrap.Unwrap(ctx, wrapped, keyAD(tenant, mac, kid))
 	if err != nil {
 		return nil, fmt.Errorf("key %s: %w", kid, err)
 	}
 	defer clear(raw)
-	if len(raw) != KeySize {
+	if len(raw) != seal.KeySize {
 		return nil, fmt.Errorf("key %s: %d bytes", kid, len(raw))
 	}
-	key := new(Key)
+	key := new(seal.Key)
 	copy(key[:], raw)
 	return key, nil
 }
 
 // create makes a new key for the subject, or returns the one another writer made first.
-func (s *SQLiteStore) create(ctx context.Context, tenant string, mac []byte, now int64) (KeyID, *Key, int64, error) {
-	var kid KeyID
-	key := new(Key)
+func (s *SQLiteStore) create(ctx context.Context, tenant string, mac []byte, now int64) (seal.KeyID, *seal.Key, int64, error) {
+	var kid seal.KeyID
+	key := new(seal.Key)
 	if _, err := rand.Read(kid[:]); err != nil {
-		return KeyID{}, nil, 0, fmt.Errorf("key id: %w", err)
+		return seal.KeyID{}, nil, 0, fmt.Errorf("key id: %w", err)
 	}
 	if _, err := rand.Read(key[:]); err != nil {
-		return KeyID{}, nil, 0, fmt.Errorf("key: %w", err)
+		return seal.KeyID{}, nil, 0, fmt.Errorf("key: %w", err)
 	}
 	wrapped, err := s.wrap.Wrap(ctx, key[:], keyAD(tenant, mac, kid))
 	if err != nil {
-		return KeyID{}, nil, 0, fmt.Errorf("wrap: %w", err)
+		return seal.KeyID{}, nil, 0, fmt.Errorf("wrap: %w", err)
 	}
 	res, err := s.db.ExecContext(ctx, `INSERT INTO subject_keys (tenant, subject_mac, key_id, wrapped, created_at, last_seen)
 		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (tenant, subject_mac) DO NOTHING`, tenant, mac, kid[:], wrapped, now, now)
 	if err != nil {
-		return KeyID{}, nil, 0, fmt.Errorf("insert key: %w", err)
+		return seal.KeyID{}, nil, 0, fmt.Errorf("insert key: %w", err)
 	}
 	if n, err := res.RowsAffected(); err == nil && n == 1 {
 		return kid, key, now, nil
@@ -370,7 +375,7 @@ func (s *SQLiteStore) create(ctx context.Context, tenant string, mac []byte, now
 }
 
 // Open returns the key kid of tenant, or an error wrapping ErrErased or ErrKeyMissing.
-func (s *SQLiteStore) Open(ctx context.Context, tenant string, kid KeyID) (*Key, error) {
+func (s *SQLiteStore) Open(ctx context.Context, tenant string, kid seal.KeyID) (*seal.Key, error) {
 	var t string
 	var mac, wrapped []byte
 	err := s.db.QueryRowContext(ctx, "SELECT tenant, subject_mac, wrapped FROM subject_keys WHERE key_id = ?", kid[:]).
@@ -390,9 +395,9 @@ func (s *SQLiteStore) Open(ctx context.Context, tenant string, kid KeyID) (*Key,
 	switch {
 	case err == nil:
 		return nil, fmt.Errorf("key %s of tenant %q, erased at %s: %w", kid, tenant,
-			time.Unix(erasedAt, 0).UTC().Format(time.RFC3339), ErrErased)
+			time.Unix(erasedAt, 0).UTC().Format(time.RFC3339), seal.ErrErased)
 	case errors.Is(err, sql.ErrNoRows):
-		return nil, fmt.Errorf("key %s of tenant %q: %w", kid, tenant, ErrKeyMissing)
+		return nil, fmt.Errorf("key %s of tenant %q: %w", kid, tenant, seal.ErrKeyMissing)
 	default:
 		return nil, fmt.Errorf("seal: open key %s: tombstone: %w", kid, err)
 	}
@@ -422,7 +427,7 @@ func checkBasis(basis, subject string) error {
 }
 
 // Erase destroys the key of (tenant, subject) and leaves a tombstone, in one transaction.
-func (s *SQLiteStore) Erase(ctx context.Context, tenant, subject, basis string) ([]KeyID, error) {
+func (s *SQLiteStore) Erase(ctx context.Context, tenant, subject, basis string) ([]seal.KeyID, error) {
 	if tenant == "" || subject == "" {
 		return nil, errors.New("seal: erase: empty tenant or subject")
 	}
@@ -434,20 +439,20 @@ func (s *SQLiteStore) Erase(ctx context.Context, tenant, subject, basis string) 
 		return nil, fmt.Errorf("seal: erase: %w", err)
 	}
 	if p == nil {
-		return nil, fmt.Errorf("seal: erase in tenant %q: %w", tenant, ErrNoSubject)
+		return nil, fmt.Errorf("seal: erase in tenant %q: %w", tenant, seal.ErrNoSubject)
 	}
 	mac := subjectMAC(p, subject)
-	var kids []KeyID
+	var kids []seal.KeyID
 	err = s.tx(ctx, func(tx *sql.Tx) error {
 		var kidb []byte
 		err := tx.QueryRowContext(ctx, "SELECT key_id FROM subject_keys WHERE tenant = ? AND subject_mac = ?", tenant, mac).Scan(&kidb)
 		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("tenant %q: %w", tenant, ErrNoSubject)
+			return fmt.Errorf("tenant %q: %w", tenant, seal.ErrNoSubject)
 		}
 		if err != nil {
 			return err
 		}
-		var kid KeyID
+		var kid seal.KeyID
 		copy(kid[:], kidb)
 		if err := s.tombstone(ctx, tx, tenant, kid, basis); err != nil {
 			return err
@@ -464,11 +469,11 @@ func (s *SQLiteStore) Erase(ctx context.Context, tenant, subject, basis string) 
 // EraseKeys destroys keys by id (retention erases subjects it knows only by key id, from
 // IdleKeys) and leaves tombstones, in one transaction. It returns the ids it destroyed; ids
 // with no key in tenant (already erased, unknown) are skipped.
-func (s *SQLiteStore) EraseKeys(ctx context.Context, tenant string, kids []KeyID, basis string) ([]KeyID, error) {
+func (s *SQLiteStore) EraseKeys(ctx context.Context, tenant string, kids []seal.KeyID, basis string) ([]seal.KeyID, error) {
 	if err := checkBasis(basis, ""); err != nil {
 		return nil, err
 	}
-	var done []KeyID
+	var done []seal.KeyID
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		for _, kid := range kids {
 			var n int
@@ -492,7 +497,7 @@ func (s *SQLiteStore) EraseKeys(ctx context.Context, tenant string, kids []KeyID
 }
 
 // tombstone deletes key kid and records its tombstone, inside tx.
-func (s *SQLiteStore) tombstone(ctx context.Context, tx *sql.Tx, tenant string, kid KeyID, basis string) error {
+func (s *SQLiteStore) tombstone(ctx context.Context, tx *sql.Tx, tenant string, kid seal.KeyID, basis string) error {
 	if _, err := tx.ExecContext(ctx, "DELETE FROM subject_keys WHERE key_id = ? AND tenant = ?", kid[:], tenant); err != nil {
 		return fmt.Errorf("delete key %s: %w", kid, err)
 	}
@@ -520,20 +525,20 @@ func (s *SQLiteStore) tx(ctx context.Context, f func(*sql.Tx) error) error {
 
 // IdleKeys returns the ids of tenant's subject keys not used (by KeyFor) since before, to at
 // most the hour: the subjects a retention window may erase with EraseKeys.
-func (s *SQLiteStore) IdleKeys(ctx context.Context, tenant string, before time.Time) ([]KeyID, error) {
+func (s *SQLiteStore) IdleKeys(ctx context.Context, tenant string, before time.Time) ([]seal.KeyID, error) {
 	rows, err := s.db.QueryContext(ctx, "SELECT key_id FROM subject_keys WHERE tenant = ? AND last_seen < ? ORDER BY key_id",
 		tenant, before.Unix())
 	if err != nil {
 		return nil, fmt.Errorf("seal: idle keys: %w", err)
 	}
 	defer rows.Close()
-	var out []KeyID
+	var out []seal.KeyID
 	for rows.Next() {
 		var b []byte
 		if err := rows.Scan(&b); err != nil {
 			return nil, fmt.Errorf("seal: idle keys: %w", err)
 		}
-		var kid KeyID
+		var kid seal.KeyID
 		copy(kid[:], b)
 		out = append(out, kid)
 	}
@@ -544,15 +549,44 @@ func (s *SQLiteStore) IdleKeys(ctx context.Context, tenant string, before time.T
 }
 
 // Tombstone returns the tombstone of kid in tenant, and whether there is one.
-func (s *SQLiteStore) Tombstone(ctx context.Context, tenant string, kid KeyID) (Tombstone, bool, error) {
+func (s *SQLiteStore) Tombstone(ctx context.Context, tenant string, kid seal.KeyID) (seal.Tombstone, bool, error) {
 	var at int64
 	var basis string
 	err := s.db.QueryRowContext(ctx, "SELECT erased_at, basis FROM tombstones WHERE key_id = ? AND tenant = ?", kid[:], tenant).Scan(&at, &basis)
 	if errors.Is(err, sql.ErrNoRows) {
-		return Tombstone{}, false, nil
+		return seal.Tombstone{}, false, nil
 	}
 	if err != nil {
-		return Tombstone{}, false, fmt.Errorf("seal: tombstone: %w", err)
+		return seal.Tombstone{}, false, fmt.Errorf("seal: tombstone: %w", err)
 	}
-	return Tombstone{KeyID: kid, Tenant: tenant, ErasedAt: time.Unix(at, 0).UTC(), Basis: basis}, true, nil
+	return seal.Tombstone{KeyID: kid, Tenant: tenant, ErasedAt: time.Unix(at, 0).UTC(), Basis: basis}, true, nil
+}
+
+// Tombstones lists every tombstone in the store (all tenants), oldest first: the key ids a
+// restart must make sure were purged from the index.
+func (s *SQLiteStore) Tombstones(ctx context.Context) ([]seal.Tombstone, error) {
+	rows, err := s.db.QueryContext(ctx, "SELECT key_id, tenant, erased_at, basis FROM tombstones ORDER BY erased_at, key_id")
+	if err != nil {
+		return nil, fmt.Errorf("seal: tombstones: %w", err)
+	}
+	defer rows.Close()
+	var out []seal.Tombstone
+	for rows.Next() {
+		var b []byte
+		var t seal.Tombstone
+		var at int64
+		if err := rows.Scan(&b, &t.Tenant, &at, &t.Basis); err != nil {
+			return nil, fmt.Errorf("seal: tombstones: %w", err)
+		}
+		if len(b) != seal.KeyIDSize {
+			return nil, errors.New("seal: tombstones: malformed key id")
+		}
+		copy(t.KeyID[:], b)
+		t.ErasedAt = time.Unix(at, 0).UTC()
+		out = append(out, t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("seal: tombstones: %w", err)
+	}
+	return out, nil
 }

@@ -1,0 +1,149 @@
+package sqlite
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/lineage-audit/lineage/ledger/seal"
+	"github.com/lineage-audit/lineage/query/index"
+)
+
+// SealedRows returns the log indexes of the rows holding a field sealed under any of kids, in
+// log order, with each row's stored canonical record (the clear record while the key existed).
+func (s *Store) SealedRows(ctx context.Context, kids []seal.KeyID) (map[uint64][]byte, error) {
+	out := map[uint64][]byte{}
+	for _, kid := range kids {
+		rows, err := s.db.QueryContext(ctx, `SELECT k.log_index, r.canonical FROM sealed_keys k
+JOIN records r ON r.log_index = k.log_index WHERE k.key_id = ?`, kid[:])
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: sealed rows: %w", err)
+		}
+		for rows.Next() {
+			var idx int64
+			var canon []byte
+			if err := rows.Scan(&idx, &canon); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("sqlite: sealed rows: %w", err)
+			}
+			out[uint64(idx)] = canon
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: sealed rows: %w", err)
+		}
+	}
+	return out, nil
+}
+
+// Purge is the index side of an erasure: in one transaction it rewrites the rows given (each
+// entry re-decoded from the log after the key was destroyed, so its erased fields hold
+// tokens), replaces each clear value of replace (clear value → placeholder) in the findings of
+// tenant and their engine state, and records kids as purged. The database runs with
+// secure_delete, so the old cells are zeroed; Purge then checkpoints and truncates the WAL, so
+// no copy of the old pages is left in it either.
+func (s *Store) Purge(ctx context.Context, tenant string, entries []index.Entry, replace map[string]string, kids []seal.KeyID) error {
+	if err := s.acquireWrite(ctx); err != nil {
+		return fmt.Errorf("sqlite: purge: %w", err)
+	}
+	err := s.purge(ctx, tenant, entries, replace, kids)
+	s.releaseWrite()
+	if err != nil {
+		return fmt.Errorf("sqlite: purge: %w", err)
+	}
+	// Best effort beyond the commit: a reader holding an old snapshot can keep the checkpoint
+	// from truncating; CheckpointWAL reports it and the caller retries later.
+	return s.CheckpointWAL(ctx)
+}
+
+func (s *Store) purge(ctx context.Context, tenant string, entries []index.Entry, replace map[string]string, kids []seal.KeyID) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback()
+	args := make([]any, 0, insertArgCount)
+	for i := range entries {
+		e := &entries[i]
+		if e.Record == nil || e.Record.Tenant != tenant {
+			return fmt.Errorf("entry %d is not a record of tenant %q", e.Index, tenant)
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM records WHERE log_index = ?`, int64(e.Index)); err != nil {
+			return fmt.Errorf("delete row %d: %w", e.Index, err)
+		}
+		if _, err := tx.ExecContext(ctx, insertRecord, appendInsertArgs(args[:0], e)...); err != nil {
+			return fmt.Errorf("rewrite row %d: %w", e.Index, err)
+		}
+	}
+	var haveFindings int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('findings', 'findings_state')`).Scan(&haveFindings); err != nil {
+		return fmt.Errorf("findings tables: %w", err)
+	}
+	if haveFindings < 2 {
+		replace = nil // no findings projection in this file
+	}
+	for clear, ph := range replace {
+		oldJSON, err := json.Marshal(clear)
+		if err != nil {
+			return err
+		}
+		newJSON, err := json.Marshal(ph)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE findings SET
+	user_id = CASE WHEN user_id = ?1 THEN ?2 ELSE user_id END,
+	agent = CASE WHEN agent = ?1 THEN ?2 ELSE agent END,
+	body = CAST(replace(CAST(body AS TEXT), ?3, ?4) AS BLOB)
+WHERE tenant = ?5 AND (user_id = ?1 OR agent = ?1 OR instr(CAST(body AS TEXT), ?3) > 0)`,
+			clear, ph, string(oldJSON), string(newJSON), tenant); err != nil {
+			return fmt.Errorf("findings: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE findings_state SET value = CAST(replace(CAST(value AS TEXT), ?1, ?2) AS BLOB)
+WHERE tenant = ?3 AND instr(CAST(value AS TEXT), ?1) > 0`, string(oldJSON), string(newJSON), tenant); err != nil {
+			return fmt.Errorf("findings state: %w", err)
+		}
+		// State keys are a subject id, or a subject id and more after a NUL (findings/engine.go).
+		if _, err := tx.ExecContext(ctx, `UPDATE OR REPLACE findings_state SET key = ?2 || substr(key, length(?1) + 1)
+WHERE tenant = ?3 AND (key = ?1 OR substr(key, 1, length(?1) + 1) = ?1 || char(0))`, clear, ph, tenant); err != nil {
+			return fmt.Errorf("findings state keys: %w", err)
+		}
+	}
+	now := time.Now().UnixNano()
+	for _, kid := range kids {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO erasures_purged (key_id, purged_ns) VALUES (?, ?) ON CONFLICT DO NOTHING`, kid[:], now); err != nil {
+			return fmt.Errorf("mark purged: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// Purged reports which of kids the index has finished purging.
+func (s *Store) Purged(ctx context.Context, kids []seal.KeyID) (map[seal.KeyID]bool, error) {
+	out := make(map[seal.KeyID]bool, len(kids))
+	for _, kid := range kids {
+		var n int
+		if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM erasures_purged WHERE key_id = ?`, kid[:]).Scan(&n); err != nil {
+			return nil, fmt.Errorf("sqlite: purged: %w", err)
+		}
+		out[kid] = n > 0
+	}
+	return out, nil
+}
+
+// CheckpointWAL copies the WAL into the database file and truncates it to zero bytes.
+func (s *Store) CheckpointWAL(ctx context.Context) error {
+	var busy, logPages, done int
+	if err := s.db.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &logPages, &done); err != nil {
+		return fmt.Errorf("sqlite: wal checkpoint: %w", err)
+	}
+	if busy != 0 {
+		return fmt.Errorf("sqlite: wal checkpoint: busy (a reader holds an old snapshot; %d of %d pages copied)", done, logPages)
+	}
+	return nil
+}
