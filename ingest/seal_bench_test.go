@@ -2,15 +2,12 @@ package ingest
 
 import (
 	"context"
-	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
 	lineage "github.com/lineage-audit/lineage"
-	"github.com/lineage-audit/lineage/internal/demo"
+	"github.com/lineage-audit/lineage/internal/sealbench"
 	"github.com/lineage-audit/lineage/ledger/seal"
-	"github.com/lineage-audit/lineage/ledger/seal/sqlitekeys"
 )
 
 // BenchmarkIngestSealing measures what erasure adds to the ingester's per-record work, in
@@ -25,30 +22,9 @@ import (
 // entry-on minus entry-off.
 func BenchmarkIngestSealing(b *testing.B) {
 	ctx := context.Background()
-	recs := demo.Generate(demo.Options{}, 2000)
-	raw := make([][]byte, len(recs))
-	canon := make([][]byte, len(recs))
-	for i := range recs {
-		c, err := recs[i].Canonical()
-		if err != nil {
-			b.Fatal(err)
-		}
-		raw[i], canon[i] = c, c
-	}
-	mk, _, err := seal.GenerateMasterKey()
-	if err != nil {
-		b.Fatal(err)
-	}
-	keys, err := sqlitekeys.OpenSQLite(ctx, filepath.Join(b.TempDir(), "keys.sqlite"), mk, sqlitekeys.SQLiteOptions{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer keys.Close()
-	paths, err := seal.NewPaths(seal.Path{Pointer: "/action/target", Subject: "/user/id"})
-	if err != nil {
-		b.Fatal(err)
-	}
-	s := &Sealer{Keys: keys, Paths: func(string) *seal.Paths { return paths }}
+	set := sealbench.New(b, 2000)
+	recs, canon, raw := set.Records, set.Canonical, set.Canonical
+	s := &Sealer{Keys: set.Keys, Paths: func(string) *seal.Paths { return set.Paths }}
 	for i := range recs { // the subjects' keys exist: the steady state of a running tenant
 		if _, _, err := s.seal(ctx, recs[i].Tenant, recs[i].ID, canon[i]); err != nil {
 			b.Fatal(err)
@@ -56,12 +32,7 @@ func BenchmarkIngestSealing(b *testing.B) {
 	}
 	now := time.Now()
 	run := func(b *testing.B, f func(i int)) {
-		b.ResetTimer()
-		cpu0 := processCPU(b)
-		for i := 0; i < b.N; i++ {
-			f(i % len(recs))
-		}
-		b.ReportMetric(float64((processCPU(b)-cpu0).Nanoseconds())/1e3/float64(b.N), "cpu-µs/record")
+		sealbench.RunCPU(b, "record", func(i int) { f(i % len(recs)) })
 	}
 	b.Run("validate", func(b *testing.B) {
 		run(b, func(i int) {
@@ -88,12 +59,4 @@ func BenchmarkIngestSealing(b *testing.B) {
 			}
 		})
 	})
-}
-
-func processCPU(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lineage-audit/lineage/internal/testenv"
 	"github.com/lineage-audit/lineage/ledger"
 	"github.com/lineage-audit/lineage/ledger/seal"
 	"github.com/lineage-audit/lineage/ledger/seal/sqlitekeys"
@@ -34,24 +35,6 @@ const (
 	erTenant     = "acme"
 )
 
-// lockedBuffer collects the daemon's log output, so the test can search it too.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // erasureConfig is testConfig with the erasure configuration of these tests: /action/target
 // sealed under the user's key, and logs to logs.
 func erasureConfig(t *testing.T, dir string, logs io.Writer) Config {
@@ -68,33 +51,28 @@ func erasureConfig(t *testing.T, dir string, logs io.Writer) Config {
 	return c
 }
 
-// startWithLogs is startRun keeping the daemon's logs (c.Logger's handler is wrapped).
-func startWithLogs(t *testing.T, c Config) (addr string, stop func()) {
+// startErasure runs lineaged on dir with erasureConfig until it serves (startRun), and returns
+// its base URL, its logs and stop.
+func startErasure(t *testing.T, dir string) (base string, logs *testenv.SyncBuffer, stop func()) {
 	t.Helper()
-	h := servingAddr{Handler: c.Logger.Handler(), addr: make(chan string, 1)}
-	c.Logger = slog.New(h)
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	done := make(chan error, 1)
-	go func() { done <- Run(ctx, c) }()
-	select {
-	case addr = <-h.addr:
-	case err := <-done:
-		t.Fatalf("Run returned before serving: %v", err)
-	case <-time.After(60 * time.Second):
-		t.Fatal("Run did not serve within 60s")
+	logs = new(testenv.SyncBuffer)
+	addr, stop := startRun(t, erasureConfig(t, dir, logs))
+	return "http://" + addr, logs, stop
+}
+
+// openKeyStore opens the key store of dir with its master key, as lineaged would; the caller
+// closes it.
+func openKeyStore(t *testing.T, dir string) *sqlitekeys.SQLiteStore {
+	t.Helper()
+	mk, err := seal.LoadMasterKeyFile(ErasureMasterKeyPath(dir))
+	if err != nil {
+		t.Fatal(err)
 	}
-	return addr, sync.OnceFunc(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run after ctx ended = %v, want nil", err)
-			}
-		case <-time.After(60 * time.Second):
-			t.Fatal("Run did not return within 60s of ctx ending")
-		}
-	})
+	ks, err := sqlitekeys.OpenSQLite(context.Background(), ErasureKeyStorePath(dir), mk, sqlitekeys.SQLiteOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ks
 }
 
 func erRecord(id, user, target string, at time.Time) string {
@@ -195,10 +173,7 @@ func grepDir(t *testing.T, dir string, needles ...string) []string {
 // daemon's log holds the clear subject id or the clear value sealed under its key.
 func TestErasureEndToEnd(t *testing.T) {
 	dir := t.TempDir()
-	var logs lockedBuffer
-	c := erasureConfig(t, dir, &logs)
-	addr, stop := startWithLogs(t, c)
-	base := "http://" + addr
+	base, logs, stop := startErasure(t, dir)
 	if m, err := readErasureMode(ErasureModeFile(dir)); err != nil || m != ErasureOn {
 		t.Fatalf("erasure mode of a new log = %q (%v), want on", m, err)
 	}
@@ -346,13 +321,12 @@ func TestErasureEndToEnd(t *testing.T) {
 	}
 
 	// A restart keeps the subject erased and the mode on.
-	var logs2 lockedBuffer
-	addr, stop = startWithLogs(t, erasureConfig(t, dir, &logs2))
-	again := waitRecord(t, "http://"+addr, "a-3")
+	base, _, stop = startErasure(t, dir)
+	again := waitRecord(t, base, "a-3")
 	if !seal.IsSealedToken(again.Record.User.ID) {
 		t.Fatalf("after restart the erased subject shows as %q", again.Record.User.ID)
 	}
-	if kept := waitRecord(t, "http://"+addr, "b-3"); kept.Record.User.ID != keptUser || len(kept.Openings) != 2 {
+	if kept := waitRecord(t, base, "b-3"); kept.Record.User.ID != keptUser || len(kept.Openings) != 2 {
 		t.Fatalf("after rebuild and restart the kept subject shows as %q with %d openings", kept.Record.User.ID, len(kept.Openings))
 	}
 	stop()
@@ -385,10 +359,7 @@ func checkpointOf(t *testing.T, base string, v note.Verifier) ledger.Checkpoint 
 // it indexes anything.
 func TestErasureCompletedAfterCrash(t *testing.T) {
 	dir := t.TempDir()
-	var logs lockedBuffer
-	c := erasureConfig(t, dir, &logs)
-	addr, stop := startWithLogs(t, c)
-	base := "http://" + addr
+	base, _, stop := startErasure(t, dir)
 	old := time.Now().Add(-400 * 24 * time.Hour) // outside the minimum retention
 	publishRecords(t, base, erRecord("a-1", erasedUser, erasedTarget, old), erRecord("a-2", erasedUser, erasedTarget, old),
 		erRecord("b-1", keptUser, "case-kept-1", time.Now()))
@@ -401,23 +372,14 @@ func TestErasureCompletedAfterCrash(t *testing.T) {
 	}
 
 	// The crash: the key is destroyed, nothing else happened.
-	mk, err := seal.LoadMasterKeyFile(ErasureMasterKeyPath(dir))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ks, err := sqlitekeys.OpenSQLite(context.Background(), ErasureKeyStorePath(dir), mk, sqlitekeys.SQLiteOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ks := openKeyStore(t, dir)
 	kids, err := ks.Erase(context.Background(), erTenant, erasedUser, "erasure on request of the data subject")
 	ks.Close()
 	if err != nil || len(kids) != 1 {
 		t.Fatalf("erase in the key store: %v %v", kids, err)
 	}
 
-	var logs2 lockedBuffer
-	addr, stop = startWithLogs(t, erasureConfig(t, dir, &logs2))
-	base = "http://" + addr
+	base, logs2, stop := startErasure(t, dir)
 	rp := waitRecord(t, base, "a-2")
 	if !seal.IsSealedToken(rp.Record.User.ID) || len(rp.Openings) != 0 {
 		t.Fatalf("after the restart the erased subject shows as %q", rp.Record.User.ID)
@@ -440,10 +402,7 @@ func TestErasureCompletedAfterCrash(t *testing.T) {
 // rebuild-index refuses too.
 func TestErasureKeyStoreLoss(t *testing.T) {
 	dir := t.TempDir()
-	var logs lockedBuffer
-	c := erasureConfig(t, dir, &logs)
-	addr, stop := startWithLogs(t, c)
-	base := "http://" + addr
+	base, _, stop := startErasure(t, dir)
 	publishRecords(t, base, erRecord("a-1", erasedUser, erasedTarget, time.Now()))
 	waitRecord(t, base, "a-1")
 	vkey := verifierOf(t, base)
@@ -460,18 +419,8 @@ func TestErasureKeyStoreLoss(t *testing.T) {
 
 	// An empty store with the same master key: the start succeeds (the index is current), but
 	// nothing sealed is shown as erased.
-	mk, err := seal.LoadMasterKeyFile(ErasureMasterKeyPath(dir))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ks, err := sqlitekeys.OpenSQLite(context.Background(), ksPath, mk, sqlitekeys.SQLiteOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ks.Close()
-	var logs2 lockedBuffer
-	addr, stop = startWithLogs(t, erasureConfig(t, dir, &logs2))
-	base = "http://" + addr
+	openKeyStore(t, dir).Close()
+	base, logs2, stop := startErasure(t, dir)
 	code, b := httpDo(t, "GET", base+"/v1/records/a-1?tenant="+erTenant, "")
 	if code == http.StatusOK || bytes.Contains(b, []byte("sealed:")) {
 		t.Fatalf("record whose key is missing = %d %s, want an error, nothing shown as erased", code, b)

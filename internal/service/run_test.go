@@ -119,12 +119,17 @@ func TestRunServesAndStops(t *testing.T) {
 	assertUndone(t, dir, c.NATSAddr)
 }
 
-// startRun runs the daemon with c (its Logger replaced) until it serves, and returns the HTTP
-// address it serves on and stop, which ends it and fails the test unless Run then returns nil
-// within 60s. Run is stopped when the test ends in any case.
+// startRun runs the daemon with c until it serves, and returns the HTTP address it serves on and
+// stop, which ends it and fails the test unless Run then returns nil within 60s. Run is stopped
+// when the test ends in any case. c.Logger's handler (a discarding one if c.Logger is nil) is
+// wrapped to learn the address, so what the daemon logs still reaches it.
 func startRun(t *testing.T, c Config) (addr string, stop func()) {
 	t.Helper()
-	h := servingAddr{Handler: slog.NewTextHandler(io.Discard, nil), addr: make(chan string, 1)}
+	var inner slog.Handler = slog.NewTextHandler(io.Discard, nil)
+	if c.Logger != nil {
+		inner = c.Logger.Handler()
+	}
+	h := servingAddr{Handler: inner, addr: make(chan string, 1)}
 	c.Logger = slog.New(h)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)

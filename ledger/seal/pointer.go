@@ -139,16 +139,8 @@ func enterMember(l *ijson.Lexer, name string) (bool, error) {
 			l.Next()
 			return true, nil
 		}
-		if err := skipValue(l, 1); err != nil {
+		if more, err := skipItem(l, '}', 1); !more {
 			return false, err
-		}
-		switch l.Next() {
-		case ',':
-			l.Pos++
-		case '}':
-			return false, nil
-		default:
-			return false, l.Unexpected("',' or '}'")
 		}
 	}
 }
@@ -169,16 +161,8 @@ func enterElement(l *ijson.Lexer, tok string) (bool, error) {
 			l.Next()
 			return true, nil
 		}
-		if err := skipValue(l, 1); err != nil {
+		if more, err := skipItem(l, ']', 1); !more {
 			return false, err
-		}
-		switch l.Next() {
-		case ',':
-			l.Pos++
-		case ']':
-			return false, nil
-		default:
-			return false, l.Unexpected("',' or ']'")
 		}
 	}
 }
@@ -214,17 +198,11 @@ func skipValue(l *ijson.Lexer, depth int) error {
 					return err
 				}
 			}
-			if err := skipValue(l, depth+1); err != nil {
+			if more, err := skipItem(l, closer, depth+1); !more {
+				if err == nil {
+					l.Pos++ // closer
+				}
 				return err
-			}
-			switch l.Next() {
-			case ',':
-				l.Pos++
-			case closer:
-				l.Pos++
-				return nil
-			default:
-				return l.Unexpected("',' or '" + string(closer) + "'")
 			}
 		}
 	case c == '"':
@@ -236,6 +214,23 @@ func skipValue(l *ijson.Lexer, depth int) error {
 	default:
 		return l.Literal()
 	}
+}
+
+// skipItem moves the cursor past one value in an object or array (at depth) and the ',' after
+// it, reporting true; at the container's closer instead of a ',' it reports false and leaves the
+// cursor on the closer.
+func skipItem(l *ijson.Lexer, closer byte, depth int) (more bool, err error) {
+	if err := skipValue(l, depth); err != nil {
+		return false, err
+	}
+	switch l.Next() {
+	case ',':
+		l.Pos++
+		return true, nil
+	case closer:
+		return false, nil
+	}
+	return false, l.Unexpected("',' or '" + string(closer) + "'")
 }
 
 // clip shortens s for an error message.

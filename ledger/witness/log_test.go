@@ -140,22 +140,7 @@ func policyFor(t testing.TB, ws []*testenv.Witness, threshold string) *Policy {
 }
 
 // logBuffer collects a Log's slog output.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (lb *logBuffer) Write(p []byte) (int, error) {
-	lb.mu.Lock()
-	defer lb.mu.Unlock()
-	return lb.b.Write(p)
-}
-
-func (lb *logBuffer) String() string {
-	lb.mu.Lock()
-	defer lb.mu.Unlock()
-	return lb.b.String()
-}
+type logBuffer struct{ testenv.SyncBuffer }
 
 // lines returns the logged lines containing all of subs.
 func (lb *logBuffer) lines(subs ...string) []string {

@@ -11,9 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lineage-audit/lineage"
-	"github.com/lineage-audit/lineage/internal/demo"
 	"github.com/lineage-audit/lineage/ledger/seal"
+	"github.com/lineage-audit/lineage/ledger/seal/sealtest"
 )
 
 // The key store's tests (moved from package seal when the store moved here).
@@ -30,12 +29,12 @@ func mustPaths(t testing.TB, extra ...seal.Path) *seal.Paths {
 // sealEntry seals canonical and returns the v2 entry.
 func sealEntry(t testing.TB, s seal.KeyStore, canonical []byte, paths *seal.Paths) ([]byte, *seal.Envelope) {
 	t.Helper()
-	r := decodeRec(t, canonical)
+	r := sealtest.DecodeRecord(t, canonical)
 	red, fields, err := seal.Seal(context.Background(), s, r.Tenant, r.ID, canonical, paths)
 	if err != nil {
 		t.Fatal(err)
 	}
-	entry, err := seal.NewEnvelopeV2(red, fields, testTime, true)
+	entry, err := seal.NewEnvelopeV2(red, fields, sealtest.Time, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,59 +60,6 @@ func testStore(t testing.TB) (*SQLiteStore, string, *seal.MasterKey) {
 	t.Cleanup(func() { s.Close() })
 	return s, path, mk
 }
-
-// demoRecords returns demo records: the first one, and one with a human reviewer (so both
-// default paths are present), in canonical form.
-func demoRecords(t testing.TB) (plain, reviewed []byte) {
-	t.Helper()
-	g := demo.New(demo.Options{})
-	for i := 0; i < 20000 && (plain == nil || reviewed == nil); i++ {
-		r := g.Next()
-		c, err := r.Canonical()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if plain == nil {
-			plain = c
-		}
-		if r.HumanOversight != nil && reviewed == nil {
-			reviewed = c
-		}
-	}
-	if plain == nil || reviewed == nil {
-		t.Fatal("demo generator yielded no reviewed record")
-	}
-	return plain, reviewed
-}
-
-func decodeRec(t testing.TB, canonical []byte) *lineage.Record {
-	t.Helper()
-	r, err := lineage.DecodeRecord(canonical)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r
-}
-
-// readAll returns the bytes of every file under dir (the key store and any journal).
-func readAll(t testing.TB, dir string) map[string][]byte {
-	t.Helper()
-	out := map[string][]byte{}
-	err := filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
-		if err != nil || fi.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		out[p] = b
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
-var testTime = time.Date(2026, 11, 1, 0, 0, 1, 123456789, time.UTC)
 
 func TestWrongMasterKeyRefused(t *testing.T) {
 	ctx := context.Background()
@@ -295,8 +241,8 @@ func TestTwoTenantsSameUserDifferentKeys(t *testing.T) {
 		t.Fatalf("cross-tenant Open: %v", err)
 	}
 	// Same value, same path, two tenants: different commitments, ciphertexts.
-	plain, _ := demoRecords(t)
-	r := decodeRec(t, plain)
+	plain, _ := sealtest.DemoRecords(t)
+	r := sealtest.DecodeRecord(t, plain)
 	_, fa, err := seal.Seal(ctx, s, "tenant-a", r.ID, plain, mustPaths(t))
 	if err != nil {
 		t.Fatal(err)
@@ -321,8 +267,8 @@ func TestTwoTenantsSameUserDifferentKeys(t *testing.T) {
 func TestEraseLeavesNoClearValue(t *testing.T) {
 	ctx := context.Background()
 	s, path, _ := testStore(t)
-	_, reviewed := demoRecords(t)
-	r := decodeRec(t, reviewed)
+	_, reviewed := sealtest.DemoRecords(t)
+	r := sealtest.DecodeRecord(t, reviewed)
 	user, reviewer := r.User.ID, r.HumanOversight.Reviewer.ID
 	paths := mustPaths(t, seal.Path{Pointer: "/action/target", Subject: "/user/id"})
 	entry, env := sealEntry(t, s, reviewed, paths)
@@ -383,7 +329,7 @@ func TestEraseLeavesNoClearValue(t *testing.T) {
 	if states["/user/id"] != seal.Erased || states["/action/target"] != seal.Erased || states["/human_oversight/reviewer/id"] != seal.Clear {
 		t.Fatalf("states %v", states)
 	}
-	opened := decodeRec(t, got)
+	opened := sealtest.DecodeRecord(t, got)
 	if opened.HumanOversight.Reviewer.ID != reviewer {
 		t.Errorf("reviewer not opened: %q", opened.HumanOversight.Reviewer.ID)
 	}
@@ -391,7 +337,7 @@ func TestEraseLeavesNoClearValue(t *testing.T) {
 		t.Errorf("erased fields not left sealed: %q %q", opened.User.ID, opened.Action.Target)
 	}
 	s.Close()
-	files := readAll(t, filepath.Dir(path))
+	files := sealtest.ReadAll(t, filepath.Dir(path))
 	for _, needle := range []struct {
 		name string
 		b    []byte
@@ -424,8 +370,8 @@ func TestEraseLeavesNoClearValue(t *testing.T) {
 func TestKeyMissingIsNotErased(t *testing.T) {
 	ctx := context.Background()
 	s, path, mk := testStore(t)
-	plain, _ := demoRecords(t)
-	r := decodeRec(t, plain)
+	plain, _ := sealtest.DemoRecords(t)
+	r := sealtest.DecodeRecord(t, plain)
 	_, env := sealEntry(t, s, plain, mustPaths(t))
 	// Delete the row by hand, as a botched restore would: no tombstone.
 	s.Close()
