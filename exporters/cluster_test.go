@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,10 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gin-gonic/gin"
 	lineage "github.com/lineage-audit/lineage"
 	"github.com/lineage-audit/lineage/internal/testenv"
-	"github.com/lineage-audit/lineage/query/auth"
 	"github.com/lineage-audit/lineage/verify"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -47,15 +44,7 @@ func startClusterNode(t *testing.T, r *rig, srv *server.Server, name string, pub
 	if mod != nil {
 		mod(&c)
 	}
-	svc, err := NewService(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gin.SetMode(gin.ReleaseMode)
-	e := gin.New()
-	e.UseRawPath, e.UnescapePathValues = true, true
-	svc.Mount(e.Group("", auth.Middleware(testPrincipals)).Group("/v1"))
-	hs := httptest.NewServer(e)
+	svc, hs := serveService(t, c)
 	t.Cleanup(hs.Close)
 	n := &clusterNode{svcRig: svcRig{svc: svc, srv: hs, pub: pub, reg: reg}, nc: nc}
 	t.Cleanup(n.stop)

@@ -81,6 +81,18 @@ func startService(t *testing.T, r *rig, dir string, mod func(*Config)) *svcRig {
 	if mod != nil {
 		mod(&c)
 	}
+	svc, srv := serveService(t, c)
+	ctx, cancel := context.WithCancel(context.Background())
+	sr := &svcRig{svc: svc, srv: srv, pub: pub, reg: reg, cancel: cancel, done: make(chan struct{})}
+	go func() { defer close(sr.done); svc.Run(ctx) }()
+	t.Cleanup(sr.stop)
+	return sr
+}
+
+// serveService makes the service of c and serves its HTTP API (Mount) with the test principals;
+// the caller closes the server.
+func serveService(t *testing.T, c Config) (*Service, *httptest.Server) {
+	t.Helper()
 	svc, err := NewService(c)
 	if err != nil {
 		t.Fatal(err)
@@ -89,12 +101,7 @@ func startService(t *testing.T, r *rig, dir string, mod func(*Config)) *svcRig {
 	e := gin.New()
 	e.UseRawPath, e.UnescapePathValues = true, true
 	svc.Mount(e.Group("", auth.Middleware(testPrincipals)).Group("/v1"))
-	srv := httptest.NewServer(e)
-	ctx, cancel := context.WithCancel(context.Background())
-	sr := &svcRig{svc: svc, srv: srv, pub: pub, reg: reg, cancel: cancel, done: make(chan struct{})}
-	go func() { defer close(sr.done); svc.Run(ctx) }()
-	t.Cleanup(sr.stop)
-	return sr
+	return svc, httptest.NewServer(e)
 }
 
 func (sr *svcRig) stop() {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -455,24 +454,6 @@ func TestHAFailover(t *testing.T) {
 		rateBetween(samples, begin, duringFrom), rateBetween(samples, duringFrom, duringTo), rateBetween(samples, duringTo, pubEnd),
 		rate, caughtUp.Sub(pubEnd).Round(10*time.Millisecond))
 	t.Logf("HA failover: published %d, in log %d, duplicates %d, lost %d, quarantined 0; %d checkpoints seen, %d consistency proofs verified", total, distinct, duplicates, lost, len(list), pairs)
-}
-
-// getWithin is getQuiet with a time limit: a paused node accepts connections but never answers.
-func getWithin(u string, d time.Duration) ([]byte, error) {
-	c := http.Client{Timeout: d}
-	resp, err := c.Get(u)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: %s: %s", u, resp.Status, b)
-	}
-	return b, nil
 }
 
 // readWholeLog reads every entry of the tree up to cp from Trillian, checks that their Merkle

@@ -184,8 +184,13 @@ func (d *daemon) waitIndexedFor(t *testing.T, n uint64, timeout time.Duration) {
 }
 
 // getQuiet fetches a URL and returns the body of a 200 answer.
-func getQuiet(u string) ([]byte, error) {
-	resp, err := http.Get(u)
+func getQuiet(u string) ([]byte, error) { return getWithin(u, 0) }
+
+// getWithin is getQuiet with a time limit (0: none): a paused daemon accepts connections but
+// never answers.
+func getWithin(u string, d time.Duration) ([]byte, error) {
+	c := http.Client{Timeout: d}
+	resp, err := c.Get(u)
 	if err != nil {
 		return nil, err
 	}
