@@ -3,6 +3,7 @@ package trillian_test
 import (
 	"context"
 	"errors"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/lineage-audit/lineage/internal/ha"
 	"github.com/lineage-audit/lineage/internal/testenv"
 	"github.com/lineage-audit/lineage/ledger"
+	"github.com/lineage-audit/lineage/ledger/trillian"
 )
 
 // sharedStore is the cluster's checkpoint store (internal/ha) on a real JetStream server.
@@ -127,4 +129,43 @@ func TestFenceBeforeSend(t *testing.T) {
 	if n := size(t, r); n != 2 {
 		t.Fatalf("tree holds %d entries after a fenced add, want 2", n)
 	}
+}
+
+// TestSharedReaders: a read-only node serves the shared checkpoint to many requests at once, and
+// follows the writer's newer ones (run with -race: the driver caches the verified checkpoint).
+func TestSharedReaders(t *testing.T) {
+	e := newEnv(t)
+	tree := e.tr.CreateTree(t)
+	shared := sharedStore(t, tree)
+	ow := e.options(tree, t.TempDir())
+	ow.Checkpoints = shared
+	w := e.open(t, ow)
+	defer mustClose(t, w)
+	mustAdd(t, w, entries(0, 3))
+	mustCheckpoint(t, w, e.v, 3)
+	or := e.options(tree, t.TempDir())
+	or.Checkpoints = shared
+	r, err := trillian.OpenReadOnly(context.Background(), or)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close(context.Background())
+	read := func(want uint64) {
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Go(func() {
+				for range 20 {
+					if cp, err := r.Checkpoint(context.Background()); err != nil || cp.Size < want {
+						t.Errorf("reader's checkpoint %d, %v; want at least %d", cp.Size, err, want)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+	}
+	read(3)
+	mustAdd(t, w, entries(3, 2))
+	mustCheckpoint(t, w, e.v, 5)
+	read(5)
 }

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
 	"syscall"
 
 	"github.com/lineage-audit/lineage/internal/atomicfile"
@@ -25,8 +26,13 @@ type stateDir struct {
 	v    note.Verifier
 	lock *os.File // flock held while a writer has the dir open; nil for readers
 
-	shared  CheckpointStore
+	shared CheckpointStore
+	// mu guards version and cached: read-only drivers read the shared checkpoint from every
+	// API request at once. cached is the verified checkpoint at version, so a read that finds
+	// the same version skips the signature check.
+	mu      sync.Mutex
 	version uint64
+	cached  ledger.Checkpoint
 }
 
 const checkpointFile = "checkpoint"
@@ -71,11 +77,16 @@ func (s *stateDir) readCheckpoint(ctx context.Context) (ledger.Checkpoint, bool,
 		if raw == nil {
 			return ledger.Checkpoint{}, false, nil
 		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if version == s.version && s.cached.Size > 0 {
+			return s.cached, true, nil
+		}
 		cp, err := ledger.OpenCheckpoint(raw, s.v)
 		if err != nil {
 			return ledger.Checkpoint{}, false, fmt.Errorf("trillian: shared checkpoint (version %d): %w", version, err)
 		}
-		s.version = version
+		s.version, s.cached = version, cp
 		return cp, true, nil
 	}
 	raw, err := os.ReadFile(filepath.Join(s.dir, checkpointFile))
@@ -96,11 +107,13 @@ func (s *stateDir) readCheckpoint(ctx context.Context) (ledger.Checkpoint, bool,
 // With a shared store the write is a compare-and-set on the version read or written last.
 func (s *stateDir) writeCheckpoint(ctx context.Context, n []byte) error {
 	if s.shared != nil {
+		s.mu.Lock()
+		defer s.mu.Unlock()
 		v, err := s.shared.Store(ctx, n, s.version)
 		if err != nil {
 			return fmt.Errorf("trillian: store shared checkpoint: %w", err)
 		}
-		s.version = v
+		s.version, s.cached = v, ledger.Checkpoint{} // read back and verified on the next read
 		return nil
 	}
 	return atomicfile.WriteFile(filepath.Join(s.dir, checkpointFile), n, 0o600)
