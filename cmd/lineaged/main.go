@@ -81,6 +81,8 @@ func serve(args []string) error {
 	fs.StringVar(&c.ErasureKeyStore, "erasure-key-store", "", "the erasure key store (default <data-dir>/keys/erasure.sqlite); back it up apart from the master key")
 	fs.StringVar(&c.ErasureMasterKeyFile, "erasure-master-key-file", "", "the key store's master key, 32 bytes hex or base64, mode 0600 (default <data-dir>/keys/erasure.master, created for a new log); LINEAGE_ERASURE_MASTER_KEY holds the key itself instead")
 	fs.StringVar(&c.ErasureConfig, "erasure-config", "", "JSON file of per-tenant sealed paths and minimum retention (docs/ERASURE.md); defaults if empty")
+	fs.IntVar(&c.ErasureRetentionDays, "erasure-retention-days", 0, "erase on schedule every subject not seen for this many days, in tenants without their own retention_days in --erasure-config (0: never; at least the minimum retention, 183 days by default)")
+	fs.DurationVar(&c.ErasureRetentionInterval, "erasure-retention-interval", d.ErasureRetentionInterval, "how often the retention job runs and pending erasure records are republished")
 	fs.StringVar(&c.SourceKeys, "source-keys", "", "JSON file of enforcement points' Ed25519 keys and tenants that require signed records")
 	fs.StringVar(&c.OPAIdentityPath, "opa-identity-path", d.OPAIdentityPath, "dotted path in OPA decision input that holds the identity object")
 	fs.StringVar(&c.HTTPAddr, "http-addr", d.HTTPAddr, "listen address of the query API")

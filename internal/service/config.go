@@ -113,6 +113,12 @@ type Config struct {
 	ErasureKeyStore      string
 	ErasureMasterKeyFile string
 	ErasureConfig        string
+	// ErasureRetentionDays, if positive, erases on schedule every subject not seen for that
+	// many days, in every tenant without its own retention_days in ErasureConfig (at least
+	// the minimum retention); ErasureRetentionInterval is how often that job runs (default
+	// 1h). See internal/service/retention.go.
+	ErasureRetentionDays     int
+	ErasureRetentionInterval time.Duration
 
 	// NoFindings turns the findings projection off (query/findings; on by default);
 	// FindingsConfig is its per-tenant configuration file (docs/FINDINGS.md; defaults if empty).
@@ -147,6 +153,11 @@ type Config struct {
 	// change state besides the API's own.
 	HTTPAllowedHosts   []string
 	HTTPAllowedOrigins []string
+
+	// clock, if set, replaces time.Now for the eraser and the retention job, keyStoreClock for
+	// the erasure key store (tests: a subject seen, then the clock moved past its window).
+	clock         func() time.Time
+	keyStoreClock func() time.Time
 }
 
 // DefaultConfig holds every default of `lineaged serve`: cmd/lineaged takes its flag defaults
@@ -155,18 +166,19 @@ type Config struct {
 // and derived by Defaults.
 func DefaultConfig() Config {
 	return Config{
-		DataDir:         "./data",
-		Ledger:          "tessera",
-		Index:           "sqlite",
-		NATSAddr:        "127.0.0.1:4222",
-		StreamReplicas:  1,
-		LeaseTTL:        ha.DefaultTTL,
-		HTTPAddr:        "127.0.0.1:8080",
-		OIDC:            auth.OIDCConfig{RolesClaim: "lineage_roles", TenantsClaim: "lineage_tenants"},
-		OIDCLogin:       auth.LoginConfig{SessionMaxAge: auth.DefaultSessionMaxAge},
-		OPAIdentityPath: ingest.DefaultOPAIdentityPath,
-		WitnessMode:     string(witness.ModeHold),
-		Erasure:         ErasureAuto,
+		DataDir:                  "./data",
+		Ledger:                   "tessera",
+		Index:                    "sqlite",
+		NATSAddr:                 "127.0.0.1:4222",
+		StreamReplicas:           1,
+		LeaseTTL:                 ha.DefaultTTL,
+		HTTPAddr:                 "127.0.0.1:8080",
+		OIDC:                     auth.OIDCConfig{RolesClaim: "lineage_roles", TenantsClaim: "lineage_tenants"},
+		OIDCLogin:                auth.LoginConfig{SessionMaxAge: auth.DefaultSessionMaxAge},
+		OPAIdentityPath:          ingest.DefaultOPAIdentityPath,
+		WitnessMode:              string(witness.ModeHold),
+		Erasure:                  ErasureAuto,
+		ErasureRetentionInterval: DefaultRetentionInterval,
 
 		CheckpointInterval: 250 * time.Millisecond,
 		BatchSize:          1000,

@@ -67,6 +67,9 @@ type erasureTenants struct {
 type erasureTenant struct {
 	Paths            []erasurePath `json:"paths"`
 	MinRetentionDays *int          `json:"min_retention_days"`
+	// RetentionDays, if set, erases on schedule every subject of the tenant not seen for
+	// that many days (retention.go); at least the minimum retention.
+	RetentionDays *int `json:"retention_days"`
 }
 
 type erasurePath struct {
@@ -84,6 +87,10 @@ type erasureState struct {
 	paths     map[string]*seal.Paths
 	retention map[string]time.Duration
 	sealer    *ingest.Sealer
+	// windows are the tenants' own retention windows, globalWindow the window of the others
+	// (0: none); see retention.go.
+	windows      map[string]time.Duration
+	globalWindow time.Duration
 }
 
 func (e *erasureState) pathsFor(tenant string) *seal.Paths {
@@ -101,27 +108,27 @@ func (e *erasureState) minRetention(tenant string) time.Duration {
 }
 
 // loadErasureConfig reads --erasure-config (empty: defaults for every tenant).
-func loadErasureConfig(path string) (map[string]*seal.Paths, map[string]time.Duration, error) {
-	paths, ret := map[string]*seal.Paths{}, map[string]time.Duration{}
+func loadErasureConfig(path string) (map[string]*seal.Paths, map[string]time.Duration, map[string]time.Duration, error) {
+	paths, ret, win := map[string]*seal.Paths{}, map[string]time.Duration{}, map[string]time.Duration{}
 	if path == "" {
-		return paths, ret, nil
+		return paths, ret, win, nil
 	}
 	data, err := ledger.ReadFileLimit(path, maxErasureConfig)
 	if err != nil {
-		return nil, nil, fmt.Errorf("service: --erasure-config: %w", err)
+		return nil, nil, nil, fmt.Errorf("service: --erasure-config: %w", err)
 	}
 	var cfg erasureTenants
 	d := json.NewDecoder(bytes.NewReader(data))
 	d.DisallowUnknownFields()
 	if err := d.Decode(&cfg); err != nil {
-		return nil, nil, fmt.Errorf("service: --erasure-config %s: %w", path, err)
+		return nil, nil, nil, fmt.Errorf("service: --erasure-config %s: %w", path, err)
 	}
 	if d.More() {
-		return nil, nil, fmt.Errorf("service: --erasure-config %s: trailing data", path)
+		return nil, nil, nil, fmt.Errorf("service: --erasure-config %s: trailing data", path)
 	}
 	for t, tc := range cfg.Tenants {
 		if !lineage.ValidTenant(t) {
-			return nil, nil, fmt.Errorf("service: --erasure-config %s: %q is not a valid tenant", path, t)
+			return nil, nil, nil, fmt.Errorf("service: --erasure-config %s: %q is not a valid tenant", path, t)
 		}
 		var ps []seal.Path
 		for _, p := range tc.Paths {
@@ -129,17 +136,23 @@ func loadErasureConfig(path string) (map[string]*seal.Paths, map[string]time.Dur
 		}
 		sp, err := seal.NewPaths(ps...)
 		if err != nil {
-			return nil, nil, fmt.Errorf("service: --erasure-config %s: tenant %s: %w", path, t, err)
+			return nil, nil, nil, fmt.Errorf("service: --erasure-config %s: tenant %s: %w", path, t, err)
 		}
 		paths[t] = sp
 		if tc.MinRetentionDays != nil {
 			if *tc.MinRetentionDays < 0 || *tc.MinRetentionDays > 100*366 {
-				return nil, nil, fmt.Errorf("service: --erasure-config %s: tenant %s: min_retention_days %d out of range", path, t, *tc.MinRetentionDays)
+				return nil, nil, nil, fmt.Errorf("service: --erasure-config %s: tenant %s: min_retention_days %d out of range", path, t, *tc.MinRetentionDays)
 			}
 			ret[t] = time.Duration(*tc.MinRetentionDays) * 24 * time.Hour
 		}
+		if tc.RetentionDays != nil {
+			if *tc.RetentionDays < 1 || *tc.RetentionDays > 100*366 {
+				return nil, nil, nil, fmt.Errorf("service: --erasure-config %s: tenant %s: retention_days %d out of range", path, t, *tc.RetentionDays)
+			}
+			win[t] = time.Duration(*tc.RetentionDays) * 24 * time.Hour
+		}
 	}
-	return paths, ret, nil
+	return paths, ret, win, nil
 }
 
 // openErasure decides the log's erasure mode (recorded in ErasureModeFile at first start) and,
@@ -208,11 +221,11 @@ func openErasure(ctx context.Context, c Config, logSize uint64) (*erasureState, 
 	if err := os.MkdirAll(filepath.Dir(ksPath), 0o700); err != nil {
 		return nil, fmt.Errorf("service: erasure key store dir: %w", err)
 	}
-	keys, err := sqlitekeys.OpenSQLite(ctx, ksPath, mk, sqlitekeys.SQLiteOptions{})
+	keys, err := sqlitekeys.OpenSQLite(ctx, ksPath, mk, sqlitekeys.SQLiteOptions{Now: c.keyStoreClock})
 	if err != nil {
 		return nil, fmt.Errorf("service: erasure key store: %w", err)
 	}
-	paths, ret, err := loadErasureConfig(c.ErasureConfig)
+	paths, ret, win, err := loadErasureConfig(c.ErasureConfig)
 	if err != nil {
 		keys.Close()
 		return nil, err
@@ -222,7 +235,12 @@ func openErasure(ctx context.Context, c Config, logSize uint64) (*erasureState, 
 		keys.Close()
 		return nil, err
 	}
-	e := &erasureState{keys: keys, defaults: defaults, paths: paths, retention: ret}
+	e := &erasureState{keys: keys, defaults: defaults, paths: paths, retention: ret,
+		windows: win, globalWindow: time.Duration(c.ErasureRetentionDays) * 24 * time.Hour}
+	if err := e.checkWindows(); err != nil {
+		keys.Close()
+		return nil, err
+	}
 	e.sealer = &ingest.Sealer{Keys: keys, Paths: e.pathsFor}
 	c.Logger.Info("erasure on: personal fields are sealed under per-subject keys", "key_store", ksPath, "tenants_configured", len(paths))
 	return e, nil
@@ -317,10 +335,11 @@ type eraser struct {
 	index    *sqlite.Store
 	indexer  *query.Indexer
 	findings *query.FindingsWorker // nil without findings
-	publish  func(ctx context.Context, rec lineage.Record) error
+	pending  *pendingRecords       // publishes the erasure records (retention.go)
 	scrub    scrubFunc
 	logger   *slog.Logger
 	now      func() time.Time
+	metrics  *retentionMetrics
 }
 
 // ErasurePolicy is the policy erasure records name.
@@ -352,10 +371,10 @@ func (er *eraser) Erase(ctx context.Context, req query.ErasureRequest) (query.Er
 	if basis == "" {
 		basis = defaultErasureBasis
 	}
-	er.e.sealer.Lock()
-	kids, err := er.e.keys.Erase(ctx, req.Tenant, req.Subject, basis)
+	kids, resume, err := er.destroyKeys(ctx, func() ([]seal.KeyID, error) {
+		return er.e.keys.Erase(ctx, req.Tenant, req.Subject, basis)
+	})
 	if err != nil {
-		er.e.sealer.Unlock()
 		if errors.Is(err, seal.ErrNoSubject) {
 			return res, query.ErrErasureNoSubject
 		}
@@ -364,8 +383,6 @@ func (er *eraser) Erase(ctx context.Context, req query.ErasureRequest) (query.Er
 		}
 		return res, fmt.Errorf("erasure: %w", err)
 	}
-	resume := er.pause()
-	er.e.sealer.Unlock()
 	defer resume()
 
 	res.Tenant = req.Tenant
@@ -373,18 +390,10 @@ func (er *eraser) Erase(ctx context.Context, req query.ErasureRequest) (query.Er
 		res.KeyIDs = append(res.KeyIDs, k.String())
 	}
 	res.ErasedAt = now.Format(time.RFC3339)
-	rec, err := erasureRecord(req.Tenant, req.RequestedBy, kids, basis, res.WithinRetention, now)
+	id, n, err := er.finishErasure(ctx, req.Tenant, req.RequestedBy, kids, basis, res.WithinRetention)
+	res.RecordID = id
 	if err != nil {
 		return res, err
-	}
-	res.RecordID = rec.ID
-	if err := er.publish(ctx, rec); err != nil {
-		// The key is gone and stays gone; the purge runs below regardless, and again at start.
-		er.logger.Error("erasure: publish the erasure record", "tenant", req.Tenant, "record", rec.ID, "err", err)
-	}
-	n, err := purgeKeys(ctx, er.log, er.index, query.Decoder{Keys: er.e.keys}, req.Tenant, kids, er.scrub)
-	if err != nil {
-		return res, fmt.Errorf("erasure: key destroyed, index purge failed (it is retried at the next start): %w", err)
 	}
 	res.RecordsPurged = n
 	er.logger.Info("erasure", "tenant", req.Tenant, "key_ids", res.KeyIDs, "records_purged", n, "within_retention", res.WithinRetention, "by", req.RequestedBy)

@@ -151,15 +151,26 @@ func startWorkers(ctx, gctx context.Context, g *errgroup.Group, c Config, st *st
 	cs.add(spawn(g, context.WithoutCancel(ctx), "exporter", w.exports.Run))
 	if st.erasure != nil {
 		js := w.js
+		elog := log.With("component", "erasure")
+		now := c.clock
+		if now == nil {
+			now = time.Now
+		}
 		w.eraser = &eraser{e: st.erasure, log: st.log, index: st.index.(*sqlite.Store), indexer: w.indexer, findings: w.findings,
-			publish: func(ctx context.Context, rec lineage.Record) error {
-				b, err := rec.Canonical()
-				if err != nil {
+			pending: &pendingRecords{dir: erasurePendingDir(c.DataDir), logger: elog, backoff: []time.Duration{time.Second, 2 * time.Second, 4 * time.Second},
+				send: func(ctx context.Context, rec lineage.Record) error {
+					b, err := rec.Canonical()
+					if err != nil {
+						return err
+					}
+					_, err = js.PublishMsg(ctx, ingest.RecordMsg(rec.Tenant, rec.ID, b))
 					return err
-				}
-				_, err = js.PublishMsg(ctx, ingest.RecordMsg(rec.Tenant, rec.ID, b))
-				return err
-			}, scrub: scrubStreams(js, log.With("component", "erasure")), logger: log.With("component", "erasure"), now: time.Now}
+				}},
+			scrub: scrubStreams(js, elog), logger: elog, now: now, metrics: newRetentionMetrics(st.reg)}
+		// Pending erasure records and the retention windows (retention.go). Stopped before the
+		// log closes, like the ingester: a retention erasure purges from the log.
+		interval := c.ErasureRetentionInterval
+		cs.add(spawn(g, gctx, "erasure-maintenance", func(ctx context.Context) error { return w.eraser.runMaintenance(ctx, interval) }))
 	}
 	return w, sync.OnceFunc(cs.run), nil
 }

@@ -1,0 +1,342 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	lineage "github.com/lineage-audit/lineage"
+	"github.com/lineage-audit/lineage/ledger"
+	"github.com/lineage-audit/lineage/ledger/seal"
+	"github.com/lineage-audit/lineage/query"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Scheduled retention (issue #17, item 5; docs/ERASURE.md, "Retention"): a tenant's retention
+// window erases, on schedule, every subject not seen for longer than the window. The records
+// stay in the log; their personal fields become unreadable, exactly as after an erasure on
+// request, and each run's erasures are recorded as decision records.
+
+// DefaultRetentionInterval is how often the retention job runs unless configured.
+const DefaultRetentionInterval = time.Hour
+
+// retentionBatch is the most subject keys one erasure record names (and one purge handles):
+// the record's policy context lists them, and a record is bounded (lineage.MaxRecordSize).
+const retentionBatch = 256
+
+// RetentionSubject is the principal retention erasures are recorded under.
+const RetentionSubject = "lineage-retention"
+
+// window is tenant's retention window: its own retention_days, else the global
+// --erasure-retention-days; 0 means no scheduled erasure.
+func (e *erasureState) window(tenant string) time.Duration {
+	if d, ok := e.windows[tenant]; ok {
+		return d
+	}
+	return e.globalWindow
+}
+
+// checkWindows refuses a retention window shorter than the tenant's minimum retention: the
+// job would erase what the AI Act requires to be kept (Art. 19(1), 26(6)).
+func (e *erasureState) checkWindows() error {
+	for t, w := range e.windows {
+		if w < e.minRetention(t) {
+			return fmt.Errorf("service: --erasure-config: tenant %s: retention_days %d is shorter than its minimum retention of %d days", t, days(w), days(e.minRetention(t)))
+		}
+	}
+	if e.globalWindow == 0 {
+		return nil
+	}
+	if e.globalWindow < DefaultMinRetention {
+		return fmt.Errorf("service: --erasure-retention-days %d is shorter than the default minimum retention of %d days", days(e.globalWindow), days(DefaultMinRetention))
+	}
+	for t, m := range e.retention {
+		if _, own := e.windows[t]; !own && e.globalWindow < m {
+			return fmt.Errorf("service: --erasure-retention-days %d is shorter than tenant %s's minimum retention of %d days (give the tenant its own retention_days)", days(e.globalWindow), t, days(m))
+		}
+	}
+	return nil
+}
+
+func days(d time.Duration) int { return int(d / (24 * time.Hour)) }
+
+// retentionMetrics count the retention job's work.
+type retentionMetrics struct {
+	erased      prometheus.Counter
+	failures    prometheus.Counter
+	lastSuccess prometheus.Gauge
+}
+
+func newRetentionMetrics(reg prometheus.Registerer) *retentionMetrics {
+	m := &retentionMetrics{
+		erased:      prometheus.NewCounter(prometheus.CounterOpts{Name: "lineage_erasure_retention_keys_erased_total", Help: "Subject keys the retention job destroyed (subjects not seen for longer than their tenant's retention window)."}),
+		failures:    prometheus.NewCounter(prometheus.CounterOpts{Name: "lineage_erasure_retention_failures_total", Help: "Runs of the retention job that failed (retried at the next run)."}),
+		lastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{Name: "lineage_erasure_retention_last_success_timestamp_seconds", Help: "Unix time of the retention job's last complete run."}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.erased, m.failures, m.lastSuccess)
+	}
+	return m
+}
+
+// runMaintenance is the erasure's background job, every interval until ctx ends: publish the
+// erasure records a failure left pending, then the retention pass. A failed run is logged,
+// counted and retried at the next one; it never stops lineaged.
+func (er *eraser) runMaintenance(ctx context.Context, interval time.Duration) error {
+	if interval <= 0 {
+		interval = DefaultRetentionInterval
+	}
+	t := time.NewTimer(min(interval, 10*time.Second)) // the first run soon after start
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+		if err := er.pending.flush(ctx); err != nil && ctx.Err() == nil {
+			er.logger.Error("erasure: publish pending erasure records (retried)", "err", err)
+		}
+		n, err := er.retentionPass(ctx)
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return ctx.Err()
+		case err != nil:
+			er.metrics.failures.Inc()
+			er.logger.Error("erasure: retention run failed (retried at the next run)", "err", err, "keys_erased", n)
+		default:
+			er.metrics.lastSuccess.Set(float64(er.now().Unix()))
+		}
+		t.Reset(interval)
+	}
+}
+
+// retentionPass erases, in every tenant with a retention window, the subjects whose keys have
+// not sealed a record since the window began. It returns the keys destroyed.
+//
+// The key store knows when each key last sealed a record to the hour (its last_seen is
+// written at most hourly), so the floor is one hour earlier than the window asks: a subject
+// is erased only when it certainly has no record ingested inside the window.
+func (er *eraser) retentionPass(ctx context.Context) (int, error) {
+	tenants, err := er.retentionTenants(ctx)
+	if err != nil {
+		return 0, err
+	}
+	total := 0
+	for _, tenant := range tenants {
+		w := er.e.window(tenant)
+		if w <= 0 {
+			continue
+		}
+		floor := er.now().Add(-w - time.Hour)
+		basis := fmt.Sprintf("storage limitation (GDPR Art. 5(1)(e)): no record of the subject for %d days, the tenant's retention window", days(w))
+		for {
+			kids, resume, err := er.destroyKeys(ctx, func() ([]seal.KeyID, error) {
+				idle, err := er.e.keys.IdleKeys(ctx, tenant, floor)
+				if err != nil || len(idle) == 0 {
+					return nil, err
+				}
+				return er.e.keys.EraseKeys(ctx, tenant, idle[:min(len(idle), retentionBatch)], basis)
+			})
+			if err != nil {
+				return total, fmt.Errorf("retention: tenant %s: %w", tenant, err)
+			}
+			if len(kids) == 0 {
+				break
+			}
+			total += len(kids)
+			er.metrics.erased.Add(float64(len(kids)))
+			id, n, err := er.finishErasure(ctx, tenant, RetentionSubject, kids, basis, false)
+			resume()
+			if err != nil {
+				return total, fmt.Errorf("retention: tenant %s: %w", tenant, err)
+			}
+			er.logger.Info("erasure: retention erased subjects", "tenant", tenant, "keys", len(kids), "window_days", days(w), "records_purged", n, "record", id)
+		}
+	}
+	return total, nil
+}
+
+// retentionTenants lists the tenants that have a retention window.
+func (er *eraser) retentionTenants(ctx context.Context) ([]string, error) {
+	var ts []string
+	if er.e.globalWindow > 0 {
+		var err error
+		if ts, err = er.e.keys.Tenants(ctx); err != nil {
+			return nil, err
+		}
+	}
+	for t, w := range er.e.windows {
+		if w > 0 && !slices.Contains(ts, t) {
+			ts = append(ts, t)
+		}
+	}
+	slices.Sort(ts)
+	return ts, nil
+}
+
+// destroyKeys runs destroy (which erases keys in the key store) while ingest hands nothing
+// over, and pauses the indexer and the findings worker before ingest resumes: between the key
+// deletion and the purge, nothing may index or hold a clear value of those keys again. When
+// keys were destroyed, the caller runs the purge and then resume.
+func (er *eraser) destroyKeys(ctx context.Context, destroy func() ([]seal.KeyID, error)) ([]seal.KeyID, func(), error) {
+	er.e.sealer.Lock()
+	kids, err := destroy()
+	if err != nil || len(kids) == 0 {
+		er.e.sealer.Unlock()
+		return nil, func() {}, err
+	}
+	resume := er.pause()
+	er.e.sealer.Unlock()
+	return kids, resume, nil
+}
+
+// finishErasure is what follows the destruction of kids: the erasure's decision record
+// (published durably: kept in the pending directory until JetStream acks it) and the purge of
+// the index and the streams. It returns the record's id and the rows purged.
+func (er *eraser) finishErasure(ctx context.Context, tenant, by string, kids []seal.KeyID, basis string, withinRetention bool) (string, int, error) {
+	rec, err := erasureRecord(tenant, by, kids, basis, withinRetention, er.now())
+	if err != nil {
+		return "", 0, err
+	}
+	if err := er.pending.publish(ctx, rec); err != nil {
+		// The key is gone and stays gone; the record is published by the next maintenance run
+		// or start, and the purge runs regardless (and again at start if it fails).
+		er.logger.Error("erasure: publish the erasure record (kept pending, retried)", "tenant", tenant, "record", rec.ID, "err", err)
+	}
+	n, err := purgeKeys(ctx, er.log, er.index, query.Decoder{Keys: er.e.keys}, tenant, kids, er.scrub)
+	if err != nil {
+		return rec.ID, 0, fmt.Errorf("erasure: keys destroyed, index purge failed (it is retried at the next start): %w", err)
+	}
+	return rec.ID, n, nil
+}
+
+// pendingRecords publishes erasure records durably: each is written to dir before its first
+// attempt and removed once JetStream acks it, so a record whose publication failed (NATS down,
+// a crash) is published by the next maintenance run or start. Publishing is idempotent: the
+// record id is deterministic and ingest deduplicates by id, so a record published twice is
+// logged once.
+type pendingRecords struct {
+	dir     string
+	send    func(ctx context.Context, rec lineage.Record) error
+	logger  *slog.Logger
+	backoff []time.Duration // between attempts of publish
+}
+
+// erasurePendingDir holds the erasure records not yet acknowledged by JetStream.
+func erasurePendingDir(dataDir string) string { return filepath.Join(dataDir, "erasure-pending") }
+
+// publish writes rec to the pending directory and tries to publish it a few times.
+func (p *pendingRecords) publish(ctx context.Context, rec lineage.Record) error {
+	b, err := rec.Canonical()
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(p.dir, rec.ID+".json")
+	if err := writeSynced(path, b); err != nil {
+		return fmt.Errorf("erasure: keep the record pending: %w", err)
+	}
+	for i := 0; ; i++ {
+		err = p.send(ctx, rec)
+		if err == nil {
+			return removeSynced(path)
+		}
+		if i >= len(p.backoff) || ctx.Err() != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(p.backoff[i]):
+		}
+	}
+}
+
+// flush publishes every pending record, removing each once acked.
+func (p *pendingRecords) flush(ctx context.Context) error {
+	des, err := os.ReadDir(p.dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, de := range des {
+		if !de.Type().IsRegular() || !strings.HasSuffix(de.Name(), ".json") {
+			continue
+		}
+		path := filepath.Join(p.dir, de.Name())
+		b, err := ledger.ReadFileLimit(path, lineage.MaxRecordSize)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		rec, err := lineage.DecodeRecord(b)
+		if err != nil {
+			// Written by publish from a valid record: a damaged file is reported, never dropped.
+			errs = append(errs, fmt.Errorf("%s: %w", path, err))
+			continue
+		}
+		if err := p.send(ctx, *rec); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", rec.ID, err))
+			continue
+		}
+		if err := removeSynced(path); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		p.logger.Info("erasure: published a pending erasure record", "record", rec.ID)
+	}
+	return errors.Join(errs...)
+}
+
+// writeSynced writes b to path (created 0600 with its directory) and syncs the file and the
+// directory, so it survives a crash right after.
+func writeSynced(path string, b []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	_, werr := f.Write(b)
+	if werr == nil {
+		werr = f.Sync()
+	}
+	if cerr := f.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr == nil {
+		werr = os.Rename(tmp, path)
+	}
+	if werr != nil {
+		os.Remove(tmp)
+		return werr
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+func removeSynced(path string) error {
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
