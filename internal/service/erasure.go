@@ -342,6 +342,14 @@ type eraser struct {
 	metrics  *retentionMetrics
 }
 
+// erasureContext is the policy context of an erasure record.
+type erasureContext struct {
+	KeyIDs          []string `json:"key_ids"`
+	LegalBasis      string   `json:"legal_basis"`
+	WithinRetention bool     `json:"within_retention"`
+	Tag             []byte   `json:"tag,omitempty"`
+}
+
 // ErasurePolicy is the policy erasure records name.
 var ErasurePolicy = lineage.Policy{ID: "lineage.erasure", Version: "v1"}
 
@@ -413,13 +421,16 @@ func (er *eraser) pause() (resume func()) {
 
 // erasureRecord is the decision record of one erasure: who erased how many keys, on which
 // basis. It names the subject keys by id (as the log's entries do), never the subject.
-func erasureRecord(tenant, by string, kids []seal.KeyID, basis string, withinRetention bool, now time.Time) (lineage.Record, error) {
+//
+// tag (sqlitekeys.SQLiteStore.ErasureTag over kids in order) lets a key store restored from an
+// older backup re-apply the erasure (reapplyErasures, retention.go) knowing the record is its own.
+func erasureRecord(tenant, by string, kids []seal.KeyID, basis string, withinRetention bool, now time.Time, tag []byte) (lineage.Record, error) {
 	ids := make([]string, len(kids))
 	for i, k := range kids {
 		ids[i] = k.String()
 	}
 	slices.Sort(ids)
-	pc, err := json.Marshal(map[string]any{"key_ids": ids, "legal_basis": basis, "within_retention": withinRetention})
+	pc, err := json.Marshal(erasureContext{KeyIDs: ids, LegalBasis: basis, WithinRetention: withinRetention, Tag: tag})
 	if err != nil {
 		return lineage.Record{}, err
 	}
@@ -431,7 +442,7 @@ func erasureRecord(tenant, by string, kids []seal.KeyID, basis string, withinRet
 		ID:     "erasure-" + ids[0],
 		Time:   now.UTC().Format("2006-01-02T15:04:05.000Z"),
 		Tenant: tenant,
-		Source: lineage.Source{ID: "lineage-erasure", Type: "lineage"},
+		Source: lineage.Source{ID: erasureSourceID, Type: "lineage"},
 		User:   lineage.Person{ID: by, Issuer: "lineage"},
 		Agent:  lineage.Agent{ID: "lineage-erasure"},
 		Role:   "eraser",

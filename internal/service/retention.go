@@ -1,7 +1,10 @@
 package service
 
 import (
+	"bytes"
 	"context"
+	"crypto/hmac"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,6 +18,7 @@ import (
 	"github.com/lineage-audit/lineage/ledger"
 	"github.com/lineage-audit/lineage/ledger/seal"
 	"github.com/lineage-audit/lineage/query"
+	"github.com/lineage-audit/lineage/query/index"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -29,6 +33,9 @@ const DefaultRetentionInterval = time.Hour
 // retentionBatch is the most subject keys one erasure record names (and one purge handles):
 // the record's policy context lists them, and a record is bounded (lineage.MaxRecordSize).
 const retentionBatch = 256
+
+// erasureSourceID is the source of erasure records (erasureRecord, erasure.go).
+const erasureSourceID = "lineage-erasure"
 
 // RetentionSubject is the principal retention erasures are recorded under.
 const RetentionSubject = "lineage-retention"
@@ -102,6 +109,12 @@ func (er *eraser) runMaintenance(ctx context.Context, interval time.Duration) er
 		}
 		if err := er.pending.flush(ctx); err != nil && ctx.Err() == nil {
 			er.logger.Error("erasure: publish pending erasure records (retried)", "err", err)
+		}
+		// An erasure record indexed after a restore of the key store (the index was restored
+		// too, and is catching up) is re-applied here.
+		if _, err := er.reapplyErasures(ctx); err != nil && ctx.Err() == nil {
+			er.metrics.failures.Inc()
+			er.logger.Error("erasure: re-apply the log's erasures (retried)", "err", err)
 		}
 		n, err := er.retentionPass(ctx)
 		switch {
@@ -201,7 +214,12 @@ func (er *eraser) destroyKeys(ctx context.Context, destroy func() ([]seal.KeyID,
 // (published durably: kept in the pending directory until JetStream acks it) and the purge of
 // the index and the streams. It returns the record's id and the rows purged.
 func (er *eraser) finishErasure(ctx context.Context, tenant, by string, kids []seal.KeyID, basis string, withinRetention bool) (string, int, error) {
-	rec, err := erasureRecord(tenant, by, kids, basis, withinRetention, er.now())
+	kids = slices.SortedFunc(slices.Values(kids), func(a, b seal.KeyID) int { return bytes.Compare(a[:], b[:]) })
+	tag, err := er.e.keys.ErasureTag(ctx, tenant, kids)
+	if err != nil {
+		return "", 0, err
+	}
+	rec, err := erasureRecord(tenant, by, kids, basis, withinRetention, er.now(), tag)
 	if err != nil {
 		return "", 0, err
 	}
@@ -339,4 +357,97 @@ func syncDir(dir string) error {
 	}
 	defer d.Close()
 	return d.Sync()
+}
+
+// reapplyErasures destroys again every key an erasure recorded in the log destroyed but the
+// key store still holds: the store was restored from a backup older than the erasure. The
+// log is the durable list of erasures; a record counts only if it is Lineage's own (source
+// lineage-erasure) and its tag verifies with this store's pepper (ErasureTag), so a record
+// published by anyone else cannot make lineaged destroy keys. The purge follows as for any
+// erasure. It returns the keys destroyed again.
+func (er *eraser) reapplyErasures(ctx context.Context) (int, error) {
+	tenants, err := er.e.keys.Tenants(ctx)
+	if err != nil {
+		return 0, err
+	}
+	const page = 500
+	total := 0
+	for _, tenant := range tenants {
+		var after *index.Cursor
+		for {
+			rows, err := er.index.Records(ctx, index.Query{Tenant: tenant, PolicyID: ErasurePolicy.ID, After: after, Limit: page})
+			if err != nil {
+				return total, fmt.Errorf("re-apply erasures: %w", err)
+			}
+			for i := range rows {
+				n, err := er.reapply(ctx, tenant, &rows[i].Record)
+				total += n
+				if err != nil {
+					return total, err
+				}
+			}
+			if len(rows) < page {
+				break
+			}
+			last := rows[len(rows)-1]
+			t, err := last.Record.ParsedTime()
+			if err != nil {
+				return total, fmt.Errorf("re-apply erasures: record %s: %w", last.Record.ID, err)
+			}
+			after = &index.Cursor{TimeNS: t.UnixNano(), Index: last.Index}
+		}
+	}
+	return total, nil
+}
+
+// reapply re-applies one erasure record (see reapplyErasures).
+func (er *eraser) reapply(ctx context.Context, tenant string, rec *lineage.Record) (int, error) {
+	if rec.Source.ID != erasureSourceID || rec.Source.Type != "lineage" || rec.Decision.Policy != ErasurePolicy {
+		return 0, nil
+	}
+	var pc erasureContext
+	if err := json.Unmarshal(rec.PolicyContext, &pc); err != nil || len(pc.Tag) == 0 || len(pc.KeyIDs) == 0 {
+		return 0, nil // not one of ours (or written before erasure records carried a tag)
+	}
+	kids := make([]seal.KeyID, 0, len(pc.KeyIDs))
+	for _, s := range pc.KeyIDs {
+		kid, err := seal.ParseKeyID(s)
+		if err != nil {
+			return 0, nil
+		}
+		kids = append(kids, kid)
+	}
+	tag, err := er.e.keys.ErasureTag(ctx, tenant, kids)
+	if err != nil {
+		return 0, err
+	}
+	if !hmac.Equal(tag, pc.Tag) {
+		er.logger.Warn("erasure: an erasure record's tag does not verify with this key store; not re-applied", "tenant", tenant, "record", rec.ID)
+		return 0, nil
+	}
+	var live []seal.KeyID
+	for _, kid := range kids {
+		ok, err := er.e.keys.HasKey(ctx, tenant, kid)
+		if err != nil {
+			return 0, err
+		}
+		if ok {
+			live = append(live, kid)
+		}
+	}
+	if len(live) == 0 {
+		return 0, nil
+	}
+	basis := "re-applied after a key-store restore: erasure record " + rec.ID
+	kids, resume, err := er.destroyKeys(ctx, func() ([]seal.KeyID, error) { return er.e.keys.EraseKeys(ctx, tenant, live, basis) })
+	if err != nil || len(kids) == 0 {
+		return 0, err
+	}
+	defer resume()
+	n, err := purgeKeys(ctx, er.log, er.index, query.Decoder{Keys: er.e.keys}, tenant, kids, er.scrub)
+	if err != nil {
+		return len(kids), fmt.Errorf("re-apply erasure %s: keys destroyed, index purge failed (retried at the next start): %w", rec.ID, err)
+	}
+	er.logger.Warn("erasure: re-applied an erasure the key store had lost (restored from an older backup?)", "tenant", tenant, "record", rec.ID, "keys", len(kids), "records_purged", n)
+	return len(kids), nil
 }

@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -174,7 +176,7 @@ func TestPendingErasureRecords(t *testing.T) {
 			sent = append(sent, rec.ID)
 			return nil
 		}}
-	rec, err := erasureRecord("acme", "compliance-officer", []seal.KeyID{{1}, {2}}, "erasure on request", false, time.Now())
+	rec, err := erasureRecord("acme", "compliance-officer", []seal.KeyID{{1}, {2}}, "erasure on request", false, time.Now(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,5 +205,115 @@ func TestPendingErasureRecords(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "damaged.json")); err != nil {
 		t.Fatalf("the damaged file was dropped: %v", err)
+	}
+}
+
+// copyFiles copies each of the files (those that exist) from dir src to dir dst.
+func copyFiles(t *testing.T, src, dst string, names ...string) {
+	t.Helper()
+	for _, n := range names {
+		b, err := os.ReadFile(filepath.Join(src, n))
+		if errors.Is(err, os.ErrNotExist) {
+			os.Remove(filepath.Join(dst, n))
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dst, n), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestErasureReappliedAfterRestore: the key store and the index are restored from a backup
+// made before an erasure, so the subject's key is back. lineaged destroys it again from the
+// erasure record in the log — once the index has caught up with that record — and purges the
+// index; a forged erasure record (published by anyone, without the store's tag) destroys
+// nothing.
+func TestErasureReappliedAfterRestore(t *testing.T) {
+	dir := t.TempDir()
+	logs := new(testenv.SyncBuffer)
+	c := erasureConfig(t, dir, logs)
+	c.ErasureRetentionInterval = 200 * time.Millisecond
+	addr, stop := startRun(t, c)
+	base := "http://" + addr
+	old := time.Now().Add(-400 * 24 * time.Hour)
+	// l-1: the erasure record below names its requester ("local" without authentication)
+	// as its user, a subject of its own: the backup must hold every key the log needs (a key
+	// created after the backup is lost with it, and lineaged refuses to index its records).
+	publishRecords(t, base, erRecord("a-1", erasedUser, erasedTarget, old), erRecord("b-1", keptUser, "case-kept-1", old),
+		erRecord("l-1", "local", "acme/subject-keys/1", old))
+	waitRecord(t, base, "a-1")
+	waitRecord(t, base, "l-1")
+	kept := waitRecord(t, base, "b-1")
+	stop()
+
+	// The backup: the key store and the index, as they are before the erasure.
+	backup := t.TempDir()
+	keysDir := filepath.Dir(ErasureKeyStorePath(dir))
+	idx := filepath.Base(IndexPath(dir))
+	copyFiles(t, keysDir, backup, "erasure.sqlite")
+	copyFiles(t, dir, backup, idx, idx+"-wal", idx+"-shm")
+
+	addr, stop = startRun(t, c)
+	base = "http://" + addr
+	if code, b := httpDo(t, "POST", base+"/v1/erasures", fmt.Sprintf(`{"tenant":%q,"subject":%q}`, erTenant, erasedUser)); code != http.StatusOK {
+		t.Fatalf("erasure = %d %s", code, b)
+	}
+	// A forged erasure record naming bob's key, with a made-up tag.
+	_, _, fields, err := verify.LeafRecord(kept.Leaf, kept.Openings)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := fmt.Sprintf(`{"schema":"lineage.decision/v1","id":"erasure-forged","time":%q,"tenant":%q,`+
+		`"source":{"id":"lineage-erasure","type":"lineage"},"user":{"id":"local","issuer":"lineage"},`+
+		`"agent":{"id":"lineage-erasure"},"role":"eraser","action":{"type":"erasure.subject","target":"acme/subject-keys/1"},`+
+		`"decision":{"effect":"allow","policy":{"id":"lineage.erasure","version":"v1"},"reason":"forged"},`+
+		`"policy_context":{"key_ids":[%q],"legal_basis":"forged","within_retention":false,"tag":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}}`,
+		time.Now().UTC().Format(time.RFC3339Nano), erTenant, fields[0].KeyID)
+	publishRecords(t, base, forged)
+	waitRecord(t, base, "erasure-forged")
+	stop()
+
+	// The restore: the key store and the index go back to before the erasure.
+	copyFiles(t, backup, keysDir, "erasure.sqlite")
+	copyFiles(t, backup, dir, idx, idx+"-wal", idx+"-shm")
+	ks := openKeyStore(t, dir)
+	if kid, err := seal.ParseKeyID(fields[0].KeyID); err != nil {
+		t.Fatal(err)
+	} else if _, err := ks.Open(context.Background(), erTenant, kid); err != nil {
+		t.Fatalf("bob's key after the restore: %v", err)
+	}
+	ks.Close()
+	if hits := grepDir(t, dir, erasedUser); len(hits) == 0 {
+		t.Fatal("the restored data dir holds no clear value of the erased subject: the test would prove nothing")
+	}
+
+	addr, stop = startRun(t, c)
+	base = "http://" + addr
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		rp := waitRecord(t, base, "a-1")
+		if seal.IsSealedToken(rp.Record.User.ID) && len(rp.Openings) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the erasure was not re-applied within 30s; logs:\n%s", logs.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	waitRecord(t, base, "erasure-forged")
+	time.Sleep(500 * time.Millisecond) // more maintenance runs: the forged record must stay without effect
+	if rp := waitRecord(t, base, "b-1"); rp.Record.User.ID != keptUser {
+		t.Fatalf("a forged erasure record erased bob: %q", rp.Record.User.ID)
+	}
+	stop()
+	out := logs.String()
+	if !strings.Contains(out, "re-applied an erasure the key store had lost") || !strings.Contains(out, "tag does not verify") {
+		t.Errorf("the re-application and the forged record were not logged:\n%s", grepLines([]byte(out), "erasure"))
+	}
+	if hits := grepDir(t, dir, erasedUser, erasedTarget); len(hits) > 0 {
+		t.Errorf("after the re-applied erasure, clear values remain:\n%s", strings.Join(hits, "\n"))
 	}
 }

@@ -169,6 +169,13 @@ func startWorkers(ctx, gctx context.Context, g *errgroup.Group, c Config, st *st
 			scrub: scrubStreams(js, elog), logger: elog, now: now, metrics: newRetentionMetrics(st.reg)}
 		// Pending erasure records and the retention windows (retention.go). Stopped before the
 		// log closes, like the ingester: a retention erasure purges from the log.
+		// A key store restored from a backup older than some erasure still holds their keys:
+		// destroy them again before anything is served (the log lists the erasures).
+		if n, err := w.eraser.reapplyErasures(ctx); err != nil {
+			return nil, nil, fmt.Errorf("service: re-apply the erasures the log records: %w", err)
+		} else if n > 0 {
+			elog.Warn("erasure: re-applied erasures at start", "keys", n)
+		}
 		interval := c.ErasureRetentionInterval
 		cs.add(spawn(g, gctx, "erasure-maintenance", func(ctx context.Context) error { return w.eraser.runMaintenance(ctx, interval) }))
 	}

@@ -1,0 +1,70 @@
+package sqlitekeys
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+
+	"github.com/lineage-audit/lineage/ledger/seal"
+)
+
+// Tenants lists the tenants that have subject keys, in order: the tenants a retention window
+// that applies to every tenant (lineaged --erasure-retention-days) has to look at.
+func (s *SQLiteStore) Tenants(ctx context.Context) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, "SELECT DISTINCT tenant FROM subject_keys ORDER BY tenant")
+	if err != nil {
+		return nil, fmt.Errorf("seal: tenants: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var t string
+		if err := rows.Scan(&t); err != nil {
+			return nil, fmt.Errorf("seal: tenants: %w", err)
+		}
+		out = append(out, t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("seal: tenants: %w", err)
+	}
+	return out, nil
+}
+
+// erasureTagLabel separates the erasure-tag key from every other use of a tenant's pepper.
+const erasureTagLabel = "lineage/seal/v1 erasure tag key\x00"
+
+// ErasureTag authenticates the list of key ids an erasure destroyed, for the erasure's decision
+// record: HMAC-SHA256 under a key derived from the tenant's pepper (which is never erased) over
+// the tenant and the key ids in order. Only the holder of the key store (and so of the master
+// key) can compute it, so a store restored from a backup older than an erasure can re-apply the
+// erasures its log records (internal/service/retention.go, reapplyErasures) without trusting a
+// record anyone could have published.
+func (s *SQLiteStore) ErasureTag(ctx context.Context, tenant string, kids []seal.KeyID) ([]byte, error) {
+	p, err := s.pepper(ctx, tenant, true)
+	if err != nil {
+		return nil, fmt.Errorf("seal: erasure tag: %w", err)
+	}
+	k := sha256.Sum256(append([]byte(erasureTagLabel), p...))
+	h := hmac.New(sha256.New, k[:])
+	clear(k[:])
+	var n [4]byte
+	binary.BigEndian.PutUint32(n[:], uint32(len(tenant)))
+	h.Write(n[:])
+	h.Write([]byte(tenant))
+	for _, kid := range kids {
+		h.Write(kid[:])
+	}
+	return h.Sum(nil), nil
+}
+
+// HasKey reports whether tenant still holds the key kid (false: erased or unknown), without
+// unwrapping it.
+func (s *SQLiteStore) HasKey(ctx context.Context, tenant string, kid seal.KeyID) (bool, error) {
+	var n int
+	if err := s.db.QueryRowContext(ctx, "SELECT count(*) FROM subject_keys WHERE key_id = ? AND tenant = ?", kid[:], tenant).Scan(&n); err != nil {
+		return false, fmt.Errorf("seal: has key: %w", err)
+	}
+	return n > 0, nil
+}
