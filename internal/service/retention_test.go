@@ -129,6 +129,9 @@ func TestErasureRetention(t *testing.T) {
 	if code != 200 || !strings.Contains(string(b), "lineage_erasure_retention_keys_erased_total 1") {
 		t.Errorf("metrics (%d) do not count the erased key:\n%s", code, grepLines(b, "lineage_erasure_retention"))
 	}
+	if strings.Contains(string(b), erasedUser) || strings.Contains(string(b), erasedTarget) || strings.Contains(string(b), keptUser) {
+		t.Error("the metrics name a subject")
+	}
 	stop()
 	if !strings.Contains(logs.String(), "retention erased subjects") {
 		t.Error("the retention erasure was not logged")
