@@ -10,12 +10,9 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	lineage "github.com/lineage-audit/lineage"
 	"github.com/lineage-audit/lineage/exporters/report/reporttest"
-	"github.com/lineage-audit/lineage/internal/demo"
-	"github.com/lineage-audit/lineage/ledger/ledgertest"
 	"github.com/lineage-audit/lineage/ledger/seal"
 	"github.com/lineage-audit/lineage/ledger/seal/sqlitekeys"
 	"github.com/lineage-audit/lineage/verify"
@@ -24,8 +21,8 @@ import (
 // markerRE matches an ErasedMarker (a key id is 22 characters of base64url).
 var markerRE = regexp.MustCompile(`erased \(key [A-Za-z0-9_-]{22}\)`)
 
-// sealedRig is a real Tessera log of sealed (v2) entries, as an erasure-on lineaged writes them,
-// with its real SQLite key store.
+// sealedRig is a real Tessera log of sealed (v2) entries with its real SQLite key store
+// (reporttest.NewSealed).
 type sealedRig struct {
 	*rig
 	keys *sqlitekeys.SQLiteStore
@@ -34,73 +31,8 @@ type sealedRig struct {
 
 func newSealedRig(t *testing.T) *sealedRig {
 	t.Helper()
-	ctx := context.Background()
-	mk, _, err := seal.GenerateMasterKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ks, err := sqlitekeys.OpenSQLite(ctx, filepath.Join(t.TempDir(), "keys.sqlite"), mk, sqlitekeys.SQLiteOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ks.Close() })
-	// The defaults (user, reviewer) and a configured path sealed under the user's key.
-	paths, err := seal.NewPaths(seal.Path{Pointer: "/action/target", Subject: "/user/id"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	recs := demo.Generate(demo.Options{Seed: 21, Tenants: 2, Start: time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC), Step: time.Hour}, 600)
-	r := reporttest.New(t, nil)
-	entries := make([][]byte, len(recs))
-	for i := range recs {
-		c, err := recs[i].Canonical()
-		if err != nil {
-			t.Fatal(err)
-		}
-		redacted, fields, err := seal.Seal(ctx, ks, recs[i].Tenant, recs[i].ID, c, paths)
-		if err != nil {
-			t.Fatal(err)
-		}
-		at, _ := recs[i].ParsedTime()
-		if entries[i], err = seal.NewEnvelopeV2(redacted, fields, at.Add(time.Second), true); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := ledgertest.AddAll(ctx, r.Log, entries); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ledgertest.WaitCheckpoint(ctx, r.Log, r.Verifier, uint64(len(entries))); err != nil {
-		t.Fatal(err)
-	}
-	return &sealedRig{rig: r, keys: ks, recs: recs}
-}
-
-// tenantUsers returns the user ids of tenant's records in June with an AI system (the EU AI
-// Act report's scope), most frequent first, and one of the targets sealed under the first.
-func (s *sealedRig) tenantUsers(tenant string) (users []string, target string) {
-	n := map[string]int{}
-	for _, r := range s.recs {
-		if r.Tenant == tenant && r.AISystem != nil {
-			if n[r.User.ID] == 0 {
-				users = append(users, r.User.ID)
-			}
-			n[r.User.ID]++
-		}
-	}
-	best := 0
-	for i, u := range users {
-		if n[u] > n[users[best]] {
-			best = i
-		}
-	}
-	users[0], users[best] = users[best], users[0]
-	for _, r := range s.recs {
-		if r.Tenant == tenant && r.User.ID == users[0] && r.AISystem != nil && len(r.Action.Target) > 6 {
-			target = r.Action.Target
-			break
-		}
-	}
-	return users, target
+	r, ks := reporttest.NewSealed(t)
+	return &sealedRig{rig: r, keys: ks, recs: r.Recs}
 }
 
 func (s *sealedRig) export(t *testing.T, keys seal.KeyStore, id string) (*Result, *Document, string, error) {
@@ -108,7 +40,7 @@ func (s *sealedRig) export(t *testing.T, keys seal.KeyStore, id string) (*Result
 	e := testExporter(s.rig)
 	e.Keys = keys
 	req := june(KindEUAIAct, "")
-	req.Tenant = s.recs[0].Tenant
+	req.Tenant = s.recs[0].Tenant // acme-bank
 	req.Formats = []string{"json", "csv", "html"}
 	dir := filepath.Join(t.TempDir(), id)
 	res, err := e.Export(context.Background(), req, dir, Run{ID: id, RequestedBy: "test"})
@@ -157,8 +89,7 @@ func TestSealedExport(t *testing.T) {
 	s := newSealedRig(t)
 	ctx := context.Background()
 	tenant := s.recs[0].Tenant
-	users, target := s.tenantUsers(tenant)
-	victim := users[0]
+	victim, target := s.TopUser(tenant)
 	if target == "" {
 		t.Fatal("no target of the victim to look for")
 	}
