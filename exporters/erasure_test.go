@@ -3,6 +3,7 @@ package exporters
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -11,7 +12,9 @@ import (
 	"testing"
 
 	"github.com/lineage-audit/lineage/exporters/report/reporttest"
+	"github.com/lineage-audit/lineage/internal/testenv"
 	"github.com/lineage-audit/lineage/verify"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 const sealedJuneBody = `{"kind":"eu-ai-act","tenant":"acme-bank","from":"2026-06-01","to":"2026-07-01","formats":["json","csv","html"]}`
@@ -126,5 +129,59 @@ func TestPurgeKeysLocal(t *testing.T) {
 	}
 	if _, err := verify.VerifyBundle(filepath.Join(dir, j2.ID, j2.Bundle), r.Verifier); err != nil {
 		t.Fatalf("new bundle: %v", err)
+	}
+}
+
+// TestPurgeKeysCluster: in cluster mode the jobs are in KV and the files in the object store.
+// An export of an erasure-on log run by node B is purged through node A's PurgeKeys: the job is
+// marked files_erased, its objects are gone, both nodes answer 410, and another tenant's export
+// keeps its files.
+func TestPurgeKeysCluster(t *testing.T) {
+	r, ks := reporttest.NewSealed(t)
+	victim, _ := r.TopUser("acme-bank")
+	srv := testenv.StartJetStream(t)
+	pub := &published{}
+	keys := func(c *Config) { c.Keys = ks }
+	a := startClusterNode(t, r, srv, "node-a", pub, keys)
+	b := startClusterNode(t, r, srv, "node-b", pub, keys)
+	b.run(t)
+	j := b.export(t, "acme-compliance", sealedJuneBody)
+	other := b.export(t, "globex-compliance", strings.ReplaceAll(sealedJuneBody, "acme-bank", "globex-lending"))
+	if len(j.ClearKeyIDs) == 0 || len(other.ClearKeyIDs) == 0 {
+		t.Fatalf("clear keys: %v, %v", j.ClearKeyIDs, other.ClearKeyIDs)
+	}
+	zipURL := "/v1/exports/" + j.ID + "/files/" + j.Bundle
+	if code, _ := a.do(t, "acme-compliance", "GET", zipURL, ""); code != 200 {
+		t.Fatalf("download through A before the erasure: %d", code)
+	}
+
+	ctx := context.Background()
+	kids, err := ks.Erase(ctx, "acme-bank", victim, "GDPR Art. 17 request 8")
+	if err != nil {
+		t.Fatal(err)
+	}
+	erased := []string{kids[0].String()}
+	n, err := a.svc.PurgeKeys(ctx, "acme-bank", erased)
+	if n != 1 || err != nil {
+		t.Fatalf("PurgeKeys: %d, %v", n, err)
+	}
+	if n, err := a.svc.PurgeKeys(ctx, "acme-bank", erased); n != 0 || err != nil {
+		t.Fatalf("second PurgeKeys: %d, %v", n, err)
+	}
+	if sj := kvJob(t, a, j.ID); sj.FilesErased == "" || sj.Status != StatusSucceeded {
+		t.Fatalf("job in KV after the purge: %+v", sj.Job)
+	}
+	for _, f := range j.Files {
+		if _, err := a.svc.cl.files.GetInfo(ctx, j.ID+"/"+f.Name); !errors.Is(err, jetstream.ErrObjectNotFound) {
+			t.Errorf("object %s/%s after the purge: %v", j.ID, f.Name, err)
+		}
+	}
+	for _, node := range []*clusterNode{a, b} {
+		if code, body := node.do(t, "acme-compliance", "GET", zipURL, ""); code != http.StatusGone {
+			t.Fatalf("download after the purge: %d %s", code, body)
+		}
+		if code, _ := node.do(t, "globex-compliance", "GET", "/v1/exports/"+other.ID+"/files/"+other.Bundle, ""); code != 200 {
+			t.Fatalf("globex download after acme's purge: %d", code)
+		}
 	}
 }
