@@ -308,3 +308,33 @@ func TestSealedBundleTampering(t *testing.T) {
 	enc, _ := json.Marshal(v1)
 	verifyTampered(t, base.set(recFile, setLine(base.get(recFile), 0, string(enc)+"\n")).resign(t, r.Signer), r.Verifier, verify.ProblemRecordOpening, recFile)
 }
+
+// BenchmarkSealedExport compares an export of the same 600 demo records (two tenants, June
+// 2026) logged as v1 entries and as sealed v2 entries opened with the real SQLite key store:
+//
+//	go test -run '^$' -bench SealedExport -benchtime 20x ./exporters/report/
+func BenchmarkSealedExport(b *testing.B) {
+	sealed, ks := reporttest.NewSealed(b)
+	plain := reporttest.New(b, sealed.Recs)
+	for _, c := range []struct {
+		name string
+		r    *rig
+		keys seal.KeyStore
+	}{{"v1", plain, nil}, {"v2", sealed, ks}} {
+		b.Run(c.name, func(b *testing.B) {
+			e := testExporter(c.r)
+			e.Keys = c.keys
+			req := june(KindFannieMae, "")
+			req.Tenant = sealed.Recs[0].Tenant
+			var records uint64
+			for i := 0; b.Loop(); i++ {
+				res, err := e.Export(context.Background(), req, filepath.Join(b.TempDir(), "x"), Run{ID: "exp-bench", RequestedBy: "bench"})
+				if err != nil {
+					b.Fatal(err)
+				}
+				records = res.Records
+			}
+			b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N)/float64(records), "µs/record")
+		})
+	}
+}
