@@ -721,6 +721,7 @@ func (s *Service) decide(ctx context.Context, c *claim, res *report.Result, runE
 		j.Records, j.CheckpointSize = res.Records, res.Checkpoint.Size
 		sum := res.Summary
 		j.Summary, j.Findings = &sum, res.Findings
+		j.ClearKeyIDs = res.ClearKeyIDs
 	}
 	p := &pendingOutcome{Status: StatusSucceeded}
 	if runErr != nil {
@@ -790,6 +791,18 @@ func (s *Service) finishCluster(ctx context.Context, msg jetstream.Msg, c *claim
 	}
 	if status != StatusSucceeded {
 		s.deleteFiles(wctx, sj.ID, sj.Files)
+	} else if len(sj.ClearKeyIDs) > 0 {
+		// A subject erased while the export ran (see PurgeKeys): the key store says it now. A
+		// key store that cannot answer is not taken for "not erased": the files go.
+		gone, err := s.erasedSince(wctx, sj.Tenant, sj.ClearKeyIDs)
+		if err != nil {
+			s.log.Error("export: subject keys not checked; deleting the files", "export", sj.ID, "err", err)
+		}
+		if len(gone) > 0 || err != nil {
+			if _, err := s.purgeClusterJob(wctx, sj.ID); err != nil {
+				s.log.Error("export: files of an erased subject not deleted", "export", sj.ID, "err", err)
+			}
+		}
 	}
 	s.countFinished(sj.Job, status)
 	final := c.snapshot()

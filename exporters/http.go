@@ -174,6 +174,10 @@ func (s *Service) file(c *gin.Context) {
 		httpFail(c, http.StatusConflict, "export %s is %s; files are served once it has succeeded", j.ID, j.Status)
 		return
 	}
+	if j.FilesErased != "" {
+		httpFail(c, http.StatusGone, "export %s: its files were deleted at %s because they held personal data of a person since erased (GDPR Art. 17); run a new export", j.ID, j.FilesErased)
+		return
+	}
 	// Only names the job lists are served: the name never reaches the file system unchecked.
 	listed := false
 	for _, f := range j.Files {

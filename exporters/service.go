@@ -21,6 +21,7 @@ import (
 	"github.com/lineage-audit/lineage/exporters/report"
 	"github.com/lineage-audit/lineage/internal/atomicfile"
 	"github.com/lineage-audit/lineage/ledger"
+	"github.com/lineage-audit/lineage/ledger/seal"
 	"github.com/lineage-audit/lineage/query/findings"
 	"github.com/lineage-audit/lineage/verify"
 	"github.com/prometheus/client_golang/prometheus"
@@ -52,6 +53,10 @@ type Config struct {
 	// Findings is the per-tenant findings configuration (lineaged --findings-config), so the
 	// reports' agent-identity findings are those GET /v1/findings serves (nil: the defaults).
 	Findings *findings.Configs
+	// Keys is the erasure key store (lineaged --erasure on; nil otherwise): exports open the
+	// sealed (v2) entries with it (report.Exporter.Keys), and PurgeKeys deletes the stored files
+	// of exports that hold clear values of an erased subject (erasure.go).
+	Keys seal.KeyStore
 
 	// Cluster, if set, keeps the jobs, their files and the schedule state in NATS JetStream
 	// instead of Dir, so that several lineaged nodes serve them and a job whose node died is
@@ -132,6 +137,12 @@ type Job struct {
 	// (cluster mode: a job whose node died is started again elsewhere).
 	Node     string `json:"node,omitempty"`
 	Attempts int    `json:"attempts,omitempty"`
+	// ClearKeyIDs are the subject keys (docs/ERASURE.md) whose sealed fields the export's files
+	// hold in clear (pseudonymous key ids, no personal data). FilesErased is when PurgeKeys
+	// deleted the files because one of those keys was erased: the job stays listed, its files
+	// answer 410 Gone.
+	ClearKeyIDs []string `json:"clear_key_ids,omitempty"`
+	FilesErased string   `json:"files_erased,omitempty"`
 }
 
 // NewService checks the configuration, loads the schedule and the jobs of earlier runs (cluster
@@ -164,6 +175,9 @@ func NewService(c Config) (*Service, error) {
 	}
 	exp := c.Exporter
 	exp.Log, exp.Signer, exp.Verifier, exp.Now = c.Log, c.Signer, c.Verifier, c.now
+	if c.Keys != nil {
+		exp.Keys = c.Keys
+	}
 	if c.Findings != nil {
 		exp.Findings = c.Findings
 	}
@@ -341,7 +355,25 @@ func (s *Service) finishJob(j *Job, res *report.Result, runErr error) {
 		j.Records, j.CheckpointSize = res.Records, res.Checkpoint.Size
 		sum := res.Summary
 		j.Summary, j.Findings = &sum, res.Findings
+		j.ClearKeyIDs = res.ClearKeyIDs
 	}
+	s.mu.Unlock()
+	if res != nil && len(res.ClearKeyIDs) > 0 {
+		// A subject erased while the export ran: its PurgeKeys may have looked before the job
+		// named the key; the key store says it now.
+		kctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		gone, err := s.erasedSince(kctx, j.Tenant, res.ClearKeyIDs)
+		cancel()
+		if err != nil && runErr == nil {
+			runErr = err
+		}
+		if len(gone) > 0 || err != nil {
+			if _, err := s.purgeLocal(j); err != nil {
+				s.log.Error("export: files of an erased subject not deleted", "export", j.ID, "err", err)
+			}
+		}
+	}
+	s.mu.Lock()
 	status, detail := StatusSucceeded, ""
 	if runErr != nil {
 		status, detail = StatusFailed, runErr.Error()

@@ -22,6 +22,7 @@ import (
 
 	lineage "github.com/lineage-audit/lineage"
 	"github.com/lineage-audit/lineage/ledger"
+	"github.com/lineage-audit/lineage/ledger/seal"
 	"golang.org/x/mod/sumdb/note"
 )
 
@@ -47,6 +48,11 @@ import (
 //     inside the export's tenant, period and AI system (record-scope), in increasing log order
 //     (record-order), whose inclusion proof verifies against the checkpoint (record-inclusion);
 //     their number is the manifest's (record-count);
+//   - every opening a record line carries for a sealed (v2) entry matches its field's
+//     commitment in the entry, names a sealed field, and is given once (record-opening); a v1
+//     line carries none. The scope and citation checks read the record with its openings, and
+//     the sealed fields counted over the lines (clear: with an opening; erased: without) are
+//     the manifest's "sealed" line, when it has one (sealed-count);
 //   - every record a report table cites by log_index is in the bundle, with the id and effect
 //     the table says (record-missing, citation-mismatch).
 //
@@ -101,6 +107,8 @@ const (
 	ProblemRecordOrder        = "record-order"
 	ProblemRecordInclusion    = "record-inclusion"
 	ProblemRecordCount        = "record-count"
+	ProblemRecordOpening      = "record-opening"
+	ProblemSealedCount        = "sealed-count"
 	ProblemRecordMissing      = "record-missing"
 	ProblemCitationMismatch   = "citation-mismatch"
 )
@@ -147,8 +155,11 @@ type Report struct {
 	// Records is the number of records fully verified (entry, scope, inclusion proof).
 	Records uint64 `json:"records"`
 	// Citations is the number of table rows whose cited record was found and matches.
-	Citations uint64    `json:"citations"`
-	Problems  []Problem `json:"problems"`
+	Citations uint64 `json:"citations"`
+	// Sealed counts the sealed fields of the records lines (docs/ERASURE.md): clear (an opening
+	// checked against its commitment) and erased at export time; nil when no record has one.
+	Sealed   *SealedCounts `json:"sealed,omitempty"`
+	Problems []Problem     `json:"problems"`
 	// Unlisted counts problems beyond maxListedProblems per code.
 	Unlisted int `json:"unlisted"`
 
@@ -217,6 +228,10 @@ type verifier struct {
 	lastIdx   int64
 	lines     uint64
 	total     int64
+	// sealed counts the sealed fields of the records lines; clearKeys and erasedKeys are the
+	// distinct key ids of each group.
+	sealed                SealedCounts
+	clearKeys, erasedKeys map[string]struct{}
 }
 
 func fingerprint(id, effect string) uint64 {
@@ -441,6 +456,7 @@ func (vr *verifier) files() {
 	if vr.lines != vr.m.Records {
 		vr.rep.add(Problem{Code: ProblemRecordCount, File: "records/", Detail: fmt.Sprintf("the manifest says %d records; the bundle holds %d", vr.m.Records, vr.lines)})
 	}
+	vr.sealedCounts()
 	for _, f := range vr.m.Files {
 		if isRecordsFile(f.Path) || vr.entries[f.Path] == nil {
 			continue
@@ -558,6 +574,16 @@ func (vr *verifier) record(path string, lineNo int, line []byte) {
 		return
 	}
 	rec := env.Record
+	if env.V == seal.EnvelopeV2 || len(ev.Openings) > 0 {
+		// The record as the export read it: each opening checked against its commitment.
+		opened, _, fields, err := LeafRecord(entry, ev.Openings)
+		if err != nil {
+			bad(ProblemRecordOpening, ref, "the openings do not open this entry's sealed fields: %v", err)
+			return
+		}
+		rec = opened
+		vr.countSealed(fields)
+	}
 	if rec.ID != ev.ID {
 		bad(ProblemRecordInvalid, ref, "the line names record %q but the entry holds %q", clip(ev.ID), clip(rec.ID))
 		return
@@ -576,6 +602,38 @@ func (vr *verifier) record(path string, lineNo int, line []byte) {
 	}
 	if ok {
 		vr.rep.Records++
+	}
+}
+
+// countSealed adds a record's sealed fields to the counts.
+func (vr *verifier) countSealed(fields []SealedField) {
+	if vr.clearKeys == nil {
+		vr.clearKeys, vr.erasedKeys = map[string]struct{}{}, map[string]struct{}{}
+	}
+	for _, f := range fields {
+		if f.Clear {
+			vr.sealed.ClearFields++
+			vr.clearKeys[f.KeyID] = struct{}{}
+		} else {
+			vr.sealed.ErasedFields++
+			vr.erasedKeys[f.KeyID] = struct{}{}
+		}
+	}
+}
+
+// sealedCounts reports the sealed fields counted over the records lines and checks them
+// against the manifest's "sealed" line. A manifest without one (a bundle made before bundles
+// carried openings) is not an error; one with counts the lines do not add up to is.
+func (vr *verifier) sealedCounts() {
+	c := vr.sealed
+	c.ClearKeys, c.ErasedKeys = uint64(len(vr.clearKeys)), uint64(len(vr.erasedKeys))
+	if c != (SealedCounts{}) {
+		vr.rep.Sealed = &c
+	}
+	if m := vr.m.Sealed; m != nil && *m != c {
+		vr.rep.add(Problem{Code: ProblemSealedCount, File: ManifestName, Detail: fmt.Sprintf(
+			"the manifest says %d clear and %d erased sealed fields (%d and %d keys); the records lines hold %d and %d (%d and %d keys)",
+			m.ClearFields, m.ErasedFields, m.ClearKeys, m.ErasedKeys, c.ClearFields, c.ErasedFields, c.ClearKeys, c.ErasedKeys)})
 	}
 }
 

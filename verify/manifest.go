@@ -55,11 +55,17 @@ func (k Kind) Valid() bool { return k == KindEUAIAct || k == KindFannieMae }
 // index and id, its ledger entry (the exact bytes, as a JSON string, so a person can read it;
 // canonical entries are valid UTF-8, so the string round-trips byte for byte) and its
 // inclusion proof against the bundle's checkpoint.
+//
+// The line of a v2 entry (sealed fields, docs/ERASURE.md) also carries the openings of the
+// fields that were clear when the bundle was made: the verifier checks each against its
+// commitment in the entry and reads the record with them. A field without an opening was erased
+// at export time. A v1 line has no openings member, so its form is what it always was.
 type EvidenceLine struct {
-	Index uint64   `json:"index"`
-	ID    string   `json:"id"`
-	Entry string   `json:"entry"`
-	Proof [][]byte `json:"proof"`
+	Index    uint64    `json:"index"`
+	ID       string    `json:"id"`
+	Entry    string    `json:"entry"`
+	Proof    [][]byte  `json:"proof"`
+	Openings []Opening `json:"openings,omitempty"`
 }
 
 // CSV cells are defused for spreadsheets: a cell that starts with '=', '+', '-', '@', a tab, a
@@ -113,6 +119,7 @@ func CSVUncell(s string) string {
 //	log-origin <origin>
 //	checkpoint <tree size> <root hash, base64>
 //	records <number of records in records/>
+//	sealed <clear fields> <erased fields> <clear keys> <erased keys>   (only when a record has sealed fields)
 //	file <sha256 hex> <size> <path>      (one per file, sorted by path, MANIFEST itself excluded)
 
 // ManifestHeader is the first line of a manifest.
@@ -138,7 +145,23 @@ type Manifest struct {
 	CheckpointSize uint64
 	CheckpointRoot []byte
 	Records        uint64
-	Files          []ManifestFile
+	// Sealed counts the sealed fields of the records in records/ as they were at export time;
+	// nil when no record has one (every bundle of a log without erasure), and the manifest then
+	// has no "sealed" line.
+	Sealed *SealedCounts
+	Files  []ManifestFile
+}
+
+// SealedCounts says which sealed fields (docs/ERASURE.md) of a bundle's records were clear at
+// export time (the records line carries their openings) and which were erased, and how many
+// distinct subject keys each group names. A key can be in both groups only if the subject was
+// erased while the export ran. It is the manifest's "sealed" line, and what VerifyBundle counts
+// from the records lines (sealed-count when they differ).
+type SealedCounts struct {
+	ClearFields  uint64 `json:"clear_fields"`
+	ErasedFields uint64 `json:"erased_fields"`
+	ClearKeys    uint64 `json:"clear_keys"`
+	ErasedKeys   uint64 `json:"erased_keys"`
 }
 
 // bundlePathRE is what a file name inside a bundle may look like: slash-separated components
@@ -182,6 +205,9 @@ func (m *Manifest) Marshal() ([]byte, error) {
 	fmt.Fprintf(&b, "log-origin %s\n", m.LogOrigin)
 	fmt.Fprintf(&b, "checkpoint %d %s\n", m.CheckpointSize, base64.StdEncoding.EncodeToString(m.CheckpointRoot))
 	fmt.Fprintf(&b, "records %d\n", m.Records)
+	if c := m.Sealed; c != nil {
+		fmt.Fprintf(&b, "sealed %d %d %d %d\n", c.ClearFields, c.ErasedFields, c.ClearKeys, c.ErasedKeys)
+	}
 	prev := ""
 	for _, f := range m.Files {
 		if !ValidBundlePath(f.Path) || f.Path == ManifestName || f.Path <= prev {
@@ -314,6 +340,14 @@ func ParseManifest(text string) (*Manifest, error) {
 	if m.Records, err = strconv.ParseUint(v, 10, 64); err != nil {
 		return nil, fmt.Errorf("manifest: records %q", clip(v))
 	}
+	if i < len(lines) && strings.HasPrefix(lines[i], "sealed ") {
+		if v, err = next("sealed"); err != nil {
+			return nil, err
+		}
+		if m.Sealed, err = parseSealedLine(v); err != nil {
+			return nil, err
+		}
+	}
 	prev := ""
 	for ; i < len(lines); i++ {
 		f, err := parseFileLine(lines[i])
@@ -333,6 +367,27 @@ func ParseManifest(text string) (*Manifest, error) {
 		return nil, errors.New("manifest: lists no files")
 	}
 	return m, nil
+}
+
+// parseSealedLine parses the value of a "sealed" line: four decimal counts, canonical (no sign,
+// no leading zero), the keys at most the fields.
+func parseSealedLine(v string) (*SealedCounts, error) {
+	parts := strings.Split(v, " ")
+	if len(parts) != 4 {
+		return nil, fmt.Errorf("manifest: sealed %q: want four counts", clip(v))
+	}
+	var n [4]uint64
+	for i, p := range parts {
+		var err error
+		if n[i], err = strconv.ParseUint(p, 10, 64); err != nil || strconv.FormatUint(n[i], 10) != p {
+			return nil, fmt.Errorf("manifest: sealed %q: not a count", clip(v))
+		}
+	}
+	c := &SealedCounts{ClearFields: n[0], ErasedFields: n[1], ClearKeys: n[2], ErasedKeys: n[3]}
+	if c.ClearKeys > c.ClearFields || c.ErasedKeys > c.ErasedFields {
+		return nil, fmt.Errorf("manifest: sealed %q: more keys than fields", clip(v))
+	}
+	return c, nil
 }
 
 func parseFileLine(line string) (ManifestFile, error) {

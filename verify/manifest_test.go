@@ -71,3 +71,38 @@ func FuzzParseManifest(f *testing.F) {
 		}
 	})
 }
+
+func TestManifestSealedLine(t *testing.T) {
+	m := &Manifest{ExportID: "exp-1", Kind: KindEUAIAct, Tenant: "acme-bank",
+		From: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC),
+		Created: time.Date(2026, 2, 1, 2, 0, 0, 0, time.UTC), RequestedBy: "test", LogOrigin: "lineage.test/exporters",
+		CheckpointSize: 10, CheckpointRoot: make([]byte, 32), Records: 3,
+		Sealed: &SealedCounts{ClearFields: 5, ErasedFields: 2, ClearKeys: 3, ErasedKeys: 1},
+		Files:  []ManifestFile{{Path: "checkpoint", Size: 1}}}
+	text, err := m.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(text), "\nrecords 3\nsealed 5 2 3 1\nfile ") {
+		t.Fatalf("manifest text:\n%s", text)
+	}
+	got, err := ParseManifest(string(text))
+	if err != nil || got.Sealed == nil || *got.Sealed != *m.Sealed {
+		t.Fatalf("round trip: %+v, %v", got, err)
+	}
+	m.Sealed = nil
+	plain, err := m.Marshal()
+	if err != nil || strings.Contains(string(plain), "sealed") {
+		t.Fatalf("a manifest without sealed fields has a sealed line: %s %v", plain, err)
+	}
+	for _, bad := range []string{"sealed 5 2 3", "sealed 5 2 3 1 0", "sealed 05 2 3 1", "sealed 5 2 6 1", "sealed 5 -2 3 1", "sealed  5 2 3 1", "sealed 5 2 3 x"} {
+		if _, err := ParseManifest(strings.Replace(string(text), "sealed 5 2 3 1", bad, 1)); err == nil {
+			t.Errorf("parsed %q", bad)
+		}
+	}
+	// After the file lines it is not a sealed line at all.
+	moved := strings.Replace(string(text), "sealed 5 2 3 1\n", "", 1) + "sealed 5 2 3 1\n"
+	if _, err := ParseManifest(moved); err == nil {
+		t.Error("parsed a sealed line after the files")
+	}
+}

@@ -92,8 +92,8 @@ func LeafRecord(leaf []byte, openings []Opening) (*lineage.Record, []byte, []Sea
 }
 
 // DecodeEntry decodes a ledger entry of either version. A v2 entry's record is the redacted
-// one: each sealed field holds its token (no openings are involved; bundles and tlog-proofs
-// carry none yet), and V is 2.
+// one: each sealed field holds its token (no openings are involved: LeafRecord applies them,
+// as VerifyBundle does for a bundle's records lines; tlog-proofs carry none), and V is 2.
 func DecodeEntry(entry []byte) (*lineage.Envelope, error) {
 	if !seal.IsV2(entry) {
 		return lineage.DecodeEnvelope(entry)

@@ -9,11 +9,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/lineage-audit/lineage/internal/atomicfile"
 	"github.com/lineage-audit/lineage/ledger"
+	"github.com/lineage-audit/lineage/ledger/seal"
 	"github.com/lineage-audit/lineage/query/findings"
 	"github.com/lineage-audit/lineage/verify"
 	"golang.org/x/mod/sumdb/note"
@@ -37,6 +39,10 @@ type Exporter struct {
 	// Findings configures the agent-identity findings per tenant, as lineaged's
 	// --findings-config does for the live findings (nil: findings.Default for every tenant).
 	Findings *findings.Configs
+	// Keys is the erasure key store (docs/ERASURE.md): sealed (v2) entries of the tenant are
+	// opened with it (sealed.go). Nil: an export that meets a sealed entry fails with
+	// ErrNoKeyStore. Set, the decision tables also have the erased_fields column.
+	Keys seal.KeyStore
 	// Generator names the software in reports (default "lineage").
 	Generator string
 	// Now is the clock (default time.Now).
@@ -88,6 +94,10 @@ type Result struct {
 	Findings   []Finding
 	// IdentityFindings counts the agent-identity findings of the report.
 	IdentityFindings int
+	// ClearKeyIDs are the subject keys (docs/ERASURE.md) whose fields the export's files hold
+	// in clear, sorted: when one of them is erased, the files must go (exporters.Service.PurgeKeys).
+	// Key ids are pseudonyms, not personal data.
+	ClearKeyIDs []string
 }
 
 // Export runs one export into dir (created; it must not hold an earlier export). It pins the
@@ -122,11 +132,12 @@ func (e *Exporter) Export(ctx context.Context, req Request, dir string, run Run)
 	defer os.RemoveAll(work)
 	x := &exportRun{
 		e: e, req: req, run: run, dir: dir,
-		st:     &staging{root: filepath.Join(work, "bundle")},
-		tmp:    filepath.Join(work, "tmp"),
-		agg:    newAggregator(req.Kind),
-		ident:  newIdentityAgg(e.Findings, req),
-		needle: []byte(`"tenant":"` + req.Tenant + `"`),
+		st:        &staging{root: filepath.Join(work, "bundle")},
+		tmp:       filepath.Join(work, "tmp"),
+		agg:       newAggregator(req.Kind),
+		ident:     newIdentityAgg(e.Findings, req),
+		needle:    []byte(`"tenant":"` + req.Tenant + `"`),
+		clearKeys: map[string]struct{}{},
 	}
 	if err := os.MkdirAll(x.tmp, 0o755); err != nil {
 		return nil, fmt.Errorf("exporters: %w", err)
@@ -164,13 +175,17 @@ func (x *exportRun) pin(ctx context.Context) error {
 // open creates the streamed tables and the records writer.
 func (x *exportRun) open() error {
 	var err error
-	if x.decisions, err = newStreamTable(x.st, x.tmp, "decisions", decisionHeader, htmlSampleRows); err != nil {
+	header := decisionHeader
+	if x.e.Keys != nil {
+		header = append(slices.Clip(header), "erased_fields")
+	}
+	if x.decisions, err = newStreamTable(x.st, x.tmp, "decisions", header, htmlSampleRows); err != nil {
 		return err
 	}
-	if x.oversight, err = newStreamTable(x.st, x.tmp, "oversight_events", decisionHeader, htmlSampleRows); err != nil {
+	if x.oversight, err = newStreamTable(x.st, x.tmp, "oversight_events", header, htmlSampleRows); err != nil {
 		return err
 	}
-	if x.denies, err = newStreamTable(x.st, x.tmp, "denies", decisionHeader, htmlSampleRows); err != nil {
+	if x.denies, err = newStreamTable(x.st, x.tmp, "denies", header, htmlSampleRows); err != nil {
 		return err
 	}
 	x.records = &recordsWriter{st: x.st}
@@ -239,6 +254,7 @@ func (x *exportRun) finish(ctx context.Context) (*Result, error) {
 	x.ident.truncated(x.agg.truncated)
 	h.IdentityFindings = x.ident.rows()
 	x.agg.fill(h, x.gapDays())
+	h.Summary.Erasure = x.erasure.summary()
 	small, err := writeSmallTables(x.st, h)
 	if err != nil {
 		return nil, err
@@ -262,7 +278,7 @@ func (x *exportRun) finish(ctx context.Context) (*Result, error) {
 		ExportID: x.run.ID, Kind: x.req.Kind, Tenant: x.req.Tenant, AISystem: x.req.AISystem,
 		From: x.req.From, To: x.req.To, Created: x.created, RequestedBy: x.run.RequestedBy,
 		LogOrigin: x.cp.Origin, CheckpointSize: x.cp.Size, CheckpointRoot: x.cp.Hash,
-		Records: x.records.n, Files: x.st.manifestFiles(),
+		Records: x.records.n, Sealed: x.erasure.manifest(), Files: x.st.manifestFiles(),
 	}
 	signed, err := m.Sign(x.e.Signer)
 	if err != nil {
@@ -276,7 +292,7 @@ func (x *exportRun) finish(ctx context.Context) (*Result, error) {
 	res := &Result{
 		ID: x.run.ID, Dir: x.dir, Bundle: bundle, BundleSHA256: hex.EncodeToString(sum[:]), BundleSize: size,
 		Checkpoint: x.cp, Records: x.records.n, Scanned: x.scanned, Summary: h.Summary, Findings: h.Findings,
-		IdentityFindings: len(h.IdentityFindings),
+		IdentityFindings: len(h.IdentityFindings), ClearKeyIDs: x.clearKeyIDs(),
 	}
 	// The loose report files are the staged ones, moved (same file system) rather than copied.
 	for _, f := range m.Files {

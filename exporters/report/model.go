@@ -107,6 +107,10 @@ type Summary struct {
 	// system. The EU AI Act report leaves them out (they cannot be attributed to a system);
 	// the Fannie Mae disclosure without an ai_system filter includes them.
 	RecordsWithoutAISystem uint64 `json:"records_without_ai_system"`
+	// Erasure counts the sealed personal fields of the records (docs/ERASURE.md): clear at
+	// export time, or erased (shown as "erased (key <key id>)"). Absent when no record in the
+	// report has sealed fields.
+	Erasure *ErasureSummary `json:"erasure,omitempty"`
 }
 
 // EffectCounts counts decisions per effect.
@@ -355,4 +359,8 @@ type DecisionRow struct {
 	SourceID        string `json:"source_id"`
 	SourceVerified  bool   `json:"source_verified"`
 	DelegationValid string `json:"delegation_valid,omitempty"` // "expired" or "not-yet-valid" when the decision lies outside the token's lifetime
+	// ErasedFields are the record's sealed fields whose subject key was erased before the
+	// export (their value shows as "erased (key <key id>)"), with their commitments; the CSV
+	// column erased_fields exists when the exporter has a key store.
+	ErasedFields []ErasedField `json:"erased_fields,omitempty"`
 }

@@ -15,6 +15,7 @@ import (
 
 	lineage "github.com/lineage-audit/lineage"
 	"github.com/lineage-audit/lineage/ledger"
+	"github.com/lineage-audit/lineage/ledger/seal"
 	"github.com/lineage-audit/lineage/verify"
 )
 
@@ -57,6 +58,11 @@ type exportRun struct {
 	usesTable                     *streamTable
 	useSample, useExceptionSample []UseRow
 	cells                         []string
+
+	// erasure counts the sealed fields of the records in scope; clearKeys are the subject keys
+	// of every clear value the export read (sealed.go).
+	erasure   erasureCounts
+	clearKeys map[string]struct{}
 }
 
 // scan reads every entry of the pinned tree in chunks and hashes each into the prover's tree;
@@ -98,7 +104,7 @@ func (x *exportRun) scan(ctx context.Context) error {
 			idx := start + uint64(i)
 			leaf := x.prover.leafHash(entry)
 			if bytes.Contains(entry, x.needle) {
-				if err := x.entry(idx, entry); err != nil {
+				if err := x.entry(ctx, idx, entry); err != nil {
 					return err
 				}
 			}
@@ -123,10 +129,9 @@ func (x *exportRun) scan(ctx context.Context) error {
 	return x.writeRecords(ctx)
 }
 
-// entry decodes an entry that mentions the tenant.
-func (x *exportRun) entry(idx uint64, entry []byte) error {
-	// A sealed (v2) entry is read redacted: personal fields show as their sealed tokens
-	// (exports do not open sealed fields yet, docs/ERASURE.md).
+// entry decodes an entry that mentions the tenant. A sealed (v2) entry of the tenant is opened
+// with the key store (sealed.go): the report sees the clear record, erased fields marked.
+func (x *exportRun) entry(ctx context.Context, idx uint64, entry []byte) error {
 	env, err := verify.DecodeEntry(entry)
 	if err != nil {
 		x.agg.undecodableN++
@@ -138,7 +143,13 @@ func (x *exportRun) entry(idx uint64, entry []byte) error {
 	if env.Record.Tenant != x.req.Tenant {
 		return nil
 	}
-	if err := x.visit(idx, entry, env); err != nil {
+	var op *opened
+	if env.V == seal.EnvelopeV2 {
+		if env, op, err = x.openSealed(ctx, idx, entry, env); err != nil {
+			return err
+		}
+	}
+	if err := x.visit(idx, entry, env, op); err != nil {
 		return err
 	}
 	// Every record of the tenant goes to the findings engine, Lineage's own export records
@@ -156,7 +167,7 @@ func (x *exportRun) entry(idx uint64, entry []byte) error {
 func (x *exportRun) writeRecords(ctx context.Context) error {
 	x.progress("proofs")
 	proofs := x.prover.proofs()
-	return x.evidence.each(func(idx uint64, id string, entry []byte) error {
+	return x.evidence.each(func(idx uint64, id string, entry []byte, openings []verify.Opening) error {
 		p, err := proofs.next(idx)
 		if err != nil {
 			return err
@@ -169,12 +180,12 @@ func (x *exportRun) writeRecords(ctx context.Context) error {
 				return err
 			}
 		}
-		return x.records.add(idx, id, entry, p)
+		return x.records.add(idx, id, entry, p, openings)
 	})
 }
 
-// visit handles one record of the tenant.
-func (x *exportRun) visit(idx uint64, entry []byte, env *lineage.Envelope) error {
+// visit handles one record of the tenant; op is set for a sealed entry.
+func (x *exportRun) visit(idx uint64, entry []byte, env *lineage.Envelope, op *opened) error {
 	rec := env.Record
 	if rec.Source.ID == ExportSourceID && rec.Source.Type == ExportSourceType {
 		return nil
@@ -201,22 +212,28 @@ func (x *exportRun) visit(idx uint64, entry []byte, env *lineage.Envelope) error
 	}
 
 	row := decisionRow(idx, env, t)
+	var openings []verify.Opening
+	if op != nil {
+		x.erasure.add(op)
+		row.ErasedFields = op.erased()
+		openings = op.openings
+	}
 	x.agg.add(rec, t, &row)
 	if err := x.uses.add(idx, rec, t); err != nil {
 		return fmt.Errorf("exporters: uses: %w", err)
 	}
-	x.cells = decisionCells(&row, x.cells)
+	x.cells = x.decisionCells(&row)
 	if err := x.decisions.add(&row, x.cells); err != nil {
 		return err
 	}
 	if rec.HumanOversight != nil {
-		x.cells = decisionCells(&row, x.cells)
+		x.cells = x.decisionCells(&row)
 		if err := x.oversight.add(&row, x.cells); err != nil {
 			return err
 		}
 	}
 	if rec.Decision.Effect == lineage.EffectDeny {
-		x.cells = decisionCells(&row, x.cells)
+		x.cells = x.decisionCells(&row)
 		if err := x.denies.add(&row, x.cells); err != nil {
 			return err
 		}
@@ -226,7 +243,17 @@ func (x *exportRun) visit(idx uint64, entry []byte, env *lineage.Envelope) error
 	// been read (prover.go).
 	x.prover.cite(idx)
 	x.ident.cite(idx)
-	return x.evidence.add(idx, rec.ID, entry)
+	return x.evidence.add(idx, rec.ID, entry, openings)
+}
+
+// decisionCells renders a decision row's CSV cells; an export with a key store has the
+// erased_fields column (decisionColumns).
+func (x *exportRun) decisionCells(r *DecisionRow) []string {
+	c := decisionCells(r, x.cells)
+	if x.e.Keys != nil {
+		c = append(c, erasedCell(r.ErasedFields))
+	}
+	return c
 }
 
 // systemMatches applies the AI-system scope. An EU AI Act report is about AI systems, so
@@ -286,7 +313,8 @@ func (x *exportRun) sampleUse(u *UseRow) {
 // recordsWriter writes the cited records into records/records-NNNNN.ndjson files: one JSON
 // object per line with the log index, the record id, the ledger entry exactly as logged (as a
 // JSON string, so a person can read it; canonical entries are valid UTF-8, so the string
-// round-trips byte for byte) and the inclusion proof against the bundle's checkpoint.
+// round-trips byte for byte), the inclusion proof against the bundle's checkpoint, and for a
+// sealed entry the openings of its clear fields.
 type recordsWriter struct {
 	st   *staging
 	cur  *outFile
@@ -295,7 +323,7 @@ type recordsWriter struct {
 	file int
 }
 
-func (w *recordsWriter) add(idx uint64, id string, entry []byte, proof [][]byte) error {
+func (w *recordsWriter) add(idx uint64, id string, entry []byte, proof [][]byte, openings []verify.Opening) error {
 	if w.cur == nil || w.n%recordsPerFile == 0 {
 		if w.cur != nil {
 			if err := w.cur.close(); err != nil {
@@ -311,7 +339,7 @@ func (w *recordsWriter) add(idx uint64, id string, entry []byte, proof [][]byte)
 		w.enc = json.NewEncoder(o)
 		w.enc.SetEscapeHTML(false)
 	}
-	if err := w.enc.Encode(verify.EvidenceLine{Index: idx, ID: id, Entry: string(entry), Proof: proof}); err != nil {
+	if err := w.enc.Encode(verify.EvidenceLine{Index: idx, ID: id, Entry: string(entry), Proof: proof, Openings: openings}); err != nil {
 		return fmt.Errorf("exporters: records: %w", err)
 	}
 	w.n++
@@ -335,7 +363,9 @@ func (w *recordsWriter) abort() {
 }
 
 // evidenceTemp holds the cited entries between the scan and the proofs, in log order, as
-// length-prefixed binary (index, id, entry): written once, read once, never held in memory.
+// length-prefixed binary (index, id, entry, openings as JSON): written once, read once, never
+// held in memory. It is in the export's staging directory, removed when the export ends (it
+// holds clear values of sealed fields, as the bundle does).
 type evidenceTemp struct {
 	f *os.File
 	w *bufio.Writer
@@ -349,19 +379,28 @@ func newEvidenceTemp(dir string) (*evidenceTemp, error) {
 	return &evidenceTemp{f: f, w: bufio.NewWriterSize(f, 256<<10)}, nil
 }
 
-func (e *evidenceTemp) add(idx uint64, id string, entry []byte) error {
-	var hdr [16]byte
+func (e *evidenceTemp) add(idx uint64, id string, entry []byte, openings []verify.Opening) error {
+	var ops []byte
+	if len(openings) > 0 {
+		var err error
+		if ops, err = json.Marshal(openings); err != nil {
+			return fmt.Errorf("exporters: evidence: %w", err)
+		}
+	}
+	var hdr [20]byte
 	binary.BigEndian.PutUint64(hdr[:8], idx)
 	binary.BigEndian.PutUint32(hdr[8:12], uint32(len(id)))
 	binary.BigEndian.PutUint32(hdr[12:16], uint32(len(entry)))
+	binary.BigEndian.PutUint32(hdr[16:20], uint32(len(ops)))
 	e.w.Write(hdr[:])
 	e.w.WriteString(id)
-	_, err := e.w.Write(entry)
+	e.w.Write(entry)
+	_, err := e.w.Write(ops)
 	return err
 }
 
 // each calls fn with every entry, in the order added.
-func (e *evidenceTemp) each(fn func(idx uint64, id string, entry []byte) error) error {
+func (e *evidenceTemp) each(fn func(idx uint64, id string, entry []byte, openings []verify.Opening) error) error {
 	if err := e.w.Flush(); err != nil {
 		return fmt.Errorf("exporters: evidence: %w", err)
 	}
@@ -369,7 +408,7 @@ func (e *evidenceTemp) each(fn func(idx uint64, id string, entry []byte) error) 
 		return err
 	}
 	r := bufio.NewReaderSize(e.f, 256<<10)
-	var hdr [16]byte
+	var hdr [20]byte
 	var buf []byte
 	for {
 		if _, err := io.ReadFull(r, hdr[:]); errors.Is(err, io.EOF) {
@@ -377,7 +416,8 @@ func (e *evidenceTemp) each(fn func(idx uint64, id string, entry []byte) error) 
 		} else if err != nil {
 			return fmt.Errorf("exporters: evidence: %w", err)
 		}
-		n := int(binary.BigEndian.Uint32(hdr[8:12])) + int(binary.BigEndian.Uint32(hdr[12:16]))
+		idLen, entryLen := int(binary.BigEndian.Uint32(hdr[8:12])), int(binary.BigEndian.Uint32(hdr[12:16]))
+		n := idLen + entryLen + int(binary.BigEndian.Uint32(hdr[16:20]))
 		if cap(buf) < n {
 			buf = make([]byte, n)
 		}
@@ -385,8 +425,13 @@ func (e *evidenceTemp) each(fn func(idx uint64, id string, entry []byte) error) 
 		if _, err := io.ReadFull(r, buf); err != nil {
 			return fmt.Errorf("exporters: evidence: %w", err)
 		}
-		idLen := binary.BigEndian.Uint32(hdr[8:12])
-		if err := fn(binary.BigEndian.Uint64(hdr[:8]), string(buf[:idLen]), buf[idLen:]); err != nil {
+		var openings []verify.Opening
+		if ops := buf[idLen+entryLen:]; len(ops) > 0 {
+			if err := json.Unmarshal(ops, &openings); err != nil {
+				return fmt.Errorf("exporters: evidence: %w", err)
+			}
+		}
+		if err := fn(binary.BigEndian.Uint64(hdr[:8]), string(buf[:idLen]), buf[idLen:idLen+entryLen], openings); err != nil {
 			return err
 		}
 	}

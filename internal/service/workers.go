@@ -10,6 +10,7 @@ import (
 	lineage "github.com/lineage-audit/lineage"
 	"github.com/lineage-audit/lineage/exporters"
 	"github.com/lineage-audit/lineage/ingest"
+	"github.com/lineage-audit/lineage/ledger/seal"
 	"github.com/lineage-audit/lineage/query"
 	"github.com/lineage-audit/lineage/query/findings"
 	"github.com/lineage-audit/lineage/query/index/sqlite"
@@ -220,7 +221,14 @@ func prepareIngest(ctx context.Context, c Config, st *stores, w *workers) error 
 
 // newExports makes the exporter service; every run it makes is recorded through JetStream.
 func newExports(c Config, st *stores, js jetstream.JetStream, cluster *exporters.Cluster) (*exporters.Service, error) {
+	// With erasure on, exports open the sealed entries with the key store (a nil interface
+	// otherwise, never a nil *SQLiteStore).
+	var keys seal.KeyStore
+	if st.erasure != nil {
+		keys = st.erasure.keys
+	}
 	return exporters.NewService(exporters.Config{
+		Keys: keys,
 		// Export bundles carry the served (cosigned, with a witness policy) checkpoint.
 		Log: st.served, Signer: st.signer, Verifier: st.verifier,
 		Dir: c.ExportDir, ScheduleFile: c.ExportSchedule,

@@ -434,6 +434,10 @@ func verifyBundle(env Env, path string, v note.Verifier, pol *verify.WitnessPoli
 	}
 	fmt.Fprintf(w, "OK: %d files match the manifest signed by %s; %d records verified with inclusion proofs against the checkpoint of size %d (root %x); %d table citations resolved\n",
 		rep.Files, safe(v.Name()), rep.Records, cp.Size, cp.Hash, rep.Citations)
+	if c := rep.Sealed; c != nil {
+		fmt.Fprintf(w, "OK: sealed personal fields at export time: %d clear (%d subject keys), each opening checked against its commitment in the log; %d erased (%d subject keys)\n",
+			c.ClearFields, c.ClearKeys, c.ErasedFields, c.ErasedKeys)
+	}
 	return nil
 }
 

@@ -16,6 +16,8 @@ import (
 	"github.com/lineage-audit/lineage/internal/demo"
 	"github.com/lineage-audit/lineage/ledger"
 	"github.com/lineage-audit/lineage/ledger/ledgertest"
+	"github.com/lineage-audit/lineage/ledger/seal"
+	"github.com/lineage-audit/lineage/ledger/seal/sqlitekeys"
 	"github.com/lineage-audit/lineage/ledger/tessera"
 	"golang.org/x/mod/sumdb/note"
 )
@@ -149,4 +151,70 @@ func Release() {
 	for _, d := range shared.dirs {
 		os.RemoveAll(d)
 	}
+}
+
+// NewSealed opens a log of sealed (v2) entries, as an erasure-on lineaged writes them, with its
+// real SQLite key store (docs/ERASURE.md): demo traffic of June 2026 (600 records, tenants
+// acme-bank and globex-lending), each record sealed at the default paths (user, reviewer) and
+// at /action/target under the user's key.
+func NewSealed(t testing.TB) (*Rig, *sqlitekeys.SQLiteStore) {
+	t.Helper()
+	ctx := context.Background()
+	mk, _, err := seal.GenerateMasterKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks, err := sqlitekeys.OpenSQLite(ctx, filepath.Join(t.TempDir(), "keys.sqlite"), mk, sqlitekeys.SQLiteOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ks.Close() })
+	paths, err := seal.NewPaths(seal.Path{Pointer: "/action/target", Subject: "/user/id"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := demo.Generate(demo.Options{Seed: 21, Tenants: 2, Start: time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC), Step: time.Hour}, 600)
+	r := New(t, nil)
+	entries := make([][]byte, len(recs))
+	for i := range recs {
+		c, err := recs[i].Canonical()
+		if err != nil {
+			t.Fatal(err)
+		}
+		redacted, fields, err := seal.Seal(ctx, ks, recs[i].Tenant, recs[i].ID, c, paths)
+		if err != nil {
+			t.Fatal(err)
+		}
+		at, _ := recs[i].ParsedTime()
+		if entries[i], err = seal.NewEnvelopeV2(redacted, fields, at.Add(time.Second), true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := ledgertest.AddAll(ctx, r.Log, entries); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ledgertest.WaitCheckpoint(ctx, r.Log, r.Verifier, uint64(len(entries))); err != nil {
+		t.Fatal(err)
+	}
+	r.Recs = recs
+	return r, ks
+}
+
+// TopUser returns the user id with the most records of tenant that name an AI system (the EU
+// AI Act report's scope), and a target sealed under that user's key.
+func (r *Rig) TopUser(tenant string) (user, target string) {
+	n := map[string]int{}
+	for _, rec := range r.Recs {
+		if rec.Tenant == tenant && rec.AISystem != nil {
+			if n[rec.User.ID]++; n[rec.User.ID] > n[user] {
+				user = rec.User.ID
+			}
+		}
+	}
+	for _, rec := range r.Recs {
+		if rec.Tenant == tenant && rec.User.ID == user && rec.AISystem != nil && len(rec.Action.Target) > 6 {
+			return user, rec.Action.Target
+		}
+	}
+	return user, ""
 }
