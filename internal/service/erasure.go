@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/lineage-audit/lineage/exporters"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -336,6 +337,7 @@ type eraser struct {
 	indexer  *query.Indexer
 	findings *query.FindingsWorker // nil without findings
 	pending  *pendingRecords       // publishes the erasure records (retention.go)
+	exports  *exporters.Service    // its stored exports holding an erased key are deleted
 	scrub    scrubFunc
 	logger   *slog.Logger
 	now      func() time.Time

@@ -232,6 +232,9 @@ func (er *eraser) finishErasure(ctx context.Context, tenant, by string, kids []s
 	if err != nil {
 		return rec.ID, 0, fmt.Errorf("erasure: keys destroyed, index purge failed (it is retried at the next start): %w", err)
 	}
+	if err := er.purgeExports(ctx, tenant, kids); err != nil {
+		return rec.ID, n, fmt.Errorf("erasure: keys destroyed, index purged, stored exports not purged (retried at the next start): %w", err)
+	}
 	return rec.ID, n, nil
 }
 
@@ -448,6 +451,45 @@ func (er *eraser) reapply(ctx context.Context, tenant string, rec *lineage.Recor
 	if err != nil {
 		return len(kids), fmt.Errorf("re-apply erasure %s: keys destroyed, index purge failed (retried at the next start): %w", rec.ID, err)
 	}
+	if err := er.purgeExports(ctx, tenant, kids); err != nil {
+		return len(kids), fmt.Errorf("re-apply erasure %s: stored exports not purged: %w", rec.ID, err)
+	}
 	er.logger.Warn("erasure: re-applied an erasure the key store had lost (restored from an older backup?)", "tenant", tenant, "record", rec.ID, "keys", len(kids), "records_purged", n)
 	return len(kids), nil
+}
+
+// purgeExports deletes the stored files of the tenant's exports that hold a clear value under
+// one of kids (exporters.Service.PurgeKeys).
+func (er *eraser) purgeExports(ctx context.Context, tenant string, kids []seal.KeyID) error {
+	if er.exports == nil || len(kids) == 0 {
+		return nil
+	}
+	ids := make([]string, len(kids))
+	for i, k := range kids {
+		ids[i] = k.String()
+	}
+	n, err := er.exports.PurgeKeys(ctx, tenant, ids)
+	if n > 0 {
+		er.logger.Info("erasure: deleted the stored files of exports holding erased values", "tenant", tenant, "exports", n)
+	}
+	return err
+}
+
+// purgeAllExports runs purgeExports for every tombstone of the key store: at start, it
+// completes the export purge of an erasure a crash cut short (PurgeKeys is idempotent).
+func (er *eraser) purgeAllExports(ctx context.Context) error {
+	tombs, err := er.e.keys.Tombstones(ctx)
+	if err != nil {
+		return err
+	}
+	byTenant := map[string][]seal.KeyID{}
+	for _, t := range tombs {
+		byTenant[t.Tenant] = append(byTenant[t.Tenant], t.KeyID)
+	}
+	for tenant, kids := range byTenant {
+		if err := er.purgeExports(ctx, tenant, kids); err != nil {
+			return fmt.Errorf("tenant %s: %w", tenant, err)
+		}
+	}
+	return nil
 }

@@ -167,7 +167,7 @@ func startWorkers(ctx, gctx context.Context, g *errgroup.Group, c Config, st *st
 					_, err = js.PublishMsg(ctx, ingest.RecordMsg(rec.Tenant, rec.ID, b))
 					return err
 				}},
-			scrub: scrubStreams(js, elog), logger: elog, now: now, metrics: newRetentionMetrics(st.reg)}
+			scrub: scrubStreams(js, elog), logger: elog, now: now, metrics: newRetentionMetrics(st.reg), exports: w.exports}
 		// Pending erasure records and the retention windows (retention.go). Stopped before the
 		// log closes, like the ingester: a retention erasure purges from the log.
 		// A key store restored from a backup older than some erasure still holds their keys:
@@ -176,6 +176,9 @@ func startWorkers(ctx, gctx context.Context, g *errgroup.Group, c Config, st *st
 			return nil, nil, fmt.Errorf("service: re-apply the erasures the log records: %w", err)
 		} else if n > 0 {
 			elog.Warn("erasure: re-applied erasures at start", "keys", n)
+		}
+		if err := w.eraser.purgeAllExports(ctx); err != nil {
+			return nil, nil, fmt.Errorf("service: purge the stored exports of erased subjects: %w", err)
 		}
 		interval := c.ErasureRetentionInterval
 		cs.add(spawn(g, gctx, "erasure-maintenance", func(ctx context.Context) error { return w.eraser.runMaintenance(ctx, interval) }))
