@@ -170,7 +170,7 @@ func requireAllTenants(c *gin.Context) {
 func (a *API) logRequests(c *gin.Context) {
 	start := time.Now()
 	c.Next()
-	if a.Logger != nil && a.Logger.Enabled(c, slog.LevelDebug) {
+	if a.Logger != nil && a.Logger.Enabled(c.Request.Context(), slog.LevelDebug) {
 		a.Logger.Debug("http", "method", c.Request.Method, "path", c.FullPath(), "status", c.Writer.Status(), "dur", time.Since(start))
 	}
 }
@@ -191,7 +191,7 @@ func (a *API) internal(c *gin.Context, what string, err error) {
 }
 
 func (a *API) health(c *gin.Context) {
-	pos, err := a.Store.Position(c)
+	pos, err := a.Store.Position(c.Request.Context())
 	if err != nil {
 		fail(c, http.StatusServiceUnavailable, "index unavailable")
 		return
@@ -201,9 +201,9 @@ func (a *API) health(c *gin.Context) {
 		out["findings_position"] = a.FindingsPosition()
 	}
 	if a.Cluster != nil {
-		out["cluster"] = a.Cluster(c)
+		out["cluster"] = a.Cluster(c.Request.Context())
 	}
-	if cp, err := a.Log.Checkpoint(c); err == nil {
+	if cp, err := a.Log.Checkpoint(c.Request.Context()); err == nil {
 		out["checkpoint_size"] = cp.Size
 	} else if !errors.Is(err, ledger.ErrNotFound) {
 		fail(c, http.StatusServiceUnavailable, "log checkpoint unreadable")
@@ -213,7 +213,7 @@ func (a *API) health(c *gin.Context) {
 }
 
 func (a *API) latest(c *gin.Context) (ledger.Checkpoint, bool) {
-	cp, err := a.Log.Checkpoint(c)
+	cp, err := a.Log.Checkpoint(c.Request.Context())
 	if errors.Is(err, ledger.ErrNotFound) {
 		fail(c, http.StatusServiceUnavailable, "the log has no checkpoint yet")
 		return cp, false
@@ -259,7 +259,7 @@ func (a *API) record(c *gin.Context) {
 		return
 	}
 	if tenant != "" {
-		r, err := a.Store.Lookup(c, tenant, id)
+		r, err := a.Store.Lookup(c.Request.Context(), tenant, id)
 		if errors.Is(err, index.ErrNotFound) {
 			fail(c, http.StatusNotFound, "no record %q in tenant %q", id, tenant)
 			return
@@ -269,7 +269,7 @@ func (a *API) record(c *gin.Context) {
 		}
 		ref = r
 	} else {
-		all, err := a.Store.FindID(c, id)
+		all, err := a.Store.FindID(c.Request.Context(), id)
 		if errors.Is(err, index.ErrNotFound) {
 			all, err = nil, nil
 		}
@@ -309,7 +309,7 @@ func (a *API) record(c *gin.Context) {
 		fail(c, http.StatusServiceUnavailable, "record %q is logged at index %d but the served checkpoint covers %d entries; it will be provable once a checkpoint covering it is published and witnessed", id, ref.Index, cp.Size)
 		return
 	}
-	rp, err := a.proveRecord(c, ref, cp)
+	rp, err := a.proveRecord(c.Request.Context(), ref, cp)
 	if err != nil {
 		a.internal(c, "prove record", err)
 		return
@@ -386,7 +386,7 @@ func (a *API) inclusion(c *gin.Context) {
 		fail(c, http.StatusBadRequest, "need index < size <= %d (the latest checkpoint)", cp.Size)
 		return
 	}
-	leaves, err := a.leaves(c, []uint64{i}, size)
+	leaves, err := a.leaves(c.Request.Context(), []uint64{i}, size)
 	if err != nil {
 		a.internal(c, "read entry", err)
 		return
@@ -398,7 +398,7 @@ func (a *API) inclusion(c *gin.Context) {
 			return
 		}
 	}
-	p, err := a.Log.InclusionProof(c, i, size)
+	p, err := a.Log.InclusionProof(c.Request.Context(), i, size)
 	if err != nil {
 		a.internal(c, "inclusion proof", err)
 		return
@@ -423,7 +423,7 @@ func (a *API) consistency(c *gin.Context) {
 		fail(c, http.StatusBadRequest, "need from <= to <= %d (the latest checkpoint)", cp.Size)
 		return
 	}
-	p, err := a.Log.ConsistencyProof(c, from, to)
+	p, err := a.Log.ConsistencyProof(c.Request.Context(), from, to)
 	if err != nil {
 		a.internal(c, "consistency proof", err)
 		return
@@ -470,7 +470,7 @@ func (a *API) tiles(c *gin.Context) {
 		return
 	}
 	if p == "checkpoint" {
-		cp, err := a.Log.Checkpoint(c)
+		cp, err := a.Log.Checkpoint(c.Request.Context())
 		if errors.Is(err, ledger.ErrNotFound) {
 			fail(c, http.StatusNotFound, "the log has no checkpoint yet")
 			return

@@ -68,7 +68,7 @@ func (a *API) erase(c *gin.Context) {
 		return
 	}
 	req.RequestedBy = who.Subject
-	res, err := a.Erasure.Erase(c, req)
+	res, err := a.Erasure.Erase(c.Request.Context(), req)
 	switch {
 	case err == nil:
 		c.JSON(http.StatusOK, res)

@@ -86,7 +86,7 @@ func (a *API) findingsList(c *gin.Context) {
 		return
 	}
 	q.Limit = page + 1
-	fs, err := a.Findings.Findings(c, q)
+	fs, err := a.Findings.Findings(c.Request.Context(), q)
 	if err != nil {
 		a.internal(c, "findings", err)
 		return
@@ -110,7 +110,7 @@ func (a *API) findingsList(c *gin.Context) {
 			FirstIndex: f.FirstIndex, LastIndex: f.LastIndex, Count: f.Count, Explanation: f.Explanation}
 		for _, e := range f.Evidence {
 			en := &verify.EvidenceNode{ID: e.ID, LogIndex: e.Index, Note: e.Note}
-			switch row, err := a.Store.Get(c, f.Tenant, e.ID); {
+			switch row, err := a.Store.Get(c.Request.Context(), f.Tenant, e.ID); {
 			case errors.Is(err, index.ErrNotFound):
 				en.Missing = "not in the index (expired by its retention, or the index is being rebuilt)"
 			case err != nil:

@@ -165,7 +165,7 @@ func (a *API) search(c *gin.Context, q index.Query, ans *Answer) ([]index.Row, l
 	}
 	page := q.Limit
 	q.Limit++
-	rows, err := a.Store.Records(c, q)
+	rows, err := a.Store.Records(c.Request.Context(), q)
 	if err != nil {
 		a.internal(c, "lineage query", err)
 		return nil, cp, false
@@ -498,7 +498,7 @@ func (a *API) actionChain(c *gin.Context) {
 	seen := map[string]bool{}
 	for cur := id; cur != "" && len(rows) < MaxChain && !seen[cur]; {
 		seen[cur] = true
-		r, err := a.Store.Get(c, tenant, cur)
+		r, err := a.Store.Get(c.Request.Context(), tenant, cur)
 		if errors.Is(err, index.ErrNotFound) || (err == nil && r.Index >= cp.Size) {
 			if cur == id {
 				fail(c, http.StatusNotFound, "no record %q in tenant %q", id, tenant)
@@ -526,7 +526,7 @@ func (a *API) actionChain(c *gin.Context) {
 		if r.Record.HumanOversight != nil {
 			over = append(over, rows[i])
 		}
-		kids, err := a.Store.Records(c, index.Query{Tenant: tenant, ParentID: r.Record.ID, Limit: 100})
+		kids, err := a.Store.Records(c.Request.Context(), index.Query{Tenant: tenant, ParentID: r.Record.ID, Limit: 100})
 		if err != nil {
 			a.internal(c, "children", err)
 			return
@@ -558,7 +558,7 @@ func (a *API) policyDecisions(c *gin.Context) {
 	if !ok {
 		return
 	}
-	st, err := a.Store.PolicyStats(c, q.Tenant, q.PolicyID, q.From, q.To)
+	st, err := a.Store.PolicyStats(c.Request.Context(), q.Tenant, q.PolicyID, q.From, q.To)
 	if err != nil {
 		a.internal(c, "policy stats", err)
 		return
