@@ -26,9 +26,10 @@ import (
 )
 
 // Erasure modes (--erasure). "on" seals a new log; "auto" (the default) keeps the mode a log
-// was started with and, for now, leaves a new log off (exports and UI views do not open sealed
-// fields yet); the mode chosen is written to ErasureModeFile at first start and never changes
-// afterwards (a log is either sealed from its first entry or never).
+// was started with, seals a new embedded log (Tessera + SQLite) and leaves a new log on other
+// drivers off, where erasure is not implemented; an existing log written before erasure keeps
+// working unchanged. The mode chosen is written to ErasureModeFile at first start and never
+// changes afterwards (a log is either sealed from its first entry or never).
 const (
 	ErasureAuto = "auto"
 	ErasureOn   = "on"
@@ -188,12 +189,8 @@ func openErasure(ctx context.Context, c Config, logSize uint64) (*erasureState, 
 			c.Logger.Warn("erasure stays off: it is implemented for the embedded log and index only", "ledger", c.Ledger, "index", c.Index)
 		case requested == ErasureOff:
 			mode = ErasureOff
-		case requested == ErasureAuto:
-			// Not yet on by default (issue #17 wants it): exports and the UI views still show
-			// sealed fields as tokens (docs/ERASURE.md, checklist). --erasure on opts in.
-			mode = ErasureOff
-			c.Logger.Info("erasure off for this new log (the default for now); start a new log with --erasure on to seal personal fields")
 		default:
+			// A new embedded log seals personal fields unless --erasure off says otherwise.
 			mode, fresh = ErasureOn, true
 		}
 		if err := writeErasureMode(modeFile, mode); err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -45,7 +46,7 @@ func erasureConfig(t *testing.T, dir string, logs io.Writer) Config {
 		t.Fatal(err)
 	}
 	c.ErasureConfig = cfg
-	c.Erasure = ErasureOn // a new log is not sealed by default yet
+	c.Erasure = ErasureOn // the default for a new embedded log too; TestErasureDefaultOn checks auto
 	c.CheckpointInterval = 100 * time.Millisecond
 	c.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	return c
@@ -432,4 +433,78 @@ func TestErasureKeyStoreLoss(t *testing.T) {
 	if _, err := RebuildIndex(context.Background(), erasureConfig(t, dir, io.Discard), vkey, nil); err == nil || !strings.Contains(err.Error(), "key missing") {
 		t.Fatalf("rebuild-index with keys missing = %v, want the key-store error", err)
 	}
+}
+
+// TestErasureDefaultOn: with the default --erasure auto, a new embedded log is sealed (its
+// mode recorded, its master key created 0600), a log that already holds entries written
+// without erasure stays off and works unchanged, and a new log on other drivers stays off
+// while "on" is refused there. A recorded mode never switches.
+func TestErasureDefaultOn(t *testing.T) {
+	open := func(t *testing.T, dir string, mod func(*Config), logSize uint64) (*erasureState, string, error) {
+		t.Helper()
+		c := DefaultConfig()
+		c.DataDir = dir
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		if mod != nil {
+			mod(&c)
+		}
+		c.Defaults()
+		e, err := openErasure(context.Background(), c, logSize)
+		if e != nil {
+			t.Cleanup(func() { e.keys.Close() })
+		}
+		m, _ := readErasureMode(ErasureModeFile(dir))
+		return e, m, err
+	}
+
+	t.Run("new embedded log", func(t *testing.T) {
+		dir := t.TempDir()
+		e, m, err := open(t, dir, nil, 0)
+		if err != nil || e == nil || m != ErasureOn {
+			t.Fatalf("auto on a new embedded log: state %v, mode %q, %v; want sealed", e != nil, m, err)
+		}
+		if fi, err := os.Stat(ErasureMasterKeyPath(dir)); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Fatalf("master key: %v %v", fi, err)
+		}
+		e.keys.Close()
+		// Restarted with entries in the log: still on, with any flag but "off".
+		if e, m, err := open(t, dir, nil, 10); err != nil || e == nil || m != ErasureOn {
+			t.Fatalf("restart: state %v, mode %q, %v", e != nil, m, err)
+		}
+		if _, _, err := open(t, dir, func(c *Config) { c.Erasure = ErasureOff }, 10); err == nil || !strings.Contains(err.Error(), "cannot switch") {
+			t.Fatalf("--erasure off on a sealed log: %v, want refused", err)
+		}
+	})
+	t.Run("existing log without erasure", func(t *testing.T) {
+		dir := t.TempDir()
+		if e, m, err := open(t, dir, nil, 42); err != nil || e != nil || m != ErasureOff {
+			t.Fatalf("auto on a log with 42 entries: state %v, mode %q, %v; want off, unchanged", e != nil, m, err)
+		}
+		if _, err := os.Stat(ErasureMasterKeyPath(dir)); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("a master key was created for a log that stays off: %v", err)
+		}
+		if _, _, err := open(t, dir, func(c *Config) { c.Erasure = ErasureOn }, 42); err == nil {
+			t.Fatal("--erasure on accepted for a log recorded off")
+		}
+	})
+	t.Run("existing log asked on", func(t *testing.T) {
+		if _, _, err := open(t, t.TempDir(), func(c *Config) { c.Erasure = ErasureOn }, 42); err == nil || !strings.Contains(err.Error(), "cannot switch") {
+			t.Fatalf("--erasure on for a log with entries: %v, want refused", err)
+		}
+	})
+	t.Run("other drivers", func(t *testing.T) {
+		dir := t.TempDir()
+		trillian := func(c *Config) { c.Ledger = "trillian" }
+		if e, m, err := open(t, dir, trillian, 0); err != nil || e != nil || m != ErasureOff {
+			t.Fatalf("auto on a new Trillian log: state %v, mode %q, %v; want off", e != nil, m, err)
+		}
+		if _, _, err := open(t, t.TempDir(), func(c *Config) { c.Ledger = "trillian"; c.Erasure = ErasureOn }, 0); err == nil || !strings.Contains(err.Error(), "not implemented") {
+			t.Fatalf("--erasure on with Trillian: %v, want refused", err)
+		}
+	})
+	t.Run("explicit off", func(t *testing.T) {
+		if e, m, err := open(t, t.TempDir(), func(c *Config) { c.Erasure = ErasureOff }, 0); err != nil || e != nil || m != ErasureOff {
+			t.Fatalf("--erasure off on a new log: state %v, mode %q, %v", e != nil, m, err)
+		}
+	})
 }
