@@ -43,7 +43,7 @@ export function actionLine(a, verdict, tenant) {
     badge(verdict), " ", effectChip(a.decision && a.decision.effect), " ",
     el("span", { class: "time" }, shortTime(a.time)), " ",
     el("span", { class: "atype" }, a.action && a.action.type), " ",
-    el("span", { class: "target" }, a.action && a.action.target), " ",
+    el("span", { class: "target" }, a.action && shown(a.action.target)), " ",
     link("record " + a.id, "records", a.id, { tenant }, { class: "rec" }),
     a.decision && a.decision.reason ? el("div", { class: "reason" }, a.decision.reason) : null);
 }
@@ -58,4 +58,35 @@ export function flagsList(flags) {
 // count formats a number with thousands separators.
 export function count(n) {
   return Number(n).toLocaleString("en-US");
+}
+
+// Sealed personal fields (docs/ERASURE.md). With erasure on, the ledger entry holds
+// "sealed:<commitment>" (43 base64url characters, ledger/seal/crypto.go) in place of each
+// personal value; answers carry the clear value while the subject's key exists and the token
+// once the key is destroyed. Findings name an erased subject "erased:<key id>"
+// (internal/service/erasure.go). A record may hold such a string in a field that was never
+// sealed: only the record view, which checks the leaf's list of sealed fields in this browser,
+// says which fields are erased for certain; elsewhere the shape is shown as "erased".
+const SEALED_TOKEN = /^sealed:[A-Za-z0-9_-]{43}$/;
+const ERASED_KEY = /^erased:[A-Za-z0-9_-]{1,64}$/;
+
+export function isErased(v) {
+  return typeof v === "string" && (SEALED_TOKEN.test(v) || ERASED_KEY.test(v));
+}
+
+// erasedText describes an erased value: "erased (commitment …)" or "erased (key …)".
+export function erasedText(v) {
+  return SEALED_TOKEN.test(v) ? "erased (commitment " + v.slice(7) + ")" : "erased (key " + v.slice(7) + ")";
+}
+
+// shown is v as the views show it: an erased value as its description, marked; anything else
+// unchanged (always text).
+export function shown(v) {
+  if (!isErased(v)) return v;
+  return el("span", { class: "erased", title: "the subject's key was destroyed (erasure, docs/ERASURE.md): the log keeps only the commitment" }, erasedText(v));
+}
+
+// personLink links a user id to its lineage, unless it is erased: there is nothing to look up.
+export function personLink(id, view, params) {
+  return isErased(id) ? shown(id) : link(id, view || "users", id, params);
 }

@@ -13,7 +13,7 @@ import { el, append, clear, shortTime, printable } from "../dom.js";
 import { get, apiURL } from "../api.js";
 import { link, href, navigate, replaceParams } from "../nav.js";
 import { verifyActions, badge } from "../trust.js";
-import { heading, section, kv, effectChip, errorBox, loading, count } from "./common.js";
+import { heading, section, kv, effectChip, errorBox, loading, count, shown, personLink } from "./common.js";
 
 export const SEVERITIES = ["high", "medium", "info"];
 const PAGE = 25;
@@ -122,7 +122,7 @@ function row(f, info, params) {
     el("div", { class: "explanation prose" }, f.explanation),
     el("div", { class: "muted finding-meta" },
       f.agent ? ["agent ", el("span", { class: "agent" }, f.agent), " · "] : "",
-      f.user ? ["user ", el("span", { class: "user" }, f.user), " · "] : "",
+      f.user ? ["user ", el("span", { class: "user" }, shown(f.user)), " · "] : "",
       el("span", { class: "time" }, shortTime(f.first_time)), " → ", el("span", { class: "time" }, shortTime(f.last_time))));
 }
 
@@ -144,9 +144,9 @@ function evidenceItem(e, f, tenant) {
       " · log index " + String(e.log_index ?? "")),
     el("div", { class: "action-line" },
       effectChip(d.effect), " ", el("span", { class: "time" }, shortTime(r.time)), " ",
-      el("span", { class: "atype" }, a.type), " ", el("span", { class: "target" }, a.target),
+      el("span", { class: "atype" }, a.type), " ", el("span", { class: "target" }, shown(a.target)),
       " · agent ", link(r.agent, "agents", r.agent, { tenant }),
-      r.user && r.user.id ? [" · user ", link(r.user.id, "users", r.user.id, { tenant })] : "",
+      r.user && r.user.id ? [" · user ", personLink(r.user.id, "users", { tenant })] : "",
       r.role ? " · role " + r.role : "",
       d.reason ? el("div", { class: "reason" }, d.reason) : null),
     el("div", { class: "evidence-links" },
@@ -171,7 +171,7 @@ function detail(f, info, tenant, params) {
       ["kind", el("code", {}, f.kind)],
       ["about", el("code", { class: "key" }, f.key)],
       ["agent", f.agent ? el("span", {}, link(f.agent, "agents", f.agent, { tenant }), " · ", only("agent", f.agent)) : ""],
-      ["user", f.user ? el("span", {}, link(f.user, "users", f.user, { tenant }), " · ", only("user", f.user)) : ""],
+      ["user", f.user ? el("span", {}, personLink(f.user, "users", { tenant }), " · ", only("user", f.user)) : ""],
       ["occurrences", count(f.count || 0)],
       ["first seen", f.first_time + " (log index " + String(f.first_log_index ?? "") + ")"],
       ["last seen", f.last_time + " (log index " + String(f.last_log_index ?? "") + ")"],

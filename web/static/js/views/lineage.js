@@ -7,7 +7,7 @@ import { get, apiURL } from "../api.js";
 import { link, href, navigate, replaceParams, filterParams } from "../nav.js";
 import { verifyActions, badge } from "../trust.js";
 import { Tree, node } from "../tree.js";
-import { heading, section, kv, effectChip, errorBox, loading as loading_, actionLine, flagsList, count } from "./common.js";
+import { heading, section, kv, effectChip, errorBox, loading as loading_, actionLine, flagsList, count, shown, personLink } from "./common.js";
 import { DelegationGraph } from "./graph.js";
 import { Timeline } from "./timeline.js";
 
@@ -34,7 +34,7 @@ function actionRow(n, r, tenant) {
   append(r, badge(n.verdict), effectChip(a.decision && a.decision.effect),
     el("span", { class: "time" }, shortTime(a.time)),
     el("span", { class: "atype" }, a.action && a.action.type),
-    el("span", { class: "target" }, a.action && a.action.target),
+    el("span", { class: "target" }, a.action && shown(a.action.target)),
     el("a", { class: "rec", tabindex: "-1", href: href("records", a.id, { tenant }) }, a.id));
 }
 
@@ -338,7 +338,7 @@ export async function userView(main, st) {
     },
     describe: (n, r) => {
       if (n.kind === "user") {
-        append(r, el("span", { class: "node-user" }, "user ", n.data.id), " ",
+        append(r, el("span", { class: "node-user" }, "user ", shown(n.data.id)), " ",
           el("span", { class: "muted" }, n.data.issuer || "(no issuer)"));
         return;
       }
@@ -379,7 +379,7 @@ export async function agentView(main, st) {
       }
       clear(usersBox);
       for (const u of users.values()) {
-        usersBox.append(el("li", {}, link(u.id, "users", u.id, filterParams(st.params, ["tenant", "from", "to"])),
+        usersBox.append(el("li", {}, personLink(u.id, "users", filterParams(st.params, ["tenant", "from", "to"])),
           " ", el("span", { class: "muted" }, u.issuer), " · " + count(u.actions) + " actions"));
       }
       const fresh = [];
@@ -436,7 +436,7 @@ export async function chainView(main, st) {
     clear(overList);
     for (const a of ans.oversight || []) {
       const h = a.human_oversight || {};
-      overList.append(el("li", {}, "reviewer ", h.reviewer ? h.reviewer.id : "?", " · outcome ", h.outcome || "?",
+      overList.append(el("li", {}, "reviewer ", h.reviewer ? shown(h.reviewer.id) : "?", " · outcome ", h.outcome || "?",
         h.time ? " · " + h.time : "", actionLine(a, verdicts.get(a.id), tenant)));
     }
     if (!(ans.oversight || []).length) overList.append(el("li", { class: "muted" }, "no human oversight recorded on this chain"));
@@ -446,7 +446,7 @@ export async function chainView(main, st) {
   append(main, // skips the absent parts (the DOM's own append would show them as "null")
     ans.complete ? null : el("p", { class: "warn", role: "status" }, "The chain is incomplete: a parent it names is not in the log (or not visible to you)."),
     flagsList(ans.flags),
-    section("Authorized by", kv([["person", link(p.id, "users", p.id, { tenant })], ["issuer", externalLink(p.issuer)]])),
+    section("Authorized by", kv([["person", personLink(p.id, "users", { tenant })], ["issuer", externalLink(p.issuer)]])),
     section("Delegation", d ? kv([
       ["token id", d.token_id], ["issuer", d.issuer ? externalLink(d.issuer) : ""], ["mechanism", d.mechanism],
       ["scope", (d.scope || []).length ? el("ul", {}, d.scope.map((s) => el("li", {}, s))) : ""],

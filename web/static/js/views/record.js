@@ -7,7 +7,7 @@ import { el, append, clear, b64ToBytes, bytesToText, bytesToHex, externalLink } 
 import { get, apiURL } from "../api.js";
 import { link } from "../nav.js";
 import { verifyRecord, badge, observe } from "../trust.js";
-import { heading, section, kv, effectChip, errorBox, loading } from "./common.js";
+import { heading, section, kv, effectChip, errorBox, loading, shown, personLink } from "./common.js";
 
 // fieldRows flattens a JSON value into [path, value] rows: every field, nothing hidden.
 function fieldRows(v, path, out) {
@@ -22,6 +22,28 @@ function fieldRows(v, path, out) {
 }
 
 const URLISH = /(^|\.)(issuer|url|uri|href)$/;
+
+// showSealed lists the entry's sealed personal fields as the verifier in this browser found
+// them (verify.js openLeaf): each clear value shown was checked against its commitment in the
+// leaf; a field without an opening is erased, its key destroyed (docs/ERASURE.md).
+function showSealed(box, v) {
+  const old = box.querySelector("#sealed-fields");
+  if (v.state !== "verified" || !v.result) {
+    old.replaceWith(el("p", { class: "muted", id: "sealed-fields", "data-state": "unchecked" },
+      "Not checked: " + (v.reason || "the proof did not verify")));
+    return;
+  }
+  const fields = v.result.sealed || [];
+  if (!fields.length) {
+    old.replaceWith(el("p", { class: "muted", id: "sealed-fields", "data-state": "none" },
+      "This entry seals no field (erasure is off for this log, or the record names no person)."));
+    return;
+  }
+  old.replaceWith(el("ul", { id: "sealed-fields", "data-state": "checked" }, fields.map((f) =>
+    el("li", { "data-path": f.path, "data-clear": String(!!f.clear) }, el("code", {}, f.path), ": ",
+      f.clear ? "clear, checked against its commitment in the leaf"
+        : el("span", { class: "erased" }, "erased (commitment " + f.commitment + ")")))));
+}
 
 export async function recordView(main, st) {
   const id = st.subject;
@@ -53,6 +75,8 @@ export async function recordView(main, st) {
 
   const leaf = b64ToBytes(ans.leaf);
   const proofBox = el("div", {});
+  const sealedBox = section("Personal fields sealed in the log",
+    el("p", { class: "muted", id: "sealed-fields", "data-state": "pending" }, "checking the sealed fields in this browser…"));
   const d = rec.decision || {};
   const p = (d.policy) || {};
   main.append(status,
@@ -60,9 +84,9 @@ export async function recordView(main, st) {
     section("Summary", kv([
       ["tenant", t],
       ["time", rec.time],
-      ["user", rec.user ? link(rec.user.id, "users", rec.user.id, { tenant: t }) : ""],
+      ["user", rec.user ? personLink(rec.user.id, "users", { tenant: t }) : ""],
       ["agent", rec.agent ? link(rec.agent.id, "agents", rec.agent.id, { tenant: t }) : ""],
-      ["action", rec.action ? [rec.action.type, " → ", rec.action.target] : ""],
+      ["action", rec.action ? [rec.action.type, " → ", shown(rec.action.target)] : ""],
       ["decision", el("span", {}, effectChip(d.effect), " ", link(p.id + "@" + p.version, "policies", p.id, { tenant: t }))],
       ["reason", d.reason ? el("span", { class: "prose", id: "reason" }, d.reason) : ""],
       ["chain", link("action chain up to the authorizing person", "actions", id, { tenant: t })],
@@ -71,7 +95,8 @@ export async function recordView(main, st) {
     section("Every field", el("table", { class: "fields", id: "fields" },
       el("thead", {}, el("tr", {}, el("th", { scope: "col" }, "field"), el("th", { scope: "col" }, "value"))),
       el("tbody", {}, fieldRows(rec, "", []).map(([k, v]) =>
-        el("tr", {}, el("th", { scope: "row" }, k), el("td", {}, URLISH.test(k) ? externalLink(v) : v)))))),
+        el("tr", {}, el("th", { scope: "row" }, k), el("td", {}, URLISH.test(k) ? externalLink(v) : shown(v))))))),
+    sealedBox,
     section("Position in the log", kv([
       ["log index", String(ans.index)],
       ["leaf SHA-256 (hex)", el("code", { id: "leaf-sha" }, "…")],
@@ -89,6 +114,7 @@ export async function recordView(main, st) {
   append(status, badge(v), " ", v.state === "verified"
     ? "The signature of the checkpoint and the inclusion proof of this entry were checked in this browser with the pinned key."
     : v.state === "failed" ? "Verification failed: " + v.reason : "Not verified yet: " + v.reason);
+  showSealed(sealedBox, v);
   if (v.state === "verified" && v.result && v.result.checkpoint) {
     const cp = v.result.checkpoint;
     const root = cp.rootHash instanceof Uint8Array ? bytesToHex(cp.rootHash) : String(cp.rootHash);
