@@ -2,11 +2,13 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"time"
 
 	"github.com/lineage-audit/lineage/ledger/seal"
+	"github.com/lineage-audit/lineage/query/findings"
 	"github.com/lineage-audit/lineage/query/index"
 )
 
@@ -85,11 +87,18 @@ func (s *Store) purge(ctx context.Context, tenant string, entries []index.Entry,
 		replace = nil // no findings projection in this file
 	}
 	for clear, ph := range replace {
-		oldJSON, err := json.Marshal(clear)
+		if clear == "" {
+			continue // an empty value names no one, and would match everywhere
+		}
+		// The JSON-escaped text of the value, without quotes: it is replaced wherever it
+		// occurs in a finding's body or state, whole string values and inside longer ones
+		// alike (explanations name users: "During user X's session…", "acts in 2 users (X,
+		// Y)"). The placeholder needs no escaping, so the JSON stays valid.
+		oldJSON, err := jsonText(clear)
 		if err != nil {
 			return err
 		}
-		newJSON, err := json.Marshal(ph)
+		newJSON, err := jsonText(ph)
 		if err != nil {
 			return err
 		}
@@ -106,9 +115,16 @@ WHERE tenant = ?3 AND instr(CAST(value AS TEXT), ?1) > 0`, string(oldJSON), stri
 			return fmt.Errorf("findings state: %w", err)
 		}
 		// State keys are a subject id, or a subject id and more after a NUL (findings/engine.go).
-		if _, err := tx.ExecContext(ctx, `UPDATE OR REPLACE findings_state SET key = ?2 || substr(key, length(?1) + 1)
-WHERE tenant = ?3 AND (key = ?1 OR substr(key, 1, length(?1) + 1) = ?1 || char(0))`, clear, ph, tenant); err != nil {
+		// Compared and cut as blobs: SQLite's length() and substr() of text stop at a NUL.
+		if _, err := tx.ExecContext(ctx, `UPDATE OR REPLACE findings_state
+SET key = CAST(CAST(?2 AS BLOB) || substr(CAST(key AS BLOB), length(CAST(?1 AS BLOB)) + 1) AS TEXT)
+WHERE tenant = ?3 AND (key = ?1 OR substr(CAST(key AS BLOB), 1, length(CAST(?1 AS BLOB)) + 1) = CAST(?1 || char(0) AS BLOB))`, clear, ph, tenant); err != nil {
 			return fmt.Errorf("findings state keys: %w", err)
+		}
+	}
+	if len(replace) > 0 {
+		if err := rekeyFindings(ctx, tx, tenant, replace); err != nil {
+			return err
 		}
 	}
 	now := time.Now().UnixNano()
@@ -144,6 +160,64 @@ func (s *Store) CheckpointWAL(ctx context.Context) error {
 	}
 	if busy != 0 {
 		return fmt.Errorf("sqlite: wal checkpoint: busy (a reader holds an old snapshot; %d of %d pages copied)", done, logPages)
+	}
+	return nil
+}
+
+// jsonText is v as it appears inside a JSON string: escaped, without the quotes.
+func jsonText(v string) (string, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return "", err
+	}
+	return string(b[1 : len(b)-1]), nil
+}
+
+// rekeyFindings gives every finding of tenant whose key now holds a placeholder the id of its
+// new key. A finding's id is an unkeyed hash over its key (findings.ID), and some keys start
+// with a user id (scope escalation: user, agent, session start): kept, the old id would let
+// anyone holding the index confirm a guess of the erased user.
+func rekeyFindings(ctx context.Context, tx *sql.Tx, tenant string, replace map[string]string) error {
+	type row struct {
+		id   string
+		body []byte
+	}
+	var hit []row
+	for _, ph := range replace {
+		rows, err := tx.QueryContext(ctx, `SELECT id, body FROM findings WHERE tenant = ? AND instr(CAST(body AS TEXT), ?) > 0`, tenant, ph)
+		if err != nil {
+			return fmt.Errorf("findings ids: %w", err)
+		}
+		for rows.Next() {
+			var r row
+			if err := rows.Scan(&r.id, &r.body); err != nil {
+				rows.Close()
+				return fmt.Errorf("findings ids: %w", err)
+			}
+			hit = append(hit, r)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("findings ids: %w", err)
+		}
+	}
+	for _, r := range hit {
+		var fd findings.Finding
+		if err := json.Unmarshal(r.body, &fd); err != nil {
+			return fmt.Errorf("finding %s: stored body: %w", r.id, err)
+		}
+		id := findings.ID(fd.Tenant, fd.Kind, fd.Key)
+		if id == r.id {
+			continue
+		}
+		fd.ID = id
+		body, err := json.Marshal(&fd)
+		if err != nil {
+			return fmt.Errorf("finding %s: %w", r.id, err)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE OR REPLACE findings SET id = ?, body = ? WHERE id = ?`, id, body, r.id); err != nil {
+			return fmt.Errorf("finding %s: new id: %w", r.id, err)
+		}
 	}
 	return nil
 }
