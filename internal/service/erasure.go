@@ -371,6 +371,19 @@ func (er *eraser) Erase(ctx context.Context, req query.ErasureRequest) (query.Er
 		return res, fmt.Errorf("erasure: retention check: %w", err)
 	}
 	res.WithinRetention = len(recent) > 0
+	if !res.WithinRetention {
+		// A subject may be in records as a reviewer or under a configured path, not only as
+		// the user: any record sealed under its key inside the minimum retention counts.
+		kid, ok, err := er.e.keys.SubjectKey(ctx, req.Tenant, req.Subject)
+		if err != nil {
+			return res, fmt.Errorf("erasure: retention check: %w", err)
+		}
+		if ok {
+			if res.WithinRetention, err = er.index.SealedSince(ctx, req.Tenant, kid, floor); err != nil {
+				return res, fmt.Errorf("erasure: retention check: %w", err)
+			}
+		}
+	}
 	basis := strings.TrimSpace(req.LegalBasis)
 	if res.WithinRetention && basis == "" {
 		return res, query.ErrErasureRetention

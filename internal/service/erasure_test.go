@@ -508,3 +508,53 @@ func TestErasureDefaultOn(t *testing.T) {
 		}
 	})
 }
+
+// reviewedRecord is erRecord with a human reviewer (sealed under the reviewer's own key).
+func reviewedRecord(id, user, reviewer string, at time.Time) string {
+	r := erRecord(id, user, "case-reviewed", at)
+	return strings.TrimSuffix(r, "}") + fmt.Sprintf(`,"human_oversight":{"reviewer":{"id":%q,"issuer":"https://login.example.org/"},"outcome":"approved"}}`, reviewer)
+}
+
+// TestErasureReviewerRetention: the minimum retention covers every record sealed under the
+// subject's key, not only those where the subject is the user. A reviewer seen inside the
+// retention is refused without a legal basis; a reviewer seen only before it is erased
+// without one.
+func TestErasureReviewerRetention(t *testing.T) {
+	dir := t.TempDir()
+	base, _, stop := startErasure(t, dir)
+	defer stop()
+	const (
+		recentReviewer = "rita.reviewer-recent@example.org"
+		oldReviewer    = "otto.reviewer-old@example.org"
+	)
+	old := time.Now().Add(-DefaultMinRetention - 48*time.Hour)
+	publishRecords(t, base,
+		reviewedRecord("rv-1", keptUser, recentReviewer, time.Now()),
+		reviewedRecord("rv-2", keptUser, oldReviewer, old))
+	waitRecord(t, base, "rv-1")
+	waitRecord(t, base, "rv-2")
+
+	req := fmt.Sprintf(`{"tenant":%q,"subject":%q}`, erTenant, recentReviewer)
+	if code, b := httpDo(t, "POST", base+"/v1/erasures", req); code != http.StatusConflict {
+		t.Fatalf("erasure of a reviewer seen today without a basis = %d %s, want 409", code, b)
+	}
+	req = fmt.Sprintf(`{"tenant":%q,"subject":%q,"legal_basis":"court order 2026-9 (GDPR Art. 17(1)(d))"}`, erTenant, recentReviewer)
+	code, b := httpDo(t, "POST", base+"/v1/erasures", req)
+	var res query.ErasureResult
+	if code != http.StatusOK || json.Unmarshal(b, &res) != nil || !res.WithinRetention || res.RecordsPurged != 1 {
+		t.Fatalf("erasure of a reviewer seen today with a basis = %d %s, want 200, within retention, 1 row purged", code, b)
+	}
+	req = fmt.Sprintf(`{"tenant":%q,"subject":%q}`, erTenant, oldReviewer)
+	code, b = httpDo(t, "POST", base+"/v1/erasures", req)
+	res = query.ErasureResult{}
+	if code != http.StatusOK || json.Unmarshal(b, &res) != nil || res.WithinRetention || res.RecordsPurged != 1 {
+		t.Fatalf("erasure of a reviewer seen only before the retention = %d %s, want 200, outside retention", code, b)
+	}
+	after := waitRecord(t, base, "rv-1")
+	if bytes.Contains(after.Leaf, []byte(recentReviewer)) {
+		t.Fatal("the leaf holds the reviewer in clear")
+	}
+	if code, b := httpDo(t, "GET", base+"/v1/records/rv-1?tenant="+erTenant, ""); code != http.StatusOK || bytes.Contains(b, []byte(recentReviewer)) || !bytes.Contains(b, []byte(keptUser)) {
+		t.Fatalf("record rv-1 after its reviewer's erasure = %d, want the user clear and the reviewer gone:\n%s", code, b)
+	}
+}

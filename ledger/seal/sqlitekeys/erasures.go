@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/binary"
+	"errors"
 	"fmt"
 
 	"github.com/lineage-audit/lineage/ledger/seal"
@@ -67,4 +69,28 @@ func (s *SQLiteStore) HasKey(ctx context.Context, tenant string, kid seal.KeyID)
 		return false, fmt.Errorf("seal: has key: %w", err)
 	}
 	return n > 0, nil
+}
+
+// SubjectKey returns the key id of subject in tenant, if the store holds a key for it, without
+// creating one or unwrapping it (the eraser's retention check looks up the records sealed
+// under it).
+func (s *SQLiteStore) SubjectKey(ctx context.Context, tenant, subject string) (seal.KeyID, bool, error) {
+	p, err := s.pepper(ctx, tenant, false)
+	if err != nil || p == nil {
+		return seal.KeyID{}, false, err
+	}
+	var kidb []byte
+	err = s.db.QueryRowContext(ctx, "SELECT key_id FROM subject_keys WHERE tenant = ? AND subject_mac = ?", tenant, subjectMAC(p, subject)).Scan(&kidb)
+	if errors.Is(err, sql.ErrNoRows) {
+		return seal.KeyID{}, false, nil
+	}
+	if err != nil {
+		return seal.KeyID{}, false, fmt.Errorf("seal: subject key: %w", err)
+	}
+	var kid seal.KeyID
+	if len(kidb) != seal.KeyIDSize {
+		return seal.KeyID{}, false, fmt.Errorf("seal: subject key: key id of %d bytes in the store", len(kidb))
+	}
+	copy(kid[:], kidb)
+	return kid, true, nil
 }

@@ -221,3 +221,16 @@ func rekeyFindings(ctx context.Context, tx *sql.Tx, tenant string, replace map[s
 	}
 	return nil
 }
+
+// SealedSince reports whether a record of tenant at or after from holds a field sealed under
+// kid, whatever its path (user, reviewer, a configured path): the eraser's minimum-retention
+// check.
+func (s *Store) SealedSince(ctx context.Context, tenant string, kid seal.KeyID, from time.Time) (bool, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM sealed_keys k JOIN records r ON r.log_index = k.log_index
+WHERE k.key_id = ? AND r.tenant = ? AND r.time_ns >= ? LIMIT 1)`, kid[:], tenant, from.UnixNano()).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("sqlite: sealed since: %w", err)
+	}
+	return n > 0, nil
+}
