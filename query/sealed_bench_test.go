@@ -14,7 +14,8 @@ import (
 // BenchmarkDecodeSealed measures what erasure adds to reading the log (the indexer, the
 // findings worker, rebuild-index), in process CPU time per entry, on the demo stream with
 // /user/id and /action/target sealed: "off" decodes v1 entries, "on" decodes v2 entries and
-// opens their sealed fields with the SQLite key store.
+// opens their sealed fields with the SQLite key store and its key cache (the default),
+// "on-nocache" without the cache.
 //
 //	go test -run XXX -bench DecodeSealed -benchtime 4000x ./query
 func BenchmarkDecodeSealed(b *testing.B) {
@@ -34,11 +35,18 @@ func BenchmarkDecodeSealed(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	dec := query.Decoder{Keys: keys}
-	for name, entries := range map[string][][]byte{"off": v1, "on": v2} {
-		b.Run(name, func(b *testing.B) {
+	for _, v := range []struct {
+		name    string
+		dec     query.Decoder
+		entries [][]byte
+	}{
+		{"off", query.Decoder{Keys: keys}, v1},
+		{"on", query.Decoder{Keys: keys}, v2},
+		{"on-nocache", query.Decoder{Keys: set.NoCache}, v2},
+	} {
+		b.Run(v.name, func(b *testing.B) {
 			sealbench.RunCPU(b, "entry", func(i int) {
-				if _, err := dec.Decode(ctx, uint64(i), entries[i%len(entries)]); err != nil {
+				if _, err := v.dec.Decode(ctx, uint64(i), v.entries[i%len(v.entries)]); err != nil {
 					b.Fatal(err)
 				}
 			})

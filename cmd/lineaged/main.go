@@ -77,7 +77,7 @@ func serve(args []string) error {
 	fs.DurationVar(&c.OIDCLogin.SessionMaxAge, "oidc-session-max-age", d.OIDCLogin.SessionMaxAge, "longest browser session; it ends sooner when the provider's access token expires (sessions are in memory: a restart ends them)")
 	findingsOn := fs.Bool("findings", true, "detect findings (identity failures, docs/FINDINGS.md) continuously as records are indexed")
 	fs.StringVar(&c.FindingsConfig, "findings-config", "", "JSON file of per-tenant findings thresholds and patterns (docs/FINDINGS.md); defaults if empty")
-	fs.StringVar(&c.Erasure, "erasure", d.Erasure, "crypto-shredding erasure of personal fields (docs/ERASURE.md): auto (keep the log's recorded mode; seal a new embedded log), on (seal a new log; refused for other drivers) or off; recorded at first start, a log never switches")
+	fs.StringVar(&c.Erasure, "erasure", d.Erasure, "crypto-shredding erasure of personal fields (docs/ERASURE.md): auto (keep the log's recorded mode; seal a new log on the SQLite index, Tessera or Trillian), on (seal a new log; refused with ClickHouse, tessera-aws, --ha) or off; recorded at first start, a log never switches")
 	fs.StringVar(&c.ErasureKeyStore, "erasure-key-store", "", "the erasure key store (default <data-dir>/keys/erasure.sqlite); back it up apart from the master key")
 	fs.StringVar(&c.ErasureMasterKeyFile, "erasure-master-key-file", "", "the key store's master key, 32 bytes hex or base64, mode 0600 (default <data-dir>/keys/erasure.master, created for a new log); LINEAGE_ERASURE_MASTER_KEY holds the key itself instead")
 	fs.StringVar(&c.ErasureConfig, "erasure-config", "", "JSON file of per-tenant sealed paths and minimum retention (docs/ERASURE.md); defaults if empty")

@@ -2,12 +2,20 @@ package e2e
 
 import (
 	"fmt"
+	"net/url"
+	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/lineage-audit/lineage/internal/demo"
 	"github.com/lineage-audit/lineage/internal/testenv"
 	"github.com/lineage-audit/lineage/ledger"
+	"github.com/lineage-audit/lineage/query"
+	"golang.org/x/mod/sumdb/note"
+
+	lineage "github.com/lineage-audit/lineage"
 )
 
 // TestEndToEndTrillian runs the ingest → ledger → index → API path on a real Trillian (MariaDB,
@@ -81,5 +89,61 @@ func ledgerRoundTrip(t *testing.T, name string, seed, first, n int, flags ...str
 	}
 	if again := verifyAll(t, d, v, recs); !mapsEqual(idx, again) {
 		t.Fatal("the rebuilt index maps records to other log indexes")
+	}
+	if mode, _ := os.ReadFile(filepath.Join(dataDir, "erasure.mode")); strings.TrimSpace(string(mode)) == "on" {
+		eraseAndVerify(t, d, v, recs, idx)
+	} else if wantErasure(flags) {
+		t.Fatalf("erasure mode of a new %s log: %q, want on (the default)", name, mode)
+	}
+}
+
+// wantErasure reports whether a new log with these flags is sealed by default: the SQLite
+// index on one node (docs/ERASURE.md).
+func wantErasure(flags []string) bool {
+	return !slices.Contains(flags, "tessera-aws") && !slices.Contains(flags, "clickhouse") && !slices.Contains(flags, "--ha")
+}
+
+// eraseAndVerify erases the user of the first record with `lineagectl erase` and checks that
+// every record still verifies at the same log index, that the user's records no longer show
+// the id (the fields are erased, with their commitments), and that another user's records
+// still do.
+func eraseAndVerify(t *testing.T, d *daemon, v note.Verifier, recs []lineage.Record, idx map[string]uint64) {
+	t.Helper()
+	tenant, user := recs[0].Tenant, recs[0].User.ID
+	out, err := ctl("erase", "--api", d.url(""), "--tenant", tenant, "--subject", user, "--legal-basis", "e2e: data subject request (GDPR Art. 17(1)(a))")
+	if err != nil || !strings.Contains(out, "erased in tenant "+tenant) {
+		t.Fatalf("lineagectl erase: %v\n%s", err, out)
+	}
+	d.waitIndexed(t, uint64(len(idx))+1) // the erasure's own decision record
+	if again := verifyAll(t, d, v, recs); !mapsEqual(idx, again) {
+		t.Fatal("after the erasure, records moved in the log")
+	}
+	var erased, kept int
+	for _, r := range recs {
+		if r.Tenant != tenant {
+			continue
+		}
+		raw, err := getQuiet(d.url("/v1/records/" + url.PathEscape(r.ID) + "?tenant=" + r.Tenant))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rp, err := query.DecodeRecordProof(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case r.User.ID == user:
+			if strings.Contains(string(raw), user) || !strings.HasPrefix(rp.Record.User.ID, "sealed:") {
+				t.Fatalf("record %s of the erased user shows %q", r.ID, rp.Record.User.ID)
+			}
+			erased++
+		case rp.Record.User.ID != r.User.ID:
+			t.Fatalf("record %s of another user shows %q, want %q", r.ID, rp.Record.User.ID, r.User.ID)
+		default:
+			kept++
+		}
+	}
+	if erased == 0 || kept == 0 {
+		t.Fatalf("%d records of the erased user and %d of others checked; want some of each", erased, kept)
 	}
 }

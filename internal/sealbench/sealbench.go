@@ -21,9 +21,9 @@ type Setup struct {
 	// Records are n demo records, and Canonical their canonical forms.
 	Records   []lineage.Record
 	Canonical [][]byte
-	// Keys is a SQLite key store under b.TempDir with a fresh master key, closed when the
-	// benchmark ends.
-	Keys *sqlitekeys.SQLiteStore
+	// Keys is a SQLite key store under b.TempDir with a fresh master key and the default key
+	// cache, NoCache the same file opened without a cache; both closed when the benchmark ends.
+	Keys, NoCache *sqlitekeys.SQLiteStore
 	// Paths seals /user/id and /action/target (docs/ERASURE.md, "Cost").
 	Paths *seal.Paths
 }
@@ -44,11 +44,17 @@ func New(b *testing.B, n int) *Setup {
 	if err != nil {
 		b.Fatal(err)
 	}
-	s.Keys, err = sqlitekeys.OpenSQLite(context.Background(), filepath.Join(b.TempDir(), "keys.sqlite"), mk, sqlitekeys.SQLiteOptions{})
+	path := filepath.Join(b.TempDir(), "keys.sqlite")
+	s.Keys, err = sqlitekeys.OpenSQLite(context.Background(), path, mk, sqlitekeys.SQLiteOptions{})
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { s.Keys.Close() })
+	s.NoCache, err = sqlitekeys.OpenSQLite(context.Background(), path, mk, sqlitekeys.SQLiteOptions{CacheSize: -1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.NoCache.Close() })
 	s.Paths, err = seal.NewPaths(seal.Path{Pointer: "/action/target", Subject: "/user/id"})
 	if err != nil {
 		b.Fatal(err)

@@ -103,7 +103,7 @@ type Config struct {
 	// OPAIdentityPath is where the identity object sits in OPA decision input.
 	OPAIdentityPath string
 
-	// Erasure is "auto" (default: keep the log's recorded mode; a new embedded log is sealed), "on" or "off"
+	// Erasure is "auto" (default: keep the log's recorded mode; a new log on the SQLite index is sealed), "on" or "off"
 	// (docs/ERASURE.md). The mode is recorded in the data dir at first start and a log never
 	// switches. ErasureKeyStore is the key store file (default <data-dir>/keys/erasure.sqlite);
 	// ErasureMasterKeyFile its master key (default <data-dir>/keys/erasure.master, created for

@@ -26,8 +26,8 @@ import (
 )
 
 // Erasure modes (--erasure). "on" seals a new log; "auto" (the default) keeps the mode a log
-// was started with, seals a new embedded log (Tessera + SQLite) and leaves a new log on other
-// drivers off, where erasure is not implemented; an existing log written before erasure keeps
+// was started with, seals a new log on the SQLite index (Tessera or Trillian, one node) and
+// leaves a new log on ClickHouse, tessera-aws or --ha off, where erasure is not implemented; an existing log written before erasure keeps
 // working unchanged. The mode chosen is written to ErasureModeFile at first start and never
 // changes afterwards (a log is either sealed from its first entry or never).
 const (
@@ -174,7 +174,10 @@ func openErasure(ctx context.Context, c Config, logSize uint64) (*erasureState, 
 	if requested != ErasureAuto && requested != ErasureOn && requested != ErasureOff {
 		return nil, fmt.Errorf("service: --erasure %q: want auto, on or off", requested)
 	}
-	embedded := c.Ledger == "tessera" && c.Index == "sqlite" && !c.HA
+	// Sealing is the ingester's and opening the decoder's, whatever the log; the purge is the
+	// SQLite index's, and the key store is one node's file: erasure needs the SQLite index on
+	// one node, with the embedded Tessera log or Trillian.
+	embedded := (c.Ledger == "tessera" || c.Ledger == "trillian") && c.Index == "sqlite" && !c.HA
 	fresh := false
 	if mode == "" {
 		switch {
@@ -183,10 +186,10 @@ func openErasure(ctx context.Context, c Config, logSize uint64) (*erasureState, 
 		case logSize > 0:
 			mode = ErasureOff // an existing log keeps working unchanged
 		case requested == ErasureOn && !embedded:
-			return nil, fmt.Errorf("service: --erasure on needs the embedded log and index (--ledger tessera --index sqlite); erasure with %s/%s is not implemented yet (docs/ERASURE.md)", c.Ledger, c.Index)
+			return nil, fmt.Errorf("service: --erasure on needs the SQLite index on one node (--index sqlite, --ledger tessera or trillian, no --ha); erasure with %s/%s is not implemented yet (docs/ERASURE.md)", c.Ledger, c.Index)
 		case requested == ErasureAuto && !embedded:
 			mode = ErasureOff
-			c.Logger.Warn("erasure stays off: it is implemented for the embedded log and index only", "ledger", c.Ledger, "index", c.Index)
+			c.Logger.Warn("erasure stays off: it is implemented for the SQLite index on one node only", "ledger", c.Ledger, "index", c.Index, "ha", c.HA)
 		case requested == ErasureOff:
 			mode = ErasureOff
 		default:
@@ -204,7 +207,7 @@ func openErasure(ctx context.Context, c Config, logSize uint64) (*erasureState, 
 		return nil, nil
 	}
 	if !embedded {
-		return nil, fmt.Errorf("service: this log has erasure on (%s), which needs --ledger tessera --index sqlite", modeFile)
+		return nil, fmt.Errorf("service: this log has erasure on (%s), which needs --index sqlite on one node (--ledger tessera or trillian)", modeFile)
 	}
 	mk, err := loadMasterKey(c, fresh)
 	if err != nil {

@@ -436,9 +436,9 @@ func TestErasureKeyStoreLoss(t *testing.T) {
 }
 
 // TestErasureDefaultOn: with the default --erasure auto, a new embedded log is sealed (its
-// mode recorded, its master key created 0600), a log that already holds entries written
-// without erasure stays off and works unchanged, and a new log on other drivers stays off
-// while "on" is refused there. A recorded mode never switches.
+// mode recorded, its master key created 0600), so is a new Trillian log on the SQLite index, a
+// log that already holds entries written without erasure stays off and works unchanged, and a
+// new log on ClickHouse or --ha stays off while "on" is refused there. A recorded mode never switches.
 func TestErasureDefaultOn(t *testing.T) {
 	open := func(t *testing.T, dir string, mod func(*Config), logSize uint64) (*erasureState, string, error) {
 		t.Helper()
@@ -493,13 +493,21 @@ func TestErasureDefaultOn(t *testing.T) {
 		}
 	})
 	t.Run("other drivers", func(t *testing.T) {
-		dir := t.TempDir()
-		trillian := func(c *Config) { c.Ledger = "trillian" }
-		if e, m, err := open(t, dir, trillian, 0); err != nil || e != nil || m != ErasureOff {
-			t.Fatalf("auto on a new Trillian log: state %v, mode %q, %v; want off", e != nil, m, err)
+		// Trillian with the SQLite index: sealed like the embedded log.
+		if e, m, err := open(t, t.TempDir(), func(c *Config) { c.Ledger = "trillian" }, 0); err != nil || e == nil || m != ErasureOn {
+			t.Fatalf("auto on a new Trillian log: state %v, mode %q, %v; want on", e != nil, m, err)
 		}
-		if _, _, err := open(t, t.TempDir(), func(c *Config) { c.Ledger = "trillian"; c.Erasure = ErasureOn }, 0); err == nil || !strings.Contains(err.Error(), "not implemented") {
-			t.Fatalf("--erasure on with Trillian: %v, want refused", err)
+		// ClickHouse and --ha: not implemented, so auto leaves them off and on is refused.
+		for name, mod := range map[string]func(*Config){
+			"clickhouse": func(c *Config) { c.Index = "clickhouse"; c.ClickHouseDSN = "clickhouse://127.0.0.1:1/x" },
+			"ha":         func(c *Config) { c.HA = true },
+		} {
+			if e, m, err := open(t, t.TempDir(), mod, 0); err != nil || e != nil || m != ErasureOff {
+				t.Fatalf("auto on a new %s log: state %v, mode %q, %v; want off", name, e != nil, m, err)
+			}
+			if _, _, err := open(t, t.TempDir(), func(c *Config) { mod(c); c.Erasure = ErasureOn }, 0); err == nil || !strings.Contains(err.Error(), "not implemented") {
+				t.Fatalf("--erasure on with %s: %v, want refused", name, err)
+			}
 		}
 	})
 	t.Run("explicit off", func(t *testing.T) {

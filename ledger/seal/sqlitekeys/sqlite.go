@@ -40,6 +40,8 @@ type SQLiteStore struct {
 
 	mu      sync.Mutex
 	peppers map[string][]byte // tenant → pepper, unwrapped (peppers are never erased)
+
+	cache *keyCache // nil when SQLiteOptions.CacheSize < 0 (cache.go)
 }
 
 var _ seal.KeyStore = (*SQLiteStore)(nil)
@@ -48,6 +50,9 @@ var _ seal.KeyStore = (*SQLiteStore)(nil)
 type SQLiteOptions struct {
 	// Now is the clock (default time.Now); tests set it.
 	Now func() time.Time
+	// CacheSize is how many unwrapped subject keys are kept in memory (cache.go): 0 means
+	// DefaultCacheSize, a negative value no cache.
+	CacheSize int
 }
 
 // lastSeenGranularity is how stale a subject key's last_seen may get before KeyFor writes it
@@ -131,7 +136,7 @@ func OpenSQLite(ctx context.Context, path string, w seal.Wrapper, o SQLiteOption
 	db.SetMaxOpenConns(1)
 	db.SetMaxIdleConns(1)
 	db.SetConnMaxLifetime(0)
-	s := &SQLiteStore{db: db, wrap: w, now: o.Now, peppers: map[string][]byte{}}
+	s := &SQLiteStore{db: db, wrap: w, now: o.Now, peppers: map[string][]byte{}, cache: newKeyCache(o.CacheSize)}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -300,18 +305,25 @@ func (s *SQLiteStore) KeyFor(ctx context.Context, tenant, subject string) (seal.
 	}
 	mac := subjectMAC(p, subject)
 	now := s.now().Unix()
-	kid, key, lastSeen, err := s.lookup(ctx, tenant, mac)
-	if errors.Is(err, sql.ErrNoRows) {
-		kid, key, lastSeen, err = s.create(ctx, tenant, mac, now)
-	}
-	if err != nil {
-		return seal.KeyID{}, nil, fmt.Errorf("seal: key for tenant %q: %w", tenant, err)
+	kid, key, lastSeen, ok := s.cache.bySubject(tenant, mac)
+	if !ok {
+		gen := s.cache.generation()
+		kid, key, lastSeen, err = s.lookup(ctx, tenant, mac)
+		if errors.Is(err, sql.ErrNoRows) {
+			kid, key, lastSeen, err = s.create(ctx, tenant, mac, now)
+		}
+		if err != nil {
+			return seal.KeyID{}, nil, fmt.Errorf("seal: key for tenant %q: %w", tenant, err)
+		}
+		s.cache.put(gen, tenant, mac, kid, key, lastSeen)
 	}
 	if now-lastSeen >= int64(lastSeenGranularity/time.Second) {
 		if _, err := s.db.ExecContext(ctx, "UPDATE subject_keys SET last_seen = ? WHERE key_id = ? AND last_seen < ?",
 			now, kid[:], now); err != nil {
+			clear(key[:])
 			return seal.KeyID{}, nil, fmt.Errorf("seal: key for tenant %q: last seen: %w", tenant, err)
 		}
+		s.cache.seen(kid, now)
 	}
 	return kid, key, nil
 }
@@ -376,16 +388,22 @@ func (s *SQLiteStore) create(ctx context.Context, tenant string, mac []byte, now
 
 // Open returns the key kid of tenant, or an error wrapping ErrErased or ErrKeyMissing.
 func (s *SQLiteStore) Open(ctx context.Context, tenant string, kid seal.KeyID) (*seal.Key, error) {
+	if key, ok := s.cache.byID(tenant, kid); ok {
+		return key, nil
+	}
+	gen := s.cache.generation()
 	var t string
 	var mac, wrapped []byte
-	err := s.db.QueryRowContext(ctx, "SELECT tenant, subject_mac, wrapped FROM subject_keys WHERE key_id = ?", kid[:]).
-		Scan(&t, &mac, &wrapped)
+	var lastSeen int64
+	err := s.db.QueryRowContext(ctx, "SELECT tenant, subject_mac, wrapped, last_seen FROM subject_keys WHERE key_id = ?", kid[:]).
+		Scan(&t, &mac, &wrapped, &lastSeen)
 	switch {
 	case err == nil && t == tenant:
 		key, err := s.unwrapKey(ctx, tenant, mac, kid, wrapped)
 		if err != nil {
 			return nil, fmt.Errorf("seal: open key: %w", err)
 		}
+		s.cache.put(gen, tenant, mac, kid, key, lastSeen)
 		return key, nil
 	case err != nil && !errors.Is(err, sql.ErrNoRows):
 		return nil, fmt.Errorf("seal: open key %s: %w", kid, err)
@@ -443,6 +461,8 @@ func (s *SQLiteStore) Erase(ctx context.Context, tenant, subject, basis string) 
 	}
 	mac := subjectMAC(p, subject)
 	var kids []seal.KeyID
+	// After the commit (or the rollback): the cache forgets the destroyed key (cache.go).
+	defer func() { s.cache.drop(kids) }()
 	err = s.tx(ctx, func(tx *sql.Tx) error {
 		var kidb []byte
 		err := tx.QueryRowContext(ctx, "SELECT key_id FROM subject_keys WHERE tenant = ? AND subject_mac = ?", tenant, mac).Scan(&kidb)
@@ -474,6 +494,7 @@ func (s *SQLiteStore) EraseKeys(ctx context.Context, tenant string, kids []seal.
 		return nil, err
 	}
 	var done []seal.KeyID
+	defer func() { s.cache.drop(done) }() // after the commit or the rollback (cache.go)
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		for _, kid := range kids {
 			var n int
