@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"sync"
@@ -39,5 +40,34 @@ func (s *Sealer) seal(ctx context.Context, tenant, id string, canon []byte) ([]b
 	if paths == nil {
 		return nil, nil, fmt.Errorf("ingest: no sealed paths for tenant %q", tenant)
 	}
+	if v, ok := reservedString(canon); ok {
+		return nil, nil, fmt.Errorf("ingest: record %q: the string %q has the form of an erased value (a sealed token or \"erased:<key id>\"), which readers would show as an erased person", id, v)
+	}
 	return seal.Seal(ctx, s.Keys, tenant, id, canon, paths)
+}
+
+// reservedString finds a JSON string in canon of the two forms readers show as erased (the UI,
+// web/static/js/views/common.js): a sealed token ("sealed:" and a commitment) and a findings
+// placeholder ("erased:" and a key id). A record of a sealed log may hold neither: a publisher
+// could otherwise make a clear value look erased. The canonical form escapes none of their
+// characters, so a byte search finds every occurrence.
+func reservedString(canon []byte) (string, bool) {
+	for _, prefix := range [][]byte{[]byte(`"sealed:`), []byte(`"erased:`)} {
+		for rest := canon; ; {
+			i := bytes.Index(rest, prefix)
+			if i < 0 {
+				break
+			}
+			rest = rest[i+1:]
+			j := bytes.IndexByte(rest, '"')
+			if j < 0 {
+				break
+			}
+			v := string(rest[:j])
+			if seal.IsSealedToken(v) || seal.IsErasedPlaceholder(v) {
+				return v, true
+			}
+		}
+	}
+	return "", false
 }

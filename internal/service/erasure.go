@@ -525,7 +525,7 @@ func purgeKeys(ctx context.Context, l ledger.Log, st *sqlite.Store, dec query.De
 					return 0, fmt.Errorf("purge: entry %d: stored row: %w", i, err)
 				}
 				if ok && !seal.IsSealedToken(v) {
-					replace[v] = "erased:" + f.KeyID.String()
+					replace[v] = seal.ErasedPrefix + f.KeyID.String()
 				}
 			}
 			entries = append(entries, ent)

@@ -295,6 +295,19 @@ func Open(ctx context.Context, store KeyStore, tenant, recordID string, redacted
 	return out, openings, status, nil
 }
 
+// ErasedPrefix starts the placeholder that replaces an erased subject's clear value in the
+// findings (internal/service/erasure.go): "erased:" followed by the key id.
+const ErasedPrefix = "erased:"
+
+// IsErasedPlaceholder reports whether s has the form "erased:<key id>".
+func IsErasedPlaceholder(s string) bool {
+	if !strings.HasPrefix(s, ErasedPrefix) {
+		return false
+	}
+	b, err := b64.DecodeString(s[len(ErasedPrefix):])
+	return err == nil && len(b) == KeyIDSize
+}
+
 // IsSealedToken reports whether s has the form of a sealed token. A record may contain such a
 // string in a field that was not sealed: only the entry's list of sealed fields says which are.
 func IsSealedToken(s string) bool {

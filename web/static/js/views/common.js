@@ -68,7 +68,8 @@ export function count(n) {
 // sealed: only the record view, which checks the leaf's list of sealed fields in this browser,
 // says which fields are erased for certain; elsewhere the shape is shown as "erased".
 const SEALED_TOKEN = /^sealed:[A-Za-z0-9_-]{43}$/;
-const ERASED_KEY = /^erased:[A-Za-z0-9_-]{1,64}$/;
+const ERASED_KEY = /^erased:[A-Za-z0-9_-]{22}$/; // a 16-byte key id, base64url
+// A sealed log refuses records holding either form (ingest/seal.go, reservedString).
 
 export function isErased(v) {
   return typeof v === "string" && (SEALED_TOKEN.test(v) || ERASED_KEY.test(v));
