@@ -78,7 +78,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseMasterKey$$' -fuzztime $(FUZZTIME) ./ledger/seal
 	$(GO) test -run '^$$' -fuzz '^FuzzDecryptField$$' -fuzztime $(FUZZTIME) ./ledger/seal
 
-## bench: Go benchmarks of the parts, the same ingest load through lineaged on each ledger
+## bench: Go benchmarks of the parts (with erasure's sealing cost, ingest/seal_bench_test.go), the same ingest load through lineaged on each ledger
 ## driver side by side, the UI in headless Chromium (a 10,000-action user tree interactive and
 ## verified, 1,000 proofs verified in the page), then BENCH_N records end to end through the
 ## embedded defaults (scripts/bench.sh: records/s, CPU-µs, allocations and disk bytes per record,
@@ -87,6 +87,7 @@ fuzz:
 BENCH_N ?= 100000
 bench: build test-deps
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s . ./ledger/... ./query/...
+	$(GO) test -run '^$$' -bench IngestSealing -benchtime 10000x ./ingest/
 	$(GO) test -run '^$$' -bench EndToEnd -benchtime 1x -timeout 30m ./internal/e2e/
 	$(GO) test -run '^$$' -bench Export -benchtime 1x -timeout 60m ./exporters/report/
 	$(GO) test -run '^$$' -bench 'UITree10k|BrowserVerify1000' -benchtime 1x ./web/...
