@@ -31,6 +31,7 @@ var commands = map[string]command{
 	"sourcekey":     {"sourcekey create: make an enforcement point's Ed25519 signing key and its registry entry", runSourceKey},
 	"erase":         {"erase a subject (crypto-shredding): destroy its keys, purge the index, log the erasure (compliance role)", runErase},
 	"rebuild-index": {"rebuild the index from the log alone (lineaged must be stopped)", runRebuild},
+	"lost-keys":     {"list the erasure subject keys the log needs and the key store lost; --declare records them lost (lineaged must be stopped)", runLostKeys},
 }
 
 func main() {

@@ -94,3 +94,50 @@ func (s *SQLiteStore) SubjectKey(ctx context.Context, tenant, subject string) (s
 	copy(kid[:], kidb)
 	return kid, true, nil
 }
+
+// LostBasisPrefix starts the basis of a tombstone DeclareLost records.
+const LostBasisPrefix = "key lost, declared by an operator: "
+
+// DeclareLost records tombstones for keys of tenant that the store has lost: ids with neither a
+// key nor a tombstone (a restore from a backup older than their first record). Their sealed
+// fields then read as erased instead of stopping every reader with ErrKeyMissing. An id whose
+// key the store holds is refused; one already tombstoned is skipped. It returns the ids it
+// recorded.
+func (s *SQLiteStore) DeclareLost(ctx context.Context, tenant string, kids []seal.KeyID, basis string) ([]seal.KeyID, error) {
+	if err := checkBasis(basis, ""); err != nil {
+		return nil, err
+	}
+	basis = LostBasisPrefix + basis
+	if len(basis) > maxBasisLen {
+		return nil, fmt.Errorf("seal: declare lost: basis longer than %d bytes", maxBasisLen-len(LostBasisPrefix))
+	}
+	var done []seal.KeyID
+	defer func() { s.cache.drop(done) }()
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		for _, kid := range kids {
+			var keys, tombs int
+			if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM subject_keys WHERE key_id = ?", kid[:]).Scan(&keys); err != nil {
+				return err
+			}
+			if keys > 0 {
+				return fmt.Errorf("key %s is in the store: not lost", kid)
+			}
+			if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM tombstones WHERE key_id = ?", kid[:]).Scan(&tombs); err != nil {
+				return err
+			}
+			if tombs > 0 {
+				continue
+			}
+			if _, err := tx.ExecContext(ctx, "INSERT INTO tombstones (key_id, tenant, erased_at, basis) VALUES (?, ?, ?, ?)",
+				kid[:], tenant, s.now().Unix(), basis); err != nil {
+				return fmt.Errorf("tombstone %s: %w", kid, err)
+			}
+			done = append(done, kid)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("seal: declare lost: %w", err)
+	}
+	return done, nil
+}
