@@ -27,9 +27,10 @@ import (
 
 // Erasure modes (--erasure). "on" seals a new log; "auto" (the default) keeps the mode a log
 // was started with, seals a new log on the SQLite index (Tessera or Trillian, one node) and
-// leaves a new log on ClickHouse, tessera-aws or --ha off, where erasure is not implemented; an existing log written before erasure keeps
-// working unchanged. The mode chosen is written to ErasureModeFile at first start and never
-// changes afterwards (a log is either sealed from its first entry or never).
+// leaves a new log on ClickHouse, tessera-aws or --ha off, where erasure is not implemented;
+// an existing log written before erasure keeps working unchanged. The mode chosen is written
+// to ErasureModeFile at first start and never changes afterwards (a log is either sealed from
+// its first entry or never).
 const (
 	ErasureAuto = "auto"
 	ErasureOn   = "on"
@@ -193,7 +194,7 @@ func openErasure(ctx context.Context, c Config, logSize uint64) (*erasureState, 
 		case requested == ErasureOff:
 			mode = ErasureOff
 		default:
-			// A new embedded log seals personal fields unless --erasure off says otherwise.
+			// A new log on the SQLite index seals personal fields unless --erasure off says so.
 			mode, fresh = ErasureOn, true
 		}
 		if err := writeErasureMode(modeFile, mode); err != nil {
