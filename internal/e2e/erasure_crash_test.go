@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io/fs"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/lineage-audit/lineage/ledger"
 	"github.com/lineage-audit/lineage/ledger/seal"
+	"github.com/lineage-audit/lineage/ledger/seal/sqlitekeys"
 	"github.com/lineage-audit/lineage/verify"
 )
 
@@ -112,8 +114,8 @@ func TestErasureCrashBetweenKeyAndPurge(t *testing.T) {
 	recordAnswer(t, d, "k-1", time.Minute, func(*verify.RecordProof) bool { return true })
 	cpBefore := mustCheckpoint(t, d, v, 3)
 
-	// NATS goes down; the erasure destroys the key, writes its record to the pending directory
-	// and retries publishing it; lineaged is killed there, before the purge.
+	// NATS goes down; the erasure writes its record to the pending directory, destroys the key
+	// and retries publishing the record; lineaged is killed there, before the purge.
 	ns.mu.Lock()
 	ns.srv.Shutdown()
 	ns.srv.WaitForShutdown()
@@ -124,17 +126,34 @@ func TestErasureCrashBetweenKeyAndPurge(t *testing.T) {
 			resp.Body.Close()
 		}
 	}()
+	// The record is written ahead of the key's destruction: kill once both are done (the
+	// tombstone is in the key store), while lineaged retries publishing (1, 2, 4 s) before the
+	// purge.
 	pending := filepath.Join(dataDir, "erasure-pending")
+	mk, err := seal.LoadMasterKeyFile(filepath.Join(dataDir, "keys", "erasure.master"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks, err := sqlitekeys.OpenSQLite(context.Background(), filepath.Join(dataDir, "keys", "erasure.sqlite"), mk, sqlitekeys.SQLiteOptions{CacheSize: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		if des, _ := os.ReadDir(pending); len(des) > 0 {
+		des, _ := os.ReadDir(pending)
+		tombs, err := ks.Tombstones(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(des) == 1 && strings.HasSuffix(des[0].Name(), ".json") && len(tombs) == 1 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no pending erasure record within 30s\n%s", d.logs)
+			t.Fatalf("no pending erasure record and destroyed key within 30s (pending %v, tombstones %d)\n%s", des, len(tombs), d.logs)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	ks.Close()
 	d.kill()
 	// The crash landed between the key's destruction and the purge: the index still holds the
 	// clear value, and the erasure record is still pending.

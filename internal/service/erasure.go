@@ -6,15 +6,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/lineage-audit/lineage/exporters"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	lineage "github.com/lineage-audit/lineage"
+	"github.com/lineage-audit/lineage/exporters"
 	"github.com/lineage-audit/lineage/ingest"
 	"github.com/lineage-audit/lineage/ledger"
 	"github.com/lineage-audit/lineage/ledger/seal"
@@ -332,6 +333,9 @@ func loadMasterKey(c Config, create bool) (*seal.MasterKey, error) {
 
 // eraser carries out erasures for the API (query.Eraser).
 type eraser struct {
+	// mu serializes the erasures that publish a record, from their record written ahead to
+	// their keys' destruction, with the flush of pending records (destroyLogged, retention.go).
+	mu       sync.Mutex
 	e        *erasureState
 	log      ledger.Log
 	index    *sqlite.Store
@@ -395,9 +399,18 @@ func (er *eraser) Erase(ctx context.Context, req query.ErasureRequest) (query.Er
 	if basis == "" {
 		basis = defaultErasureBasis
 	}
-	kids, resume, err := er.destroyKeys(ctx, func() ([]seal.KeyID, error) {
-		return er.e.keys.Erase(ctx, req.Tenant, req.Subject, basis)
-	})
+	kids, rec, resume, err := er.destroyLogged(ctx, req.Tenant, req.RequestedBy, basis, res.WithinRetention,
+		func() ([]seal.KeyID, error) {
+			kid, ok, err := er.e.keys.SubjectKey(ctx, req.Tenant, req.Subject)
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				return nil, fmt.Errorf("tenant %q: %w", req.Tenant, seal.ErrNoSubject)
+			}
+			return []seal.KeyID{kid}, nil
+		},
+		func([]seal.KeyID) ([]seal.KeyID, error) { return er.e.keys.Erase(ctx, req.Tenant, req.Subject, basis) })
 	if err != nil {
 		if errors.Is(err, seal.ErrNoSubject) {
 			return res, query.ErrErasureNoSubject
@@ -414,7 +427,7 @@ func (er *eraser) Erase(ctx context.Context, req query.ErasureRequest) (query.Er
 		res.KeyIDs = append(res.KeyIDs, k.String())
 	}
 	res.ErasedAt = now.Format(time.RFC3339)
-	id, n, err := er.finishErasure(ctx, req.Tenant, req.RequestedBy, kids, basis, res.WithinRetention)
+	id, n, err := er.finishErasure(ctx, req.Tenant, kids, rec)
 	res.RecordID = id
 	if err != nil {
 		return res, err

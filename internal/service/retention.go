@@ -107,7 +107,10 @@ func (er *eraser) runMaintenance(ctx context.Context, interval time.Duration) er
 			return ctx.Err()
 		case <-t.C:
 		}
-		if err := er.pending.flush(ctx); err != nil && ctx.Err() == nil {
+		er.mu.Lock()
+		err := er.pending.flush(ctx)
+		er.mu.Unlock()
+		if err != nil && ctx.Err() == nil {
 			er.logger.Error("erasure: publish pending erasure records (retried)", "err", err)
 		}
 		// An erasure record indexed after a restore of the key store (the index was restored
@@ -150,13 +153,15 @@ func (er *eraser) retentionPass(ctx context.Context) (int, error) {
 		floor := er.now().Add(-w - time.Hour)
 		basis := fmt.Sprintf("storage limitation (GDPR Art. 5(1)(e)): no record of the subject for %d days, the tenant's retention window", days(w))
 		for {
-			kids, resume, err := er.destroyKeys(ctx, func() ([]seal.KeyID, error) {
-				idle, err := er.e.keys.IdleKeys(ctx, tenant, floor)
-				if err != nil || len(idle) == 0 {
-					return nil, err
-				}
-				return er.e.keys.EraseKeys(ctx, tenant, idle[:min(len(idle), retentionBatch)], basis)
-			})
+			kids, rec, resume, err := er.destroyLogged(ctx, tenant, RetentionSubject, basis, false,
+				func() ([]seal.KeyID, error) {
+					idle, err := er.e.keys.IdleKeys(ctx, tenant, floor)
+					if err != nil || len(idle) == 0 {
+						return nil, err
+					}
+					return idle[:min(len(idle), retentionBatch)], nil
+				},
+				func(kids []seal.KeyID) ([]seal.KeyID, error) { return er.e.keys.EraseKeys(ctx, tenant, kids, basis) })
 			if err != nil {
 				return total, fmt.Errorf("retention: tenant %s: %w", tenant, err)
 			}
@@ -165,7 +170,7 @@ func (er *eraser) retentionPass(ctx context.Context) (int, error) {
 			}
 			total += len(kids)
 			er.metrics.erased.Add(float64(len(kids)))
-			id, n, err := er.finishErasure(ctx, tenant, RetentionSubject, kids, basis, false)
+			id, n, err := er.finishErasure(ctx, tenant, kids, rec)
 			resume()
 			if err != nil {
 				return total, fmt.Errorf("retention: tenant %s: %w", tenant, err)
@@ -210,20 +215,93 @@ func (er *eraser) destroyKeys(ctx context.Context, destroy func() ([]seal.KeyID,
 	return kids, resume, nil
 }
 
-// finishErasure is what follows the destruction of kids: the erasure's decision record
-// (published durably: kept in the pending directory until JetStream acks it) and the purge of
-// the index and the streams. It returns the record's id and the rows purged.
-func (er *eraser) finishErasure(ctx context.Context, tenant, by string, kids []seal.KeyID, basis string, withinRetention bool) (string, int, error) {
+// destroyLogged destroys keys with their erasure record written ahead, so that no crash can
+// leave keys destroyed and their erasure unrecorded. Under er.mu (which flush also takes) and
+// the sealer lock: plan names the keys, the record naming them is written to the pending
+// directory (synced), destroy destroys them, and the record is rewritten for the keys destroy
+// actually destroyed (removed if none). A crash after the destruction leaves the record
+// pending, published at the next start; a crash before it leaves a record whose keys still
+// exist, which flush drops (the erasure did not happen; its caller got no answer). When keys
+// were destroyed the caller publishes rec (finishErasure) and then calls resume.
+func (er *eraser) destroyLogged(ctx context.Context, tenant, by, basis string, withinRetention bool,
+	plan func() ([]seal.KeyID, error), destroy func([]seal.KeyID) ([]seal.KeyID, error)) ([]seal.KeyID, lineage.Record, func(), error) {
+	er.mu.Lock()
+	defer er.mu.Unlock()
+	var rec lineage.Record
+	kids, resume, err := er.destroyKeys(ctx, func() ([]seal.KeyID, error) {
+		planned, err := plan()
+		if err != nil || len(planned) == 0 {
+			return nil, err
+		}
+		if rec, err = er.erasureRecordFor(ctx, tenant, by, planned, basis, withinRetention); err != nil {
+			return nil, err
+		}
+		path, err := er.pending.write(rec)
+		if err != nil {
+			return nil, err
+		}
+		done, err := destroy(planned)
+		if err != nil || len(done) == 0 {
+			// Nothing was destroyed (the key store's transaction is all or nothing).
+			return nil, errors.Join(err, removeSynced(path))
+		}
+		if len(done) != len(planned) {
+			// Some were gone already (an erasure in between): the record names what this one
+			// destroyed. Written before the old one is removed: a crash leaves one or both.
+			if rec, err = er.erasureRecordFor(ctx, tenant, by, done, basis, withinRetention); err != nil {
+				return done, fmt.Errorf("erasure: keys destroyed, their record not rewritten: %w", err)
+			}
+			newPath, err := er.pending.write(rec)
+			if err != nil {
+				return done, fmt.Errorf("erasure: keys destroyed, their record not rewritten: %w", err)
+			}
+			if newPath != path {
+				if err := removeSynced(path); err != nil {
+					return done, err
+				}
+			}
+		}
+		return done, nil
+	})
+	return kids, rec, resume, err
+}
+
+// erasureRecordFor is the erasure record of kids, with its tag.
+func (er *eraser) erasureRecordFor(ctx context.Context, tenant, by string, kids []seal.KeyID, basis string, withinRetention bool) (lineage.Record, error) {
 	kids = slices.SortedFunc(slices.Values(kids), func(a, b seal.KeyID) int { return bytes.Compare(a[:], b[:]) })
 	tag, err := er.e.keys.ErasureTag(ctx, tenant, kids)
 	if err != nil {
-		return "", 0, err
+		return lineage.Record{}, err
 	}
-	rec, err := erasureRecord(tenant, by, kids, basis, withinRetention, er.now(), tag)
-	if err != nil {
-		return "", 0, err
+	return erasureRecord(tenant, by, kids, basis, withinRetention, er.now(), tag)
+}
+
+// recordedKeysGone is pendingRecords.check: whether every key a pending erasure record names
+// is gone from the key store, i.e. the erasure it was written ahead of happened.
+func (er *eraser) recordedKeysGone(ctx context.Context, rec lineage.Record) (bool, error) {
+	var pc erasureContext
+	if err := json.Unmarshal(rec.PolicyContext, &pc); err != nil || len(pc.KeyIDs) == 0 {
+		return false, fmt.Errorf("erasure record %s: policy context: %v", rec.ID, err)
 	}
-	if err := er.pending.publish(ctx, rec); err != nil {
+	for _, id := range pc.KeyIDs {
+		kid, err := seal.ParseKeyID(id)
+		if err != nil {
+			return false, fmt.Errorf("erasure record %s: %w", rec.ID, err)
+		}
+		has, err := er.e.keys.HasKey(ctx, rec.Tenant, kid)
+		if err != nil || has {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+// finishErasure is what follows the destruction of kids: the publication of their erasure
+// record rec (written ahead by destroyLogged, kept in the pending directory until JetStream
+// acks it) and the purge of the index, the streams and the stored exports. It returns the
+// record's id and the rows purged.
+func (er *eraser) finishErasure(ctx context.Context, tenant string, kids []seal.KeyID, rec lineage.Record) (string, int, error) {
+	if err := er.pending.deliver(ctx, rec); err != nil {
 		// The key is gone and stays gone; the record is published by the next maintenance run
 		// or start, and the purge runs regardless (and again at start if it fails).
 		er.logger.Error("erasure: publish the erasure record (kept pending, retried)", "tenant", tenant, "record", rec.ID, "err", err)
@@ -244,8 +322,11 @@ func (er *eraser) finishErasure(ctx context.Context, tenant, by string, kids []s
 // record id is deterministic and ingest deduplicates by id, so a record published twice is
 // logged once.
 type pendingRecords struct {
-	dir     string
-	send    func(ctx context.Context, rec lineage.Record) error
+	dir  string
+	send func(ctx context.Context, rec lineage.Record) error
+	// check reports whether the erasure a pending record was written ahead of happened
+	// (eraser.recordedKeysGone); nil: always.
+	check   func(ctx context.Context, rec lineage.Record) (bool, error)
 	logger  *slog.Logger
 	backoff []time.Duration // between attempts of publish
 }
@@ -253,18 +334,32 @@ type pendingRecords struct {
 // erasurePendingDir holds the erasure records not yet acknowledged by JetStream.
 func erasurePendingDir(dataDir string) string { return filepath.Join(dataDir, "erasure-pending") }
 
-// publish writes rec to the pending directory and tries to publish it a few times.
-func (p *pendingRecords) publish(ctx context.Context, rec lineage.Record) error {
+// write keeps rec in the pending directory (synced) and returns its path.
+func (p *pendingRecords) write(rec lineage.Record) (string, error) {
 	b, err := rec.Canonical()
 	if err != nil {
-		return err
+		return "", err
 	}
 	path := filepath.Join(p.dir, rec.ID+".json")
 	if err := writeSynced(path, b); err != nil {
-		return fmt.Errorf("erasure: keep the record pending: %w", err)
+		return "", fmt.Errorf("erasure: keep the record pending: %w", err)
 	}
+	return path, nil
+}
+
+// publish writes rec to the pending directory and delivers it.
+func (p *pendingRecords) publish(ctx context.Context, rec lineage.Record) error {
+	if _, err := p.write(rec); err != nil {
+		return err
+	}
+	return p.deliver(ctx, rec)
+}
+
+// deliver tries a few times to publish rec, kept pending by write, and removes it once acked.
+func (p *pendingRecords) deliver(ctx context.Context, rec lineage.Record) error {
+	path := filepath.Join(p.dir, rec.ID+".json")
 	for i := 0; ; i++ {
-		err = p.send(ctx, rec)
+		err := p.send(ctx, rec)
 		if err == nil {
 			return removeSynced(path)
 		}
@@ -279,7 +374,10 @@ func (p *pendingRecords) publish(ctx context.Context, rec lineage.Record) error 
 	}
 }
 
-// flush publishes every pending record, removing each once acked.
+// flush publishes every pending record, removing each once acked. A record whose erasure did
+// not happen (check says its keys still exist: a stop came between the record and the keys'
+// destruction) is removed unpublished, and so are temporary files a stop left. Callers hold
+// eraser.mu, so no erasure is between its record and its destruction meanwhile.
 func (p *pendingRecords) flush(ctx context.Context) error {
 	des, err := os.ReadDir(p.dir)
 	if errors.Is(err, os.ErrNotExist) {
@@ -290,6 +388,10 @@ func (p *pendingRecords) flush(ctx context.Context) error {
 	}
 	var errs []error
 	for _, de := range des {
+		if de.Type().IsRegular() && strings.HasSuffix(de.Name(), ".json.tmp") {
+			errs = append(errs, removeSynced(filepath.Join(p.dir, de.Name())))
+			continue
+		}
 		if !de.Type().IsRegular() || !strings.HasSuffix(de.Name(), ".json") {
 			continue
 		}
@@ -304,6 +406,21 @@ func (p *pendingRecords) flush(ctx context.Context) error {
 			// Written by publish from a valid record: a damaged file is reported, never dropped.
 			errs = append(errs, fmt.Errorf("%s: %w", path, err))
 			continue
+		}
+		if p.check != nil {
+			happened, err := p.check(ctx, *rec)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", rec.ID, err))
+				continue
+			}
+			if !happened {
+				if err := removeSynced(path); err != nil {
+					errs = append(errs, err)
+					continue
+				}
+				p.logger.Warn("erasure: dropped a pending erasure record whose keys were never destroyed (a stop cut the erasure short before it began; ask again)", "record", rec.ID)
+				continue
+			}
 		}
 		if err := p.send(ctx, *rec); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", rec.ID, err))

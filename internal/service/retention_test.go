@@ -165,7 +165,8 @@ func TestErasureRetention(t *testing.T) {
 
 // TestPendingErasureRecords: an erasure record JetStream does not take is kept in the pending
 // directory and published by a later flush, then removed; a damaged pending file is reported,
-// never dropped.
+// never dropped; a record written ahead of an erasure that did not happen (its keys still
+// exist) is dropped unpublished.
 func TestPendingErasureRecords(t *testing.T) {
 	dir := t.TempDir()
 	var fail atomic.Bool
@@ -208,6 +209,37 @@ func TestPendingErasureRecords(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "damaged.json")); err != nil {
 		t.Fatalf("the damaged file was dropped: %v", err)
+	}
+	os.Remove(filepath.Join(dir, "damaged.json"))
+
+	// Written ahead of an erasure a stop cut short before the keys were destroyed: check says
+	// the keys still exist, so the record is dropped unpublished; a stop's temporary file too.
+	happened := false
+	p.check = func(context.Context, lineage.Record) (bool, error) { return happened, nil }
+	rec2, err := erasureRecord("acme", "compliance-officer", []seal.KeyID{{3}}, "erasure on request", false, time.Now(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.write(rec2); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "erasure-x.json.tmp"), []byte(`{`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sent = nil
+	if err := p.flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if des, _ := os.ReadDir(dir); len(sent) != 0 || len(des) != 0 {
+		t.Fatalf("after flushing a record whose erasure did not happen: sent %v, left %v", sent, des)
+	}
+	// One whose keys are gone is published.
+	happened = true
+	if _, err := p.write(rec2); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.flush(context.Background()); err != nil || len(sent) != 1 || sent[0] != rec2.ID {
+		t.Fatalf("flush of a record whose erasure happened: %v, sent %v", err, sent)
 	}
 }
 
@@ -318,5 +350,56 @@ func TestErasureReappliedAfterRestore(t *testing.T) {
 	}
 	if hits := grepDir(t, dir, erasedUser, erasedTarget); len(hits) > 0 {
 		t.Errorf("after the re-applied erasure, clear values remain:\n%s", strings.Join(hits, "\n"))
+	}
+}
+
+// TestErasureIntentWithoutDestruction: a stop between an erasure's record, written ahead, and
+// the destruction of its keys leaves a pending record whose keys still exist. At the next start
+// it is dropped, never published: the log records no erasure that did not happen, and the
+// subject stays readable.
+func TestErasureIntentWithoutDestruction(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	logs := new(testenv.SyncBuffer)
+	c := erasureConfig(t, dir, logs)
+	c.ErasureRetentionInterval = 200 * time.Millisecond
+	addr, stop := startRun(t, c)
+	publishRecords(t, "http://"+addr, erRecord("b-1", keptUser, "case-kept-1", time.Now()))
+	waitRecord(t, "http://"+addr, "b-1")
+	stop()
+
+	ks := openKeyStore(t, dir)
+	kid, ok, err := ks.SubjectKey(ctx, erTenant, keptUser)
+	ks.Close()
+	if err != nil || !ok {
+		t.Fatalf("bob's key: %v %v", ok, err)
+	}
+	rec, err := erasureRecord(erTenant, "compliance-officer", []seal.KeyID{kid}, "erasure on request", false, time.Now(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (&pendingRecords{dir: erasurePendingDir(dir)}).write(rec); err != nil {
+		t.Fatal(err)
+	}
+
+	addr, stop = startRun(t, c)
+	defer stop()
+	base := "http://" + addr
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		des, _ := os.ReadDir(erasurePendingDir(dir))
+		if len(des) == 0 && strings.Contains(logs.String(), "dropped a pending erasure record whose keys were never destroyed") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the pending record of an erasure that did not happen was not dropped with a log line (left: %v)\n%s", des, logs)
+		}
+	}
+	if b := waitRecord(t, base, "b-1"); b.Record.User.ID != keptUser {
+		t.Fatalf("b-1 shows %q, want the clear user", b.Record.User.ID)
+	}
+	publishRecords(t, base, erRecord("b-2", keptUser, "case-kept-2", time.Now()))
+	waitRecord(t, base, "b-2") // indexed after anything published before it
+	if code, b := httpDo(t, "GET", base+"/v1/records/"+rec.ID+"?tenant="+erTenant, ""); code != http.StatusNotFound {
+		t.Fatalf("the dropped erasure record is in the log: %d %s", code, b)
 	}
 }

@@ -168,6 +168,7 @@ func startWorkers(ctx, gctx context.Context, g *errgroup.Group, c Config, st *st
 					return err
 				}},
 			scrub: scrubStreams(js, elog), logger: elog, now: now, metrics: newRetentionMetrics(st.reg), exports: w.exports}
+		w.eraser.pending.check = w.eraser.recordedKeysGone
 		// Pending erasure records and the retention windows (retention.go). Stopped before the
 		// log closes, like the ingester: a retention erasure purges from the log.
 		// A key store restored from a backup older than some erasure still holds their keys:
