@@ -48,19 +48,14 @@ func runRebuild(args []string) error {
 	dataDir := fs.String("data-dir", "./data", "lineaged data directory")
 	vfile := fs.String("verifier-file", "", "log public key file (default <data-dir>/keys/log.key.pub with the keys of its rotations)")
 	var c service.Config
-	fs.StringVar(&c.Ledger, "ledger", "tessera", "ledger driver of the data dir: tessera, trillian or tessera-aws")
+	logFlags(fs, &c)
 	c.RegisterTesseraAWSFlags(fs)
-	fs.StringVar(&c.TrillianAddr, "trillian-addr", "", "Trillian log server (with --ledger trillian)")
-	fs.Int64Var(&c.TrillianTreeID, "trillian-tree-id", 0, "Trillian tree id (with --ledger trillian)")
-	fs.StringVar(&c.TrillianTLSCA, "trillian-tls-ca", "", "CA file for TLS to Trillian")
 	fs.BoolVar(&c.HA, "ha", false, "the log belongs to a cluster of lineaged --ha nodes: read its checkpoint from the cluster's NATS (--nats-url) instead of the data dir")
 	fs.StringVar(&c.NATSURL, "nats-url", "", "the cluster's NATS seed URLs (with --ha)")
 	c.NATS.Register(fs)
 	// The index flags are lineaged serve's, with the same environment variables, so a rebuild
 	// uses exactly the index (and retention) the daemon does.
 	fs.StringVar(&c.Index, "index", "sqlite", "index to rebuild: sqlite (the data dir's file) or clickhouse (emptied and refilled in place)")
-	fs.StringVar(&c.ErasureKeyStore, "erasure-key-store", "", "the erasure key store, for a log with erasure on (default <data-dir>/keys/erasure.sqlite)")
-	fs.StringVar(&c.ErasureMasterKeyFile, "erasure-master-key-file", "", "its master key file (default <data-dir>/keys/erasure.master; LINEAGE_ERASURE_MASTER_KEY holds the key itself instead)")
 	fs.StringVar(&c.ClickHouseDSN, "clickhouse-dsn", "", "ClickHouse native DSN for --index clickhouse (clickhouse://user:password@host:9000/lineage); prefer the environment variable, it holds a password")
 	fs.DurationVar(&c.IndexRetention, "index-retention", 0, "the index retention lineaged serve uses (0: forever); under 4392h (six months) needs --force-short-retention")
 	fs.BoolVar(&c.ForceShortRetention, "force-short-retention", false, "allow an index retention under six months")
@@ -68,15 +63,7 @@ func runRebuild(args []string) error {
 	if err := cliflag.Parse(fs, envPrefix, args); err != nil {
 		return err
 	}
-	var v note.Verifier
-	var err error
-	if *vfile == "" {
-		// The data dir's keys: the current one and, after rotations, every earlier key, so a
-		// checkpoint signed before the last rotation still opens.
-		v, err = dataDirVerifier(filepath.Join(*dataDir, "keys", "log.key"))
-	} else {
-		v, err = ledger.ReadVerifierFile(*vfile)
-	}
+	v, err := logVerifier(*dataDir, *vfile)
 	if err != nil {
 		return err
 	}
@@ -99,6 +86,27 @@ func runRebuild(args []string) error {
 	}
 	fmt.Printf("rebuilt %s from %d log entries in %s\n", what, n, time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// logFlags registers the flags that locate a data dir's log and its erasure key store (the
+// offline commands: rebuild-index, lost-keys).
+func logFlags(fs *flag.FlagSet, c *service.Config) {
+	fs.StringVar(&c.Ledger, "ledger", "tessera", "ledger driver of the data dir: tessera, trillian or tessera-aws")
+	fs.StringVar(&c.TrillianAddr, "trillian-addr", "", "Trillian log server (with --ledger trillian)")
+	fs.Int64Var(&c.TrillianTreeID, "trillian-tree-id", 0, "Trillian tree id (with --ledger trillian)")
+	fs.StringVar(&c.TrillianTLSCA, "trillian-tls-ca", "", "CA file for TLS to Trillian")
+	fs.StringVar(&c.ErasureKeyStore, "erasure-key-store", "", "the erasure key store, for a log with erasure on (default <data-dir>/keys/erasure.sqlite)")
+	fs.StringVar(&c.ErasureMasterKeyFile, "erasure-master-key-file", "", "its master key file (default <data-dir>/keys/erasure.master; LINEAGE_ERASURE_MASTER_KEY holds the key itself instead)")
+}
+
+// logVerifier is the verifier of a data dir's log: the key file vfile if set, otherwise the
+// data dir's keys (the current one and, after rotations, every earlier key, so a checkpoint
+// signed before the last rotation still opens).
+func logVerifier(dataDir, vfile string) (note.Verifier, error) {
+	if vfile != "" {
+		return ledger.ReadVerifierFile(vfile)
+	}
+	return dataDirVerifier(filepath.Join(dataDir, "keys", "log.key"))
 }
 
 // dataDirVerifier is the verifier of the key file keyFile: its .pub and the keys of its rotation

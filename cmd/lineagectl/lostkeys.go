@@ -6,13 +6,10 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/lineage-audit/lineage/internal/cliflag"
 	"github.com/lineage-audit/lineage/internal/service"
-	"github.com/lineage-audit/lineage/ledger"
-	"golang.org/x/mod/sumdb/note"
 )
 
 // runLostKeys lists the subject keys a log with erasure on needs and its key store has lost (a
@@ -26,12 +23,7 @@ func runLostKeys(args []string) error {
 	declare := fs.Bool("declare", false, "record a tombstone for every lost key (their fields then read as erased); needs --basis")
 	basis := fs.String("basis", "", "what happened, recorded in each tombstone (e.g. \"key store restored from the backup of 2026-11-02; later keys lost\")")
 	var c service.Config
-	fs.StringVar(&c.Ledger, "ledger", "tessera", "ledger driver of the data dir: tessera or trillian")
-	fs.StringVar(&c.TrillianAddr, "trillian-addr", "", "Trillian log server (with --ledger trillian)")
-	fs.Int64Var(&c.TrillianTreeID, "trillian-tree-id", 0, "Trillian tree id (with --ledger trillian)")
-	fs.StringVar(&c.TrillianTLSCA, "trillian-tls-ca", "", "CA file for TLS to Trillian")
-	fs.StringVar(&c.ErasureKeyStore, "erasure-key-store", "", "the erasure key store (default <data-dir>/keys/erasure.sqlite)")
-	fs.StringVar(&c.ErasureMasterKeyFile, "erasure-master-key-file", "", "its master key file (default <data-dir>/keys/erasure.master; LINEAGE_ERASURE_MASTER_KEY holds the key itself instead)")
+	logFlags(fs, &c)
 	fs.Usage = cliflag.Usage(fs, envPrefix, "usage: lineagectl lost-keys [--data-dir DIR] [--declare --basis TEXT]")
 	if err := cliflag.Parse(fs, envPrefix, args); err != nil {
 		return err
@@ -42,13 +34,7 @@ func runLostKeys(args []string) error {
 	if *declare && *basis == "" {
 		return errors.New("--declare needs --basis: what happened, recorded in each tombstone")
 	}
-	var v note.Verifier
-	var err error
-	if *vfile == "" {
-		v, err = dataDirVerifier(filepath.Join(*dataDir, "keys", "log.key"))
-	} else {
-		v, err = ledger.ReadVerifierFile(*vfile)
-	}
+	v, err := logVerifier(*dataDir, *vfile)
 	if err != nil {
 		return err
 	}
