@@ -23,9 +23,10 @@ const DefaultCacheSize = 65536
 // store file belongs to one lineaged process (erasures go through its API), and the tools
 // that open it otherwise (rebuild-index) run beside no eraser.
 type keyCache struct {
-	mu    sync.Mutex
-	max   int
-	gen   uint64
+	mu     sync.Mutex
+	max    int
+	closed bool // the store is closed: nothing is cached any more
+	gen    uint64
 	subj  map[subjectRef]*list.Element
 	byKID map[seal.KeyID]*list.Element
 	lru   list.List // front: most recently used; values *cached
@@ -120,7 +121,7 @@ func (c *keyCache) put(gen uint64, tenant string, mac []byte, kid seal.KeyID, ke
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.gen != gen {
+	if c.gen != gen || c.closed {
 		return
 	}
 	if e, ok := c.byKID[kid]; ok {
@@ -163,6 +164,21 @@ func (c *keyCache) drop(kids []seal.KeyID) {
 		if e, ok := c.byKID[kid]; ok {
 			c.remove(e)
 		}
+	}
+}
+
+// close forgets and zeroes every cached key and caches nothing more: a closed store serves
+// no key.
+func (c *keyCache) close() {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closed = true
+	c.gen++
+	for c.lru.Len() > 0 {
+		c.remove(c.lru.Back())
 	}
 }
 

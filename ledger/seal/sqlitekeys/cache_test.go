@@ -98,6 +98,19 @@ func TestKeyCache(t *testing.T) {
 	if n := s.cache.len(); n != 2 {
 		t.Fatalf("%d keys cached, want 2 (the size)", n)
 	}
+
+	// A closed store serves no key, cached or not.
+	kid4, _, err := s.KeyFor(ctx, "acme", "dave")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if _, err := s.Open(ctx, "acme", kid4); err == nil {
+		t.Fatal("Open on a closed store served a cached key")
+	}
+	if s.cache.len() != 0 {
+		t.Fatalf("%d keys cached after Close", s.cache.len())
+	}
 }
 
 // TestKeyCacheStaleRead: a key read from the file before an erasure committed is not cached

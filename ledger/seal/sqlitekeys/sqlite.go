@@ -227,6 +227,7 @@ func (s *SQLiteStore) Close() error {
 		delete(s.peppers, t)
 	}
 	s.mu.Unlock()
+	s.cache.close()
 	return s.db.Close()
 }
 
