@@ -27,9 +27,9 @@ type keyCache struct {
 	max    int
 	closed bool // the store is closed: nothing is cached any more
 	gen    uint64
-	subj  map[subjectRef]*list.Element
-	byKID map[seal.KeyID]*list.Element
-	lru   list.List // front: most recently used; values *cached
+	subj   map[subjectRef]*list.Element
+	byKID  map[seal.KeyID]*list.Element
+	lru    list.List // front: most recently used; values *cached
 }
 
 type subjectRef struct {
