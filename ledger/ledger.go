@@ -44,7 +44,10 @@ type Checkpoint struct {
 // Log is the interface every ledger driver implements.
 type Log interface {
 	// Add queues one entry and returns a future for its index. Entries added by one goroutine
-	// are sequenced in the order of the calls. Callers add a whole batch first and then resolve
+	// are normally sequenced in the order of the calls, but the index a future returns is what
+	// counts: Tessera's queue may sequence a batch it flushed on age after the next one, flushed
+	// on size (both are handed to its worker after its lock is released), so callers must not
+	// derive indexes from the order of their calls. Callers add a whole batch first and then resolve
 	// the futures, so the driver can group many entries into one durable write. Once a future
 	// resolves without error a crash cannot lose the entry, and the next published checkpoint
 	// commits to it.
