@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	lineage "github.com/lineage-audit/lineage"
@@ -29,6 +30,9 @@ type workers struct {
 	exports   *exporters.Service
 	findings  *query.FindingsWorker // nil with Config.NoFindings
 	eraser    *eraser               // nil unless erasure is on
+	// wakePublisher wakes the findings publisher (set once it exists; the findings worker
+	// runs before).
+	wakePublisher atomic.Pointer[func()]
 }
 
 // startWorkers starts, each as a goroutine of g: the indexer (log → index), then NATS (embedded
@@ -78,6 +82,13 @@ func startWorkers(ctx, gctx context.Context, g *errgroup.Group, c Config, st *st
 			return nil, nil, err
 		}
 		w.indexer.Applied = w.findings.Offer
+		// The worker runs before the publisher exists (below): Changed is set now, before it
+		// starts, and wakes the publisher once there is one.
+		w.findings.Changed = func([]findings.Change) {
+			if wake := w.wakePublisher.Load(); wake != nil {
+				(*wake)()
+			}
+		}
 		rf := func() {}
 		if st.erasure != nil {
 			ri := resumeIndexing
@@ -140,7 +151,8 @@ func startWorkers(ctx, gctx context.Context, g *errgroup.Group, c Config, st *st
 		failed := prometheus.NewCounter(prometheus.CounterOpts{Name: "lineage_findings_publish_failures_total", Help: "Failed attempts to publish a finding (retried)."})
 		st.reg.MustRegister(published, failed)
 		pub.Published, pub.Failed = published.Inc, failed.Inc
-		w.findings.Changed = func([]findings.Change) { pub.Wake() }
+		wake := pub.Wake
+		w.wakePublisher.Store(&wake)
 		cs.add(spawn(g, context.WithoutCancel(ctx), "findings-publisher", pub.Run))
 	}
 
