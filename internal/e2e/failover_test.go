@@ -412,7 +412,7 @@ func TestHAFailover(t *testing.T) {
 	}
 	// Another node takes the writer lease (5-7 s), then the job's lease, then runs the whole
 	// export again, on a machine busy with the rest of `make test`: 2 minutes were once not
-	// enough there (alone it takes well under one).
+	// enough there (the test passed alone right after).
 	waitUntil(t, 4*time.Minute, "the export to finish", func() bool {
 		j = jobOn(other)
 		return j.Status == "succeeded" || j.Status == "failed"
