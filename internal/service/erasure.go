@@ -374,22 +374,16 @@ func (er *eraser) Erase(ctx context.Context, req query.ErasureRequest) (query.Er
 	}
 	now := er.now().UTC()
 	floor := now.Add(-er.e.minRetention(req.Tenant))
-	recent, err := er.index.UserActions(ctx, index.UserQuery{Tenant: req.Tenant, UserID: req.Subject, From: floor, Limit: 1})
+	// Any record sealed under the subject's key inside the minimum retention counts, whatever
+	// the path: as the user (/user/id is always sealed, seal.DefaultPaths), a reviewer or a
+	// configured path. A subject without a key has no record at all.
+	kid, ok, err := er.e.keys.SubjectKey(ctx, req.Tenant, req.Subject)
 	if err != nil {
 		return res, fmt.Errorf("erasure: retention check: %w", err)
 	}
-	res.WithinRetention = len(recent) > 0
-	if !res.WithinRetention {
-		// A subject may be in records as a reviewer or under a configured path, not only as
-		// the user: any record sealed under its key inside the minimum retention counts.
-		kid, ok, err := er.e.keys.SubjectKey(ctx, req.Tenant, req.Subject)
-		if err != nil {
+	if ok {
+		if res.WithinRetention, err = er.index.SealedSince(ctx, req.Tenant, kid, floor); err != nil {
 			return res, fmt.Errorf("erasure: retention check: %w", err)
-		}
-		if ok {
-			if res.WithinRetention, err = er.index.SealedSince(ctx, req.Tenant, kid, floor); err != nil {
-				return res, fmt.Errorf("erasure: retention check: %w", err)
-			}
 		}
 	}
 	basis := strings.TrimSpace(req.LegalBasis)

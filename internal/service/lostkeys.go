@@ -62,9 +62,8 @@ func LostKeys(ctx context.Context, c Config, v note.Verifier, declare bool, basi
 		tenant string
 		kid    seal.KeyID
 	}
-	checked := map[ref]bool{} // true: lost
 	var lost []LostKey
-	at := map[ref]int{}
+	at := map[ref]int{} // every key checked: its place in lost, or -1 (the store has it)
 	for from := uint64(0); from < cp.Size; {
 		n := min(lostKeysBatch, cp.Size-from)
 		entries, err := lg.Entries(ctx, from, n, cp.Size)
@@ -87,7 +86,7 @@ func LostKeys(ctx context.Context, c Config, v note.Verifier, declare bool, basi
 					continue
 				}
 				seen[f.KeyID] = true
-				isLost, ok := checked[r]
+				i, ok := at[r]
 				if !ok {
 					has, err := keys.HasKey(ctx, r.tenant, r.kid)
 					if err != nil {
@@ -97,15 +96,15 @@ func LostKeys(ctx context.Context, c Config, v note.Verifier, declare bool, basi
 					if err != nil {
 						return nil, fmt.Errorf("lost keys: %w", err)
 					}
-					isLost = !has && !tomb
-					checked[r] = isLost
-					if isLost {
-						at[r] = len(lost)
+					i = -1
+					if !has && !tomb {
+						i = len(lost)
 						lost = append(lost, LostKey{Tenant: r.tenant, KeyID: r.kid, First: idx})
 					}
+					at[r] = i
 				}
-				if isLost {
-					lost[at[r]].Entries++
+				if i >= 0 {
+					lost[i].Entries++
 				}
 			}
 		}

@@ -128,9 +128,8 @@ func (s *SQLiteStore) DeclareLost(ctx context.Context, tenant string, kids []sea
 			if tombs > 0 {
 				continue
 			}
-			if _, err := tx.ExecContext(ctx, "INSERT INTO tombstones (key_id, tenant, erased_at, basis) VALUES (?, ?, ?, ?)",
-				kid[:], tenant, s.now().Unix(), basis); err != nil {
-				return fmt.Errorf("tombstone %s: %w", kid, err)
+			if err := s.insertTombstone(ctx, tx, tenant, kid, basis); err != nil {
+				return err
 			}
 			done = append(done, kid)
 		}

@@ -523,6 +523,11 @@ func (s *SQLiteStore) tombstone(ctx context.Context, tx *sql.Tx, tenant string, 
 	if _, err := tx.ExecContext(ctx, "DELETE FROM subject_keys WHERE key_id = ? AND tenant = ?", kid[:], tenant); err != nil {
 		return fmt.Errorf("delete key %s: %w", kid, err)
 	}
+	return s.insertTombstone(ctx, tx, tenant, kid, basis)
+}
+
+// insertTombstone records kid's tombstone, inside tx.
+func (s *SQLiteStore) insertTombstone(ctx context.Context, tx *sql.Tx, tenant string, kid seal.KeyID, basis string) error {
 	if _, err := tx.ExecContext(ctx, "INSERT INTO tombstones (key_id, tenant, erased_at, basis) VALUES (?, ?, ?, ?)",
 		kid[:], tenant, s.now().Unix(), basis); err != nil {
 		return fmt.Errorf("tombstone %s: %w", kid, err)
