@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -62,12 +63,26 @@ type daemon struct {
 	httpAddr string
 	cmd      *exec.Cmd
 	logs     *testenv.SyncBuffer
-	done     chan error
+	done     chan struct{} // closed once the process has exited; err is then how
+	err      error
+	// expected is set before the test stops the process itself (kill, stop, a fencing check),
+	// so that a supervisor can tell those exits from the ones the daemon chose.
+	expected atomic.Bool
 }
 
 func startDaemon(t testing.TB, dataDir, natsAddr, httpAddr string, extra ...string) *daemon {
 	t.Helper()
-	d := &daemon{t: t, dataDir: dataDir, natsAddr: natsAddr, httpAddr: httpAddr, logs: &testenv.SyncBuffer{}, done: make(chan error, 1)}
+	d, err := launchDaemon(t, dataDir, natsAddr, httpAddr, extra...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// launchDaemon starts lineaged and waits for its /healthz. Unlike startDaemon it does not end
+// the test, so a goroutine other than the test's may call it.
+func launchDaemon(t testing.TB, dataDir, natsAddr, httpAddr string, extra ...string) (*daemon, error) {
+	d := &daemon{t: t, dataDir: dataDir, natsAddr: natsAddr, httpAddr: httpAddr, logs: &testenv.SyncBuffer{}, done: make(chan struct{})}
 	args := append([]string{"serve", "--data-dir", dataDir, "--nats-addr", natsAddr,
 		"--http-addr", httpAddr, "--checkpoint-interval", "100ms", "--log-origin", "lineage.test/e2e"}, extra...)
 	d.cmd = exec.Command(bins.lineaged, args...)
@@ -75,27 +90,35 @@ func startDaemon(t testing.TB, dataDir, natsAddr, httpAddr string, extra ...stri
 	d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	d.cmd.Stdout, d.cmd.Stderr = d.logs, d.logs
 	if err := d.cmd.Start(); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	go func() { d.done <- d.cmd.Wait() }()
+	go func() { d.err = d.cmd.Wait(); close(d.done) }()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
-		select {
-		case err := <-d.done:
-			t.Fatalf("lineaged exited early: %v\n%s", err, d.logs)
-		default:
+		if d.exited() {
+			return nil, fmt.Errorf("lineaged exited early: %v\n%s", d.err, d.logs)
 		}
 		if resp, err := http.Get(d.url("/healthz")); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return d
+				return d, nil
 			}
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	d.expected.Store(true)
 	d.cmd.Process.Kill()
-	t.Fatalf("lineaged not healthy after 30s\n%s", d.logs)
-	return nil
+	return nil, fmt.Errorf("lineaged not healthy after 30s\n%s", d.logs)
+}
+
+// exited reports whether the process has exited (d.err says how).
+func (d *daemon) exited() bool {
+	select {
+	case <-d.done:
+		return true
+	default:
+		return false
+	}
 }
 
 func (d *daemon) url(path string) string { return "http://" + d.httpAddr + path }
@@ -103,6 +126,7 @@ func (d *daemon) url(path string) string { return "http://" + d.httpAddr + path 
 // kill sends SIGKILL: no shutdown code runs, as in a crash or an OOM kill.
 func (d *daemon) kill() {
 	d.t.Helper()
+	d.expected.Store(true)
 	_ = d.cmd.Process.Kill()
 	<-d.done
 }
@@ -110,11 +134,12 @@ func (d *daemon) kill() {
 // stop sends SIGTERM and waits for a clean exit.
 func (d *daemon) stop() {
 	d.t.Helper()
+	d.expected.Store(true)
 	_ = d.cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case err := <-d.done:
-		if err != nil {
-			d.t.Fatalf("lineaged exited with %v\n%s", err, d.logs)
+	case <-d.done:
+		if d.err != nil {
+			d.t.Fatalf("lineaged exited with %v\n%s", d.err, d.logs)
 		}
 	case <-time.After(60 * time.Second):
 		d.cmd.Process.Kill()

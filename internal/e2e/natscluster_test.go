@@ -178,8 +178,8 @@ func TestNATSClusterFailover(t *testing.T) {
 	cancel()
 	<-sampleDone
 	select {
-	case err := <-d.done:
-		t.Fatalf("lineaged exited during the failovers: %v\n%s", err, d.logs)
+	case <-d.done:
+		t.Fatalf("lineaged exited during the failovers: %v\n%s", d.err, d.logs)
 	default:
 	}
 

@@ -21,7 +21,9 @@
 package ha
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -59,6 +61,9 @@ type Holder struct {
 	Node     string    `json:"node"`
 	Acquired time.Time `json:"acquired"`
 	HTTP     string    `json:"http,omitempty"`
+	// Term is random per holding, so the value identifies one term: a renewal whose reply was
+	// lost is recognised by it (Term.renew).
+	Term string `json:"term,omitempty"`
 }
 
 // Metrics are the lease's Prometheus metrics. NewMetrics registers them on every node, holder
@@ -177,7 +182,7 @@ func (l *Lease) pollEvery() time.Duration { return l.c.TTL / 20 }
 func (l *Lease) Acquire(ctx context.Context) (*Term, error) {
 	waiting := false
 	for {
-		h := Holder{Node: l.c.Node, Acquired: time.Now().UTC(), HTTP: l.c.HTTP}
+		h := Holder{Node: l.c.Node, Acquired: time.Now().UTC(), HTTP: l.c.HTTP, Term: rand.Text()}
 		val, _ := json.Marshal(h)
 		start := time.Now()
 		rctx, cancel := context.WithTimeout(ctx, l.c.TTL/5)
@@ -271,18 +276,23 @@ func (t *Term) Err() error {
 }
 
 // renew updates the key every TTL/5 while the deadline lasts, and ends the term when a renewal
-// finds another revision (someone else holds the key) or the deadline passes without one.
+// finds another holder's value (someone else holds the key) or the deadline passes without one.
 func (t *Term) renew() {
 	defer close(t.stopped)
 	l := t.l
 	every := l.c.TTL / 5
 	tick := time.NewTicker(every)
 	defer tick.Stop()
+	now := false // renew without waiting for the tick
 	for {
 		t.mu.Lock()
 		wait := time.Until(t.deadline)
 		t.mu.Unlock()
 		expire := time.NewTimer(wait)
+		var ticked <-chan time.Time = tick.C
+		if now {
+			ticked = closedTick
+		}
 		select {
 		case <-t.stop:
 			expire.Stop()
@@ -290,23 +300,53 @@ func (t *Term) renew() {
 		case <-expire.C:
 			t.end(fmt.Errorf("%w: no renewal succeeded before the lease's deadline", ErrLeaseLost))
 			return
-		case <-tick.C:
+		case <-ticked:
 		}
 		expire.Stop()
+		now = false
 		if t.Check() != nil {
 			t.end(t.Err())
 			return
 		}
 		start := time.Now()
+		held := t.Revision()
 		ctx, cancel := context.WithTimeout(context.Background(), every)
-		rev, err := l.kv.Update(ctx, leaseKey, t.val, t.Revision())
+		rev, err := l.kv.Update(ctx, leaseKey, t.val, held)
 		cancel()
 		switch {
 		case err == nil:
 			t.mu.Lock()
 			t.rev, t.deadline = rev, l.deadline(start)
 			t.mu.Unlock()
-		case errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted):
+		case errors.Is(err, jetstream.ErrKeyRevisionMismatch):
+			// An earlier renewal can have been stored while its reply was lost (it timed out
+			// here, under load): the key then holds this term's own value at a newer revision.
+			// Only this term writes that value (Holder.Term), and every write is a
+			// compare-and-set, so nobody else held the key since. The revision is adopted; the
+			// deadline is not moved (when that write was stored is unknown), and the renewal is
+			// retried at once.
+			switch cur, gerr := t.current(every); {
+			case errors.Is(gerr, jetstream.ErrKeyNotFound):
+				t.end(fmt.Errorf("%w: the lease key changed under this node (%v), then was gone", ErrLeaseLost, err))
+				return
+			case gerr != nil:
+				l.c.Metrics.RenewFailures.Inc()
+				l.c.Logger.Warn("ha: renew the writer lease: revision changed, and reading it failed (retrying until its deadline)", "err", gerr)
+			case cur.Revision() > held && bytes.Equal(cur.Value(), t.val):
+				t.mu.Lock()
+				t.rev = cur.Revision()
+				t.mu.Unlock()
+				l.c.Logger.Info("ha: an earlier renewal of the writer lease was stored though its reply was lost; renewing from its revision", "revision", cur.Revision())
+				now = true
+			case cur.Revision() <= held:
+				// A replica behind the leader answered; ask again.
+				l.c.Metrics.RenewFailures.Inc()
+				l.c.Logger.Warn("ha: renew the writer lease: revision changed, and the read was stale (retrying until its deadline)", "read", cur.Revision(), "held", held)
+			default:
+				t.end(fmt.Errorf("%w: the lease key changed under this node (%v; now revision %d)", ErrLeaseLost, err, cur.Revision()))
+				return
+			}
+		case errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted):
 			t.end(fmt.Errorf("%w: the lease key changed under this node (%v)", ErrLeaseLost, err))
 			return
 		default:
@@ -314,6 +354,24 @@ func (t *Term) renew() {
 			l.c.Logger.Warn("ha: renew the writer lease (retrying until its deadline)", "err", err)
 		}
 	}
+}
+
+// closedTick lets renew skip the wait for its ticker.
+var closedTick = func() <-chan time.Time {
+	c := make(chan time.Time)
+	close(c)
+	return c
+}()
+
+// current reads the lease key's latest entry.
+func (t *Term) current(timeout time.Duration) (jetstream.KeyValueEntry, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	e, err := t.l.kv.Get(ctx, leaseKey)
+	if err != nil {
+		return nil, fmt.Errorf("ha: read lease: %w", err)
+	}
+	return e, nil
 }
 
 // end ends the term as lost.

@@ -159,6 +159,62 @@ func TestLeaseRenewAndSteal(t *testing.T) {
 	}
 }
 
+// A renewal can be stored while its reply is lost (it timed out under load): the next renewal
+// then finds a newer revision, but one holding this term's own value. The term goes on; before
+// this, the writer fenced itself off and the cluster failed over for nothing (seen in
+// TestHAFailover in internal/e2e).
+func TestLeaseRenewalReplyLost(t *testing.T) {
+	s := testenv.StartJetStream(t)
+	const ttl = 2 * time.Second
+	_, js := testenv.ConnectJetStream(t, s)
+	var logs testenv.SyncBuffer
+	m := NewMetrics(prometheus.NewRegistry())
+	a, err := OpenLease(context.Background(), LeaseConfig{JS: js, Node: "a", TTL: ttl, Metrics: m, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	ta, err := a.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What the server holds after a renewal whose reply never came: the term's value, one
+	// revision on. (Retried if the renewer moved the revision meanwhile.)
+	var landed uint64
+	for i := 0; ; i++ {
+		if landed, err = a.kv.Update(ctx, leaseKey, ta.val, ta.Revision()); err == nil {
+			break
+		}
+		if i == 10 {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(2 * ttl)
+	if err := ta.Check(); err != nil {
+		t.Fatalf("the term ended over its own renewal: %v\n%s", err, logs.String())
+	}
+	if ta.Revision() <= landed {
+		t.Fatalf("revision %d, not renewed past the landed %d", ta.Revision(), landed)
+	}
+	if !strings.Contains(logs.String(), "reply was lost") || testutil.ToFloat64(m.Lost) != 0 {
+		t.Fatalf("lost %v times; logs:\n%s", testutil.ToFloat64(m.Lost), logs.String())
+	}
+	// The same revision dance with another value still ends the term.
+	if _, err := a.kv.Update(ctx, leaseKey, []byte(`{"node":"b","term":"x"}`), ta.Revision()); err != nil {
+		if _, err = a.kv.Update(ctx, leaseKey, []byte(`{"node":"b","term":"x"}`), ta.Revision()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-ta.Done():
+	case <-time.After(ttl):
+		t.Fatal("the term did not end after another value replaced it")
+	}
+	if err := ta.Err(); !errors.Is(err, ErrLeaseLost) || !strings.Contains(err.Error(), "changed under this node") {
+		t.Fatalf("Err: %v", err)
+	}
+}
+
 // Nodes must agree on the TTL: a node started with another one is refused.
 func TestLeaseTTLMismatch(t *testing.T) {
 	s := testenv.StartJetStream(t)
