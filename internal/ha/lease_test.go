@@ -179,16 +179,8 @@ func TestLeaseRenewalReplyLost(t *testing.T) {
 		t.Fatal(err)
 	}
 	// What the server holds after a renewal whose reply never came: the term's value, one
-	// revision on. (Retried if the renewer moved the revision meanwhile.)
-	var landed uint64
-	for i := 0; ; i++ {
-		if landed, err = a.kv.Update(ctx, leaseKey, ta.val, ta.Revision()); err == nil {
-			break
-		}
-		if i == 10 {
-			t.Fatal(err)
-		}
-	}
+	// revision on.
+	landed := putOver(t, a.kv, ta.val)
 	time.Sleep(2 * ttl)
 	if err := ta.Check(); err != nil {
 		t.Fatalf("the term ended over its own renewal: %v\n%s", err, logs.String())
@@ -200,11 +192,7 @@ func TestLeaseRenewalReplyLost(t *testing.T) {
 		t.Fatalf("lost %v times; logs:\n%s", testutil.ToFloat64(m.Lost), logs.String())
 	}
 	// The same revision dance with another value still ends the term.
-	if _, err := a.kv.Update(ctx, leaseKey, []byte(`{"node":"b","term":"x"}`), ta.Revision()); err != nil {
-		if _, err = a.kv.Update(ctx, leaseKey, []byte(`{"node":"b","term":"x"}`), ta.Revision()); err != nil {
-			t.Fatal(err)
-		}
-	}
+	putOver(t, a.kv, []byte(`{"node":"b","term":"x"}`))
 	select {
 	case <-ta.Done():
 	case <-time.After(ttl):
@@ -213,6 +201,26 @@ func TestLeaseRenewalReplyLost(t *testing.T) {
 	if err := ta.Err(); !errors.Is(err, ErrLeaseLost) || !strings.Contains(err.Error(), "changed under this node") {
 		t.Fatalf("Err: %v", err)
 	}
+}
+
+// putOver writes val over the lease key's latest revision by compare-and-set, as a renewal
+// does, retrying while the term's own renewals move the revision under it.
+func putOver(t *testing.T, kv jetstream.KeyValue, val []byte) uint64 {
+	t.Helper()
+	ctx := context.Background()
+	var err error
+	for range 50 {
+		var e jetstream.KeyValueEntry
+		if e, err = kv.Get(ctx, leaseKey); err != nil {
+			t.Fatal(err)
+		}
+		var rev uint64
+		if rev, err = kv.Update(ctx, leaseKey, val, e.Revision()); err == nil {
+			return rev
+		}
+	}
+	t.Fatal(err)
+	return 0
 }
 
 // Nodes must agree on the TTL: a node started with another one is refused.
