@@ -43,8 +43,10 @@ lint:
 	@cd internal/testenv/s3server && GOWORK=off $(GO) mod tidy -diff || { echo "internal/testenv/s3server: go.mod/go.sum are not tidy"; exit 1; }
 	cd internal/testenv/s3server && GOWORK=off $(GO) vet .
 
-## test: lint, then every test (unit, conformance, end-to-end) with the race detector.
+## test: lint, then every test (unit, conformance, end-to-end) with the race detector, and the
+## tests' S3 server's own test (a module of its own, see lint).
 test: deps test-deps lint
+	cd internal/testenv/s3server && GOWORK=off $(GO) test -count=1 .
 	$(GO) test -race -count=1 -timeout 20m ./...
 
 ## test-seaweedfs: the Tessera AWS driver's tests (ledger/tesseraaws) against SeaweedFS instead of

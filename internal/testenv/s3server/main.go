@@ -33,6 +33,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -74,7 +75,7 @@ func run() error {
 			return fmt.Errorf("create bucket %s: %w", *bucket, err)
 		}
 	}
-	faker := gofakes3.New(backend,
+	faker := gofakes3.New(&copyingBackend{Backend: backend},
 		gofakes3.WithLogger(slogLogger{}),
 		gofakes3.WithIntegrityCheck(true),
 		gofakes3.WithoutVersioning(),
@@ -99,6 +100,93 @@ func run() error {
 	defer cancel()
 	_ = srv.Shutdown(sctx)
 	return nil
+}
+
+// copyingBackend works around an aliasing bug of gofakes3's bolt backend: GetObject and
+// HeadObject return the object's contents and hash as slices of bbolt's memory map (the BSON
+// decoder does not copy), valid only inside the read transaction that already ended. A write
+// that reuses those pages changes the bytes while they are still being served, and one that
+// grows the file remaps it under them: two Tessera appenders publishing checkpoints and tiles
+// made a reader get a torn checkpoint ("malformed note", TestTwoAppenders in ledger/tesseraaws),
+// and TestReadsAreWholeUnderWrites without this wrapper dies of a fault address. Here reads
+// copy what they return while no write runs, and every write waits for those copies.
+type copyingBackend struct {
+	gofakes3.Backend
+	mu sync.RWMutex // read: a GetObject or HeadObject copying out; write: any change
+}
+
+func (b *copyingBackend) GetObject(bucket, name string, rng *gofakes3.ObjectRangeRequest) (*gofakes3.Object, error) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	o, err := b.Backend.GetObject(bucket, name, rng)
+	if err != nil || o == nil {
+		return o, err
+	}
+	data, err := io.ReadAll(o.Contents)
+	o.Contents.Close()
+	if err != nil {
+		return nil, err
+	}
+	o.Contents = io.NopCloser(bytes.NewReader(data))
+	o.Hash = bytes.Clone(o.Hash)
+	return o, nil
+}
+
+func (b *copyingBackend) HeadObject(bucket, name string) (*gofakes3.Object, error) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	o, err := b.Backend.HeadObject(bucket, name)
+	if err == nil && o != nil {
+		o.Hash = bytes.Clone(o.Hash)
+	}
+	return o, err
+}
+
+func (b *copyingBackend) PutObject(bucket, key string, meta map[string]string, input io.Reader, size int64, cond *gofakes3.PutConditions) (gofakes3.PutObjectResult, error) {
+	// The body is read before the lock: a slow upload must not hold up every reader.
+	data, err := gofakes3.ReadAll(input, size)
+	if err != nil {
+		return gofakes3.PutObjectResult{}, err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.Backend.PutObject(bucket, key, meta, bytes.NewReader(data), size, cond)
+}
+
+func (b *copyingBackend) CopyObject(srcBucket, srcKey, dstBucket, dstKey string, meta map[string]string) (gofakes3.CopyObjectResult, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.Backend.CopyObject(srcBucket, srcKey, dstBucket, dstKey, meta)
+}
+
+func (b *copyingBackend) DeleteObject(bucket, name string) (gofakes3.ObjectDeleteResult, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.Backend.DeleteObject(bucket, name)
+}
+
+func (b *copyingBackend) DeleteMulti(bucket string, objects ...string) (gofakes3.MultiDeleteResult, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.Backend.DeleteMulti(bucket, objects...)
+}
+
+func (b *copyingBackend) CreateBucket(name string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.Backend.CreateBucket(name)
+}
+
+func (b *copyingBackend) DeleteBucket(name string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.Backend.DeleteBucket(name)
+}
+
+func (b *copyingBackend) ForceDeleteBucket(name string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.Backend.ForceDeleteBucket(name)
 }
 
 // slogLogger sends gofakes3's warnings and errors to slog; its per-request INFO lines are dropped.
