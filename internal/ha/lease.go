@@ -279,20 +279,14 @@ func (t *Term) Err() error {
 // finds another holder's value (someone else holds the key) or the deadline passes without one.
 func (t *Term) renew() {
 	defer close(t.stopped)
-	l := t.l
-	every := l.c.TTL / 5
+	every := t.l.c.TTL / 5
 	tick := time.NewTicker(every)
 	defer tick.Stop()
-	now := false // renew without waiting for the tick
 	for {
 		t.mu.Lock()
 		wait := time.Until(t.deadline)
 		t.mu.Unlock()
 		expire := time.NewTimer(wait)
-		var ticked <-chan time.Time = tick.C
-		if now {
-			ticked = closedTick
-		}
 		select {
 		case <-t.stop:
 			expire.Stop()
@@ -300,78 +294,73 @@ func (t *Term) renew() {
 		case <-expire.C:
 			t.end(fmt.Errorf("%w: no renewal succeeded before the lease's deadline", ErrLeaseLost))
 			return
-		case <-ticked:
+		case <-tick.C:
 		}
 		expire.Stop()
-		now = false
-		if t.Check() != nil {
-			t.end(t.Err())
-			return
-		}
-		start := time.Now()
-		held := t.Revision()
-		ctx, cancel := context.WithTimeout(context.Background(), every)
-		rev, err := l.kv.Update(ctx, leaseKey, t.val, held)
-		cancel()
-		switch {
-		case err == nil:
-			t.mu.Lock()
-			t.rev, t.deadline = rev, l.deadline(start)
-			t.mu.Unlock()
-		case errors.Is(err, jetstream.ErrKeyRevisionMismatch):
-			// An earlier renewal can have been stored while its reply was lost (it timed out
-			// here, under load): the key then holds this term's own value at a newer revision.
-			// Only this term writes that value (Holder.Term), and every write is a
-			// compare-and-set, so nobody else held the key since. The revision is adopted; the
-			// deadline is not moved (when that write was stored is unknown), and the renewal is
-			// retried at once.
-			switch cur, gerr := t.current(every); {
-			case errors.Is(gerr, jetstream.ErrKeyNotFound):
-				t.end(fmt.Errorf("%w: the lease key changed under this node (%v), then was gone", ErrLeaseLost, err))
-				return
-			case gerr != nil:
-				l.c.Metrics.RenewFailures.Inc()
-				l.c.Logger.Warn("ha: renew the writer lease: revision changed, and reading it failed (retrying until its deadline)", "err", gerr)
-			case cur.Revision() > held && bytes.Equal(cur.Value(), t.val):
-				t.mu.Lock()
-				t.rev = cur.Revision()
-				t.mu.Unlock()
-				l.c.Logger.Info("ha: an earlier renewal of the writer lease was stored though its reply was lost; renewing from its revision", "revision", cur.Revision())
-				now = true
-			case cur.Revision() <= held:
-				// A replica behind the leader answered; ask again.
-				l.c.Metrics.RenewFailures.Inc()
-				l.c.Logger.Warn("ha: renew the writer lease: revision changed, and the read was stale (retrying until its deadline)", "read", cur.Revision(), "held", held)
-			default:
-				t.end(fmt.Errorf("%w: the lease key changed under this node (%v; now revision %d)", ErrLeaseLost, err, cur.Revision()))
+		for again := true; again; {
+			if t.Check() != nil {
+				t.end(t.Err())
 				return
 			}
-		case errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted):
-			t.end(fmt.Errorf("%w: the lease key changed under this node (%v)", ErrLeaseLost, err))
-			return
-		default:
-			l.c.Metrics.RenewFailures.Inc()
-			l.c.Logger.Warn("ha: renew the writer lease (retrying until its deadline)", "err", err)
+			var lost error
+			if again, lost = t.renewOnce(every); lost != nil {
+				t.end(lost)
+				return
+			}
 		}
 	}
 }
 
-// closedTick lets renew skip the wait for its ticker.
-var closedTick = func() <-chan time.Time {
-	c := make(chan time.Time)
-	close(c)
-	return c
-}()
-
-// current reads the lease key's latest entry.
-func (t *Term) current(timeout time.Duration) (jetstream.KeyValueEntry, error) {
+// renewOnce sends one renewal. It returns lost once the key is no longer this term's, and again
+// when a renewal should follow at once.
+func (t *Term) renewOnce(timeout time.Duration) (again bool, lost error) {
+	l := t.l
+	start := time.Now()
+	held := t.Revision()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	e, err := t.l.kv.Get(ctx, leaseKey)
-	if err != nil {
-		return nil, fmt.Errorf("ha: read lease: %w", err)
+	rev, err := l.kv.Update(ctx, leaseKey, t.val, held)
+	switch {
+	case err == nil:
+		t.mu.Lock()
+		t.rev, t.deadline = rev, l.deadline(start)
+		t.mu.Unlock()
+		return false, nil
+	case errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted):
+		return false, fmt.Errorf("%w: the lease key changed under this node (%v)", ErrLeaseLost, err)
+	case !errors.Is(err, jetstream.ErrKeyRevisionMismatch):
+		l.c.Metrics.RenewFailures.Inc()
+		l.c.Logger.Warn("ha: renew the writer lease (retrying until its deadline)", "err", err)
+		return false, nil
 	}
-	return e, nil
+	// An earlier renewal can have been stored while its reply was lost (it timed out here,
+	// under load): the key then holds this term's own value at a newer revision. Only this
+	// term writes that value (Holder.Term), and every write is a compare-and-set, so nobody
+	// else held the key since. The revision is adopted; the deadline is not moved (when that
+	// write was stored is unknown), and the renewal is retried at once.
+	gctx, gcancel := context.WithTimeout(context.Background(), timeout)
+	defer gcancel()
+	cur, gerr := l.kv.Get(gctx, leaseKey)
+	switch {
+	case errors.Is(gerr, jetstream.ErrKeyNotFound):
+		return false, fmt.Errorf("%w: the lease key changed under this node (%v), then was gone", ErrLeaseLost, err)
+	case gerr != nil:
+		l.c.Metrics.RenewFailures.Inc()
+		l.c.Logger.Warn("ha: renew the writer lease: revision changed, and reading it failed (retrying until its deadline)", "err", gerr)
+		return false, nil
+	case cur.Revision() <= held:
+		// A replica behind the leader answered; ask again at the next tick.
+		l.c.Metrics.RenewFailures.Inc()
+		l.c.Logger.Warn("ha: renew the writer lease: revision changed, and the read was stale (retrying until its deadline)", "read", cur.Revision(), "held", held)
+		return false, nil
+	case !bytes.Equal(cur.Value(), t.val):
+		return false, fmt.Errorf("%w: the lease key changed under this node (%v; now revision %d)", ErrLeaseLost, err, cur.Revision())
+	}
+	t.mu.Lock()
+	t.rev = cur.Revision()
+	t.mu.Unlock()
+	l.c.Logger.Info("ha: an earlier renewal of the writer lease was stored though its reply was lost; renewing from its revision", "revision", cur.Revision())
+	return true, nil
 }
 
 // end ends the term as lost.

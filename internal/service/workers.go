@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	lineage "github.com/lineage-audit/lineage"
@@ -30,9 +29,6 @@ type workers struct {
 	exports   *exporters.Service
 	findings  *query.FindingsWorker // nil with Config.NoFindings
 	eraser    *eraser               // nil unless erasure is on
-	// wakePublisher wakes the findings publisher (set once it exists; the findings worker
-	// runs before).
-	wakePublisher atomic.Pointer[func()]
 }
 
 // startWorkers starts, each as a goroutine of g: the indexer (log → index), then NATS (embedded
@@ -77,18 +73,20 @@ func startWorkers(ctx, gctx context.Context, g *errgroup.Group, c Config, st *st
 	// Cleanups run in reverse: on an error below, the indexer is resumed before it is stopped
 	// (a paused indexer could not return).
 	cs.add(resumeIndexing)
+	var pub *findings.Publisher // nil with Config.NoFindings
 	if st.findings != nil {
 		if w.findings, err = query.NewFindingsWorker(ctx, st.log, st.findings, w.indexer, st.findingsConfig, st.reg, log.With("component", "findings")); err != nil {
 			return nil, nil, err
 		}
 		w.indexer.Applied = w.findings.Offer
-		// The worker runs before the publisher exists (below): Changed is set now, before it
-		// starts, and wakes the publisher once there is one.
-		w.findings.Changed = func([]findings.Change) {
-			if wake := w.wakePublisher.Load(); wake != nil {
-				(*wake)()
-			}
-		}
+		// New and changed findings go out on lineage.findings.<tenant> from the store's outbox.
+		// The publisher is made now so that the worker's Changed hook is set before the worker
+		// starts; it runs once NATS is connected (below), and w.js is set by then.
+		pub = findings.NewPublisher(st.findings, func(ctx context.Context, subject, msgID string, data []byte) error {
+			_, err := w.js.Publish(ctx, subject, data, jetstream.WithMsgID(msgID))
+			return err
+		}, log.With("component", "findings-publisher"))
+		w.findings.Changed = func([]findings.Change) { pub.Wake() }
 		rf := func() {}
 		if st.erasure != nil {
 			ri := resumeIndexing
@@ -140,19 +138,11 @@ func startWorkers(ctx, gctx context.Context, g *errgroup.Group, c Config, st *st
 		return nil, nil, err
 	}
 	cs.add(spawn(g, gctx, "ingester", in.Run))
-	js := w.js
-	if st.findings != nil {
-		// New and changed findings go out on lineage.findings.<tenant> from the store's outbox.
-		pub := findings.NewPublisher(st.findings, func(ctx context.Context, subject, msgID string, data []byte) error {
-			_, err := js.Publish(ctx, subject, data, jetstream.WithMsgID(msgID))
-			return err
-		}, log.With("component", "findings-publisher"))
+	if pub != nil {
 		published := prometheus.NewCounter(prometheus.CounterOpts{Name: "lineage_findings_published_total", Help: "Findings messages published on lineage.findings.<tenant>."})
 		failed := prometheus.NewCounter(prometheus.CounterOpts{Name: "lineage_findings_publish_failures_total", Help: "Failed attempts to publish a finding (retried)."})
 		st.reg.MustRegister(published, failed)
 		pub.Published, pub.Failed = published.Inc, failed.Inc
-		wake := pub.Wake
-		w.wakePublisher.Store(&wake)
 		cs.add(spawn(g, context.WithoutCancel(ctx), "findings-publisher", pub.Run))
 	}
 
